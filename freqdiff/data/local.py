@@ -1,0 +1,104 @@
+"""Datasets the user brings from disk: an image folder, torchvision's CelebA, an .npz array. Never downloads."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+from torch import Tensor
+
+from freqdiff.data import DATASETS
+from freqdiff.data.transforms import center_crop, resize
+from freqdiff.registry import FreqdiffError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True)
+class FolderParams:
+    path: str = ""
+    resolution: int = 32  # the paper: CelebA center-cropped to 32x32
+    grayscale: bool = True  # the paper trains on grayscale (d = 1024)
+    limit: int | None = None  # read only the first `limit` files (sorted by name)
+
+
+def _load_image(path: Path, grayscale: bool) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("L" if grayscale else "RGB"), dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError) as err:
+        raise FreqdiffError(f"dataset 'folder': cannot read image {path}: {err.__class__.__name__}") from None
+
+
+def _paper_preprocess(image: np.ndarray, resolution: int) -> Tensor:
+    """Resize the short side to `resolution`, then center-crop a square (as the paper's loader)."""
+    x = torch.from_numpy(image)
+    x = rearrange(x, "h w -> 1 1 h w") if x.ndim == 2 else rearrange(x, "h w c -> 1 c h w")
+    h, w = x.shape[-2:]
+    scale = resolution / min(h, w)
+    size = (max(resolution, round(h * scale)), max(resolution, round(w * scale)))
+    x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    return center_crop(x, resolution).clamp(0, 1)[0]
+
+
+@DATASETS.register("folder", FolderParams)
+def folder(params: FolderParams, **_: object) -> Tensor:
+    """Every image file in a folder (sorted by name), resized, center-cropped and optionally grayscale."""
+    root = Path(params.path)
+    if not params.path or not root.is_dir():
+        raise FreqdiffError(f"dataset 'folder'.path: {params.path!r} is not a directory")
+    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[: params.limit]
+    if not files:
+        raise FreqdiffError(f"dataset 'folder'.path: no images ({', '.join(IMAGE_SUFFIXES)}) in {root}")
+    return torch.stack([_paper_preprocess(_load_image(p, params.grayscale), params.resolution) for p in files])
+
+
+@dataclass(frozen=True)
+class CelebAParams:
+    root: str = ""  # the folder that holds celeba/ (torchvision layout)
+    split: str = "all"
+    resolution: int = 32
+    grayscale: bool = True
+    limit: int | None = None
+
+
+@DATASETS.register("celeba", CelebAParams)
+def celeba(params: CelebAParams, **_: object) -> Tensor:
+    """torchvision's CelebA from a local root (never downloads), preprocessed as the paper."""
+    from torchvision.datasets import CelebA
+
+    try:
+        data = CelebA(params.root, split=params.split, target_type=[], download=False)
+    except (RuntimeError, OSError, ValueError) as err:
+        raise FreqdiffError(f"dataset 'celeba'.root: cannot load CelebA from {params.root!r}: {err}") from None
+    count = len(data) if params.limit is None else min(params.limit, len(data))
+    grayscale = "L" if params.grayscale else "RGB"
+    images = (np.asarray(data[i][0].convert(grayscale), dtype=np.float32) / 255.0 for i in range(count))
+    return torch.stack([_paper_preprocess(img, params.resolution) for img in images])
+
+
+@dataclass(frozen=True)
+class NpzParams:
+    path: str = ""
+    key: str = "images"  # array of shape (N, H, W), (N, C, H, W) or (N, H, W, C) if channels_last
+    channels_last: bool = False
+    scale: float = 1.0  # divide by this to reach [0, 1] (255 for uint8 data)
+
+
+@DATASETS.register("npz", NpzParams)
+def npz(params: NpzParams, **_: object) -> Tensor:
+    """An array of images in an .npz file."""
+    try:
+        arrays = np.load(params.path)
+    except (OSError, ValueError) as err:
+        raise FreqdiffError(f"dataset 'npz'.path: cannot read {params.path!r}: {err.__class__.__name__}") from None
+    if params.key not in arrays:
+        raise FreqdiffError(f"dataset 'npz'.key: {params.key!r} not in {params.path}; keys: {', '.join(arrays.files)}")
+    x = torch.from_numpy(np.asarray(arrays[params.key], dtype=np.float32) / params.scale)
+    if x.ndim == 3:
+        return rearrange(x, "n h w -> n 1 h w")
+    return rearrange(x, "n h w c -> n c h w") if params.channels_last else x

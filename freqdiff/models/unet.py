@@ -1,0 +1,228 @@
+"""The paper's U-Net (Bonnaire et al. 2025, sec. 2; a DDPM U-Net after Ho et al. 2020).
+
+Base width W, levels at channels W * multipliers = (W, 2W, 4W). The encoder has 2 ResNet blocks per
+level and a strided 3x3 conv between levels; the bottleneck is a ResNet block with attention and one
+without; the decoder has 3 ResNet blocks per level, each taking one encoder activation as a skip, and
+nearest-neighbour upsampling + 3x3 conv between levels. 4-head self-attention follows every ResNet
+block of the two coarsest levels. The step t enters through a sinusoidal embedding and an MLP
+W -> 4W -> 4W, added per channel inside every ResNet block. About 4.0e3 W^2 parameters on one channel
+(0.263M at W=8, counting the frozen 1000 x W sinusoidal table as the paper's code does).
+
+Images whose sides are not multiples of 2^(levels-1) are zero-padded (centred) to the next multiple
+and the output is cropped back, so any resolution (28x28, 25x25, ...) works.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import gcd
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from freqdiff.models import MODELS
+from freqdiff.models.embedding import sinusoidal
+from freqdiff.registry import FreqdiffError
+
+GROUPS = 8  # GroupNorm(8) everywhere: every channel count must be a multiple of 8
+TIME_MULT = 4  # time-embedding width 4W (Ho et al.)
+
+
+@dataclass(frozen=True)
+class UNetParams:
+    width: int = 8  # W, base channels (a multiple of 8)
+    multipliers: tuple[int, ...] = (1, 2, 4)  # channels per level = W * multiplier, finest first
+    blocks: int = 2  # ResNet blocks per encoder level; the decoder has blocks + 1
+    attention_levels: int = 2  # self-attention at this many coarsest levels (plus the bottleneck)
+    heads: int = 4  # attention heads
+    dropout: float = 0.1  # dropout before the second conv of every ResNet block
+    steps: int = 1000  # size of the step-embedding table: t must lie in 0..steps-1 (the process's T)
+
+
+def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+    """3x3 convolution that keeps the resolution (or halves it with stride 2)."""
+    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1)
+
+
+def norm_act_conv(c_in: int, c_out: int, dropout: float | None = None) -> nn.Sequential:
+    """GroupNorm(8) -> SiLU -> [Dropout] -> Conv3x3: one half of a ResNet block (and the output head)."""
+    drop = [nn.Dropout(dropout)] if dropout is not None else []
+    return nn.Sequential(nn.GroupNorm(GROUPS, c_in), nn.SiLU(), *drop, conv3x3(c_in, c_out))
+
+
+class TimeEmbedding(nn.Module):
+    """Step t -> sinusoidal features of width W -> MLP to 4W, the conditioning of every block.
+
+    The features sit in a frozen (steps, W) lookup table, as in the paper's code, so they count among
+    the parameters (1000 W of the paper's 0.263M at W=8) but are never trained.
+    """
+
+    def __init__(self, width: int, steps: int) -> None:
+        super().__init__()
+        table = sinusoidal(torch.arange(steps), width)
+        self.mlp = nn.Sequential(
+            nn.Embedding.from_pretrained(table, freeze=True),
+            nn.Linear(width, TIME_MULT * width),
+            nn.GELU(),
+            nn.Linear(TIME_MULT * width, TIME_MULT * width),
+        )
+
+    def forward(self, t: Tensor) -> Tensor:
+        return self.mlp(t)
+
+
+class SelfAttention(nn.Module):
+    """Residual multi-head self-attention over the H*W pixels of a GroupNorm'ed feature map."""
+
+    def __init__(self, channels: int, heads: int) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(GROUPS, channels)
+        self.attention = nn.MultiheadAttention(channels, heads, batch_first=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        tokens = rearrange(self.norm(x), "b c h w -> b (h w) c")
+        out, _ = self.attention(tokens, tokens, tokens, need_weights=False)
+        return x + rearrange(out, "b (h w) c -> b c h w", h=x.shape[2])
+
+
+class ResBlock(nn.Module):
+    """x + F(x, t): two norm-act-conv halves with the time embedding added in between, then attention."""
+
+    def __init__(self, c_in: int, c_out: int, time_dim: int, dropout: float, heads: int | None) -> None:
+        super().__init__()
+        self.conv1 = norm_act_conv(c_in, c_out)
+        self.time = nn.Sequential(nn.SiLU(), nn.Linear(time_dim, c_out))
+        self.conv2 = norm_act_conv(c_out, c_out, dropout)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.attention = SelfAttention(c_out, heads) if heads else nn.Identity()
+
+    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        h = self.conv1(x) + rearrange(self.time(emb), "b c -> b c 1 1")
+        return self.attention(self.conv2(h) + self.skip(x))
+
+
+class Downsample(nn.Module):
+    """Halve the resolution with a strided 3x3 conv (time-independent)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = conv3x3(channels, channels, stride=2)
+
+    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    """Double the resolution: nearest-neighbour upsampling, then a 3x3 conv (time-independent)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = conv3x3(channels, channels)
+
+    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class UNet(nn.Module):
+    """eps_hat(x_t, t): encoder, attention bottleneck, decoder fed a skip from every encoder layer."""
+
+    def __init__(self, channels: int, p: UNetParams) -> None:
+        super().__init__()
+        widths = [p.width * m for m in p.multipliers]
+        attended = [level >= len(widths) - p.attention_levels for level in range(len(widths))]
+        time_dim = TIME_MULT * p.width
+        self.multiple = 2 ** (len(widths) - 1)
+
+        def block(c_in: int, c_out: int, attention: bool) -> ResBlock:
+            return ResBlock(c_in, c_out, time_dim, p.dropout, p.heads if attention else None)
+
+        self.time = TimeEmbedding(p.width, p.steps)
+        self.stem = conv3x3(channels, p.width)
+
+        self.encoder = nn.ModuleList()
+        skips, c = [p.width], p.width
+        for level, (c_out, attention) in enumerate(zip(widths, attended)):
+            for _ in range(p.blocks):
+                self.encoder.append(block(c, c_out, attention))
+                skips.append(c := c_out)
+            if level < len(widths) - 1:
+                self.encoder.append(Downsample(c))
+                skips.append(c)
+
+        self.bottleneck = nn.ModuleList([block(c, c, True), block(c, c, False)])
+
+        self.decoder = nn.ModuleList()
+        for level in reversed(range(len(widths))):
+            for _ in range(p.blocks + 1):
+                self.decoder.append(block(c + skips.pop(), widths[level], attended[level]))
+                c = widths[level]
+            if level > 0:
+                self.decoder.append(Upsample(c))
+
+        self.head = norm_act_conv(c, channels)
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        emb = self.time(t)
+        h = self.stem(self.pad(x))
+        skips = [h]
+        for layer in self.encoder:
+            h = layer(h, emb)
+            skips.append(h)
+        for layer in self.bottleneck:
+            h = layer(h, emb)
+        for layer in self.decoder:
+            if isinstance(layer, ResBlock):
+                h = torch.cat([h, skips.pop()], dim=1)
+            h = layer(h, emb)
+        return self.crop(self.head(h), x.shape[-2:])
+
+    def pad(self, x: Tensor) -> Tensor:
+        """Zero-pad H and W (centred) up to multiples of 2^(levels-1), so every downsampling is exact."""
+        (top, bottom), (left, right) = (_split(-n % self.multiple) for n in x.shape[-2:])
+        return F.pad(x, (left, right, top, bottom))
+
+    def crop(self, x: Tensor, size: torch.Size) -> Tensor:
+        """Undo `pad`: the centred H x W window of the padded output."""
+        (top, _), (left, _) = (_split(n - s) for n, s in zip(x.shape[-2:], size))
+        return x[..., top : top + size[0], left : left + size[1]]
+
+
+def _split(total: int) -> tuple[int, int]:
+    """Padding `total` split as evenly as possible before and after."""
+    return total // 2, total - total // 2
+
+
+def _bad(field: str, message: str) -> FreqdiffError:
+    """The one-line error for parameter `field` of the U-Net."""
+    return FreqdiffError(f"model 'unet'.{field}: {message}")
+
+
+def _check(p: UNetParams) -> None:
+    """Reject parameters the architecture cannot realize, naming the value and the choices."""
+    if p.width <= 0 or p.width % GROUPS:
+        raise _bad("width", f"{p.width} is not a positive multiple of {GROUPS} (GroupNorm({GROUPS})); "
+                            "choose 8, 16, 24, 32, ...")
+    if not p.multipliers or min(p.multipliers) <= 0:
+        raise _bad("multipliers", f"{p.multipliers} must be positive integers, finest first, e.g. 1,2,4")
+    if p.blocks < 1:
+        raise _bad("blocks", f"{p.blocks} must be >= 1 (the paper uses 2)")
+    levels = len(p.multipliers)
+    if not 0 <= p.attention_levels <= levels:
+        raise _bad("attention_levels", f"{p.attention_levels} must be in 0..{levels} (the number of levels)")
+    attended = {p.width * m for m in p.multipliers[levels - p.attention_levels :]} | {p.width * p.multipliers[-1]}
+    common = gcd(*attended)
+    if p.heads <= 0 or common % p.heads:
+        choices = ", ".join(str(h) for h in range(1, common + 1) if common % h == 0)
+        raise _bad("heads", f"{p.heads} does not divide the attention channels {sorted(attended)}; choose {choices}")
+    if not 0 <= p.dropout < 1:
+        raise _bad("dropout", f"{p.dropout} must be in [0, 1)")
+    if p.steps < 1:
+        raise _bad("steps", f"{p.steps} must be >= 1 (the process's T, 1000 in the paper)")
+
+
+@MODELS.register("unet", UNetParams)
+def unet(params: UNetParams, *, channels: int, resolution: tuple[int, int], **_) -> nn.Module:
+    """The paper's U-Net: levels W, 2W, 4W of ResNet blocks, attention at the 2 coarsest; ~4e3 W^2 params."""
+    _check(params)
+    return UNet(channels, params)

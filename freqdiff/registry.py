@@ -1,0 +1,183 @@
+"""One plug-in mechanism for every component: a name maps to a factory and a typed parameter dataclass.
+
+A new dataset, process, model, regularizer, sampler or feature extractor is one decorated factory:
+
+    @REGULARIZERS.register("fourier_penalty", FourierPenaltyParams)
+    def fourier_penalty(params: FourierPenaltyParams, **context) -> Regularizer: ...
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Callable, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class FreqdiffError(ValueError):
+    """A user-facing error: its message is one line that names the bad value and the choices."""
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """Parameters of a component that takes none."""
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    name: str
+    factory: Callable[..., T]
+    params: type
+    doc: str
+
+
+def check_choice(value: str, choices: "typing.Sequence[str]", where: str) -> None:
+    """Fail naming the bad value and the choices if `value` is not one of `choices`."""
+    if value not in choices:
+        raise FreqdiffError(f"{where}: unknown value {value!r}; choices: {', '.join(choices)}")
+
+
+def _closest(name: str, choices: list[str]) -> str:
+    match = difflib.get_close_matches(name, choices, n=1, cutoff=0.0)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _base_type(annotation: Any) -> tuple[type, bool]:
+    """The concrete type of a field annotation and whether None is allowed (Optional[X] / X | None)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) != 1:
+            raise TypeError(f"unsupported parameter annotation {annotation!r}")
+        return _base_type(args[0])[0], True
+    if origin in (tuple, list):
+        return origin, False
+    return annotation, False
+
+
+def parse_value(text: Any, annotation: Any, where: str) -> Any:
+    """Convert a command-line string (or a JSON value) to the annotated type, or fail naming `where`."""
+    kind, optional = _base_type(annotation)
+    if optional and (text is None or (isinstance(text, str) and text.lower() == "none")):
+        return None
+    try:
+        if kind is bool:
+            if isinstance(text, bool):
+                return text
+            lowered = str(text).lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return lowered in ("true", "1", "yes")
+        if kind is int:
+            if isinstance(text, float) and not text.is_integer():
+                raise ValueError
+            value = float(text) if isinstance(text, str) and ("e" in text.lower()) else text
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if kind is float:
+            return float(text)
+        if kind is str:
+            if not isinstance(text, str):
+                raise ValueError
+            return text
+        if kind in (tuple, list):
+            (item,) = set(typing.get_args(annotation)) - {Ellipsis} or {str}
+            items = text.split(",") if isinstance(text, str) else list(text)
+            return kind(parse_value(i, item, where) for i in items if i != "")
+    except (ValueError, TypeError):
+        raise FreqdiffError(f"{where}: expected {getattr(kind, '__name__', kind)}, got {text!r}") from None
+    raise TypeError(f"{where}: unsupported parameter type {annotation!r}")
+
+
+def type_name(annotation: Any) -> str:
+    kind, optional = _base_type(annotation)
+    name = getattr(kind, "__name__", str(kind))
+    if kind in (tuple, list):
+        name = f"{name}[{','.join(getattr(a, '__name__', str(a)) for a in typing.get_args(annotation))}]"
+    return f"{name} | None" if optional else name
+
+
+def build_params(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Instantiate the dataclass `cls` from strings or JSON values, checking names and types."""
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in fields(cls)]
+    for key in values:
+        if key not in known:
+            choices = ", ".join(known) or "none"
+            raise FreqdiffError(f"{where}: unknown parameter '{key}'{_closest(key, known)}; parameters: {choices}")
+    return cls(**{k: parse_value(v, hints[k], f"{where}.{k}") for k, v in values.items()})
+
+
+class Registry(Generic[T]):
+    """A named table of factories, each with a parameter dataclass; the one plug-in mechanism."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+        ALL_REGISTRIES[kind] = self
+
+    def register(self, name: str, params: type = NoParams) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator: register `factory(params, **context)` under `name` with parameter class `params`."""
+        if not is_dataclass(params):
+            raise TypeError(f"{self.kind} '{name}': params must be a dataclass")
+
+        def decorate(factory: Callable[..., T]) -> Callable[..., T]:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} '{name}' is registered twice")
+            doc = (factory.__doc__ or "").strip().splitlines()
+            self._entries[name] = Entry(name, factory, params, doc[0] if doc else "")
+            return factory
+
+        return decorate
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def entry(self, name: str) -> Entry[T]:
+        if name not in self._entries:
+            choices = ", ".join(self.names())
+            raise FreqdiffError(
+                f"unknown {self.kind} '{name}'{_closest(name, self.names())}; choices: {choices}"
+            )
+        return self._entries[name]
+
+    def params(self, name: str, values: dict[str, Any] | None = None) -> Any:
+        """The typed parameters of `name` built from strings or JSON values."""
+        return build_params(self.entry(name).params, values or {}, f"{self.kind} '{name}'")
+
+    def build(self, name: str, params: Any = None, **context: Any) -> T:
+        """Construct component `name`; `params` is its dataclass, a dict of values, or None for defaults."""
+        entry = self.entry(name)
+        if not isinstance(params, entry.params):
+            params = self.params(name, params)
+        return entry.factory(params, **context)
+
+    def describe(self) -> str:
+        lines = [f"{self.kind}:"]
+        for name in self.names():
+            entry = self._entries[name]
+            lines.append(f"  {name}" + (f"  - {entry.doc}" if entry.doc else ""))
+            hints = typing.get_type_hints(entry.params)
+            for f in fields(entry.params):
+                default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+                lines.append(f"      --{self.kind}.{f.name}: {type_name(hints[f.name])} = {default!r}")
+        return "\n".join(lines)
+
+
+ALL_REGISTRIES: dict[str, Registry[Any]] = {}
+
+
+@dataclass
+class Component:
+    """A registered component chosen by name, with its parameter values as given (strings or JSON)."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def resolved(self, registry: Registry[Any]) -> dict[str, Any]:
+        """All parameters with defaults filled in and types checked, as plain JSON values."""
+        return dataclasses.asdict(registry.params(self.name, self.params))

@@ -1,0 +1,25 @@
+"""The regularizer interface the trainer calls; `none` is this base class unchanged."""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from freqdiff.process.base import DenoisingTerms
+
+
+class Regularizer:
+    """Plain denoising: the epsilon MSE, no model change, no optimizer change."""
+
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        """The network actually trained and sampled (a filter or dropout wraps or edits it)."""
+        return model
+
+    def objective(self, terms: DenoisingTerms) -> tuple[Tensor, dict[str, float]]:
+        """Scalar training loss and named parts to log; the default is the paper's MSE."""
+        mse = terms.mse().mean()
+        return mse, {"mse": float(mse.detach())}
+
+    def optimizer_options(self) -> dict[str, Any]:
+        """Extra keyword arguments for the optimizer (e.g. weight_decay)."""
+        return {}

@@ -1,0 +1,12 @@
+"""`none`: the paper's plain epsilon MSE, no model or optimizer change."""
+from __future__ import annotations
+
+from freqdiff.registry import NoParams
+from freqdiff.regularizers import REGULARIZERS
+from freqdiff.regularizers.base import Regularizer
+
+
+@REGULARIZERS.register("none", NoParams)
+def none(params: NoParams, **_: object) -> Regularizer:
+    """Plain epsilon-prediction MSE (the paper's objective)."""
+    return Regularizer()

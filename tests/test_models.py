@@ -1,0 +1,127 @@
+"""The registered score networks: the paper's parameter counts, shapes, errors, gradients."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from freqdiff.models import MODELS
+from freqdiff.registry import FreqdiffError
+
+
+def build(name: str, channels: int = 1, resolution: tuple[int, int] = (8, 8), **params) -> nn.Module:
+    torch.manual_seed(0)
+    return MODELS.build(name, params, channels=channels, resolution=resolution)
+
+
+def count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def steps(batch: int) -> torch.Tensor:
+    return torch.randint(0, 1000, (batch,))
+
+
+@pytest.mark.parametrize("width, millions", [(8, 0.263), (16, 1.027), (32, 4.055)])
+def test_unet_parameter_count_matches_paper(width: int, millions: float) -> None:
+    assert count(build("unet", resolution=(32, 32), width=width)) / 1e6 == pytest.approx(millions, rel=0.01)
+
+
+def test_unet_parameter_count_does_not_depend_on_resolution() -> None:
+    assert count(build("unet", resolution=(8, 8))) == count(build("unet", resolution=(32, 32)))
+
+
+def test_unet_step_table_is_frozen() -> None:
+    model = build("unet")
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    assert [p.shape for p in frozen] == [torch.Size([1000, 8])]
+
+
+@pytest.mark.parametrize("resolution", [(8, 8), (16, 16), (28, 28), (25, 25), (9, 14)])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_unet_output_shape_equals_input_shape(resolution: tuple[int, int], channels: int) -> None:
+    model = build("unet", channels=channels, resolution=resolution)
+    x = torch.randn(2, channels, *resolution)
+    eps = model(x, steps(2))
+    assert eps.shape == x.shape and torch.isfinite(eps).all()
+
+
+def test_unet_output_depends_on_step() -> None:
+    model = build("unet").eval()
+    x = torch.randn(1, 1, 8, 8)
+    assert not torch.allclose(model(x, torch.tensor([10])), model(x, torch.tensor([900])))
+
+
+@pytest.mark.parametrize("width", [12, 4, 0, -8])
+def test_unet_bad_width_is_one_line_naming_value_and_choices(width: int) -> None:
+    message = rf"model 'unet'\.width: {width} is not a positive multiple of 8"
+    with pytest.raises(FreqdiffError, match=message) as error:
+        build("unet", width=width)
+    assert "\n" not in str(error.value) and "16, 24" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"heads": 3}, "heads"),
+        ({"attention_levels": 4}, "attention_levels"),
+        ({"multipliers": "1,0,4"}, "multipliers"),
+        ({"blocks": 0}, "blocks"),
+        ({"dropout": 1.0}, "dropout"),
+    ],
+)
+def test_unet_bad_parameters_raise(params: dict, field: str) -> None:
+    with pytest.raises(FreqdiffError, match=rf"model 'unet'\.{field}: "):
+        build("unet", **params)
+
+
+def test_unet_other_layouts_build_and_run() -> None:
+    model = build("unet", width=16, multipliers="1,2", attention_levels=0, heads=2, blocks=1)
+    x = torch.randn(2, 1, 10, 10)
+    assert model(x, steps(2)).shape == x.shape
+
+
+def test_unet_gradients_reach_every_trainable_parameter() -> None:
+    model = build("unet", resolution=(16, 16))
+    x = torch.randn(4, 1, 16, 16)
+    nn.functional.mse_loss(model(x, steps(4)), torch.randn_like(x)).backward()
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+
+
+def test_unet_dropout_is_plain_modules_a_regularizer_can_set() -> None:
+    model = build("unet", dropout=0.1)
+    dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    assert len(dropouts) == 2 * 3 + 2 + 3 * 3 and all(m.p == 0.1 for m in dropouts)
+    x = torch.randn(2, 1, 8, 8)
+    t = steps(2)
+    for m in dropouts:
+        m.p = 0.0
+    assert torch.equal(model.train()(x, t), model.eval()(x, t))
+
+
+def test_mlp_matches_reference_layout_and_runs() -> None:
+    model = build("mlp", resolution=(1, 8))
+    assert count(model) == (8 * 128 + 128) + 3 * (2 * (128 * 128 + 128) + 2 * 128) + (128 * 8 + 8)
+    x = torch.randn(5, 1, 1, 8)
+    eps = model(x, steps(5))
+    assert eps.shape == x.shape
+    nn.functional.mse_loss(eps, torch.randn_like(x)).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_mlp_flattens_images() -> None:
+    model = build("mlp", channels=3, resolution=(5, 7), width=32, blocks=2)
+    x = torch.randn(2, 3, 5, 7)
+    assert model(x, steps(2)).shape == x.shape
+
+
+def test_mlp_bad_width_raises() -> None:
+    with pytest.raises(FreqdiffError, match=r"model 'mlp'\.width: 7 "):
+        build("mlp", width=7)
+
+
+@pytest.mark.parametrize("name", ["unet", "mlp"])
+def test_models_are_registered_with_a_description(name: str) -> None:
+    assert MODELS.entry(name).doc

@@ -1,0 +1,34 @@
+"""Two real data-parallel CPU ranks (gloo) through `accelerate launch`: batch split, identical weights."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+PROBE = Path(__file__).parent / "ddp_probe.py"
+
+
+def launch(out: Path, processes: int) -> None:
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    multi = ["--multi_gpu"] if processes > 1 else []
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", *multi, "--num_processes", str(processes),
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(PROBE), str(out)]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_two_ranks_split_the_batch_and_end_identical(tmp_path: Path) -> None:
+    launch(tmp_path / "two", 2)
+    launch(tmp_path / "one", 1)
+    r0, r1 = (torch.load(tmp_path / "two" / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    (single,) = (torch.load(tmp_path / "one" / "rank0.pt", weights_only=False),)
+    assert r0["world"] == r1["world"] == 2 and single["world"] == 1
+    for a, b, whole in zip(r0["seen"], r1["seen"], single["seen"]):
+        assert len(a) == len(b) == len(whole) // 2, "each rank takes half of the global batch"
+        assert not set(a) & set(b) and sorted(a + b) == sorted(whole), "split, not duplicated"
+    for key, value in r0["weights"].items():
+        assert torch.equal(value, r1["weights"][key]), f"ranks differ in {key}"
+        assert torch.allclose(value, single["weights"][key], atol=1e-5), f"2 ranks != 1 rank in {key}"
