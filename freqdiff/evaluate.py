@@ -1,0 +1,114 @@
+"""`freqdiff eval`: per checkpoint, samples -> FID/KID, f_mem with its interval, fixed-t losses -> metrics.csv.
+
+Resumable: a checkpoint already in metrics.csv is skipped, each row is committed atomically as soon as
+it is measured, and the eval settings are pinned in eval_config.json so rows are never mixed.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from freqdiff.checkpoint import checkpoint_path, list_checkpoints, load_run_config
+from freqdiff.config import EvalConfig, RunConfig, _section, diff_configs
+from freqdiff.io import atomic_path, read_csv, read_json, write_csv, write_json
+from freqdiff.losses import fixed_t_loss
+from freqdiff.metrics import compute_fid, fmem, get_extractor
+from freqdiff.pipeline import Pipeline, build_pipeline
+from freqdiff.registry import FreqdiffError
+from freqdiff.samplers import draw_samples
+
+COLUMNS = ["step", "fid", "kid", "fmem", "fmem_low", "fmem_high", "loss_train", "loss_test", "extractor", "n_samples"]
+NEAREST_SHOWN = 16  # samples saved beside their nearest training image, per checkpoint
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, str]]:
+    """The rows of metrics.csv, refusing a file whose columns this version does not write."""
+    path = run_dir / "metrics.csv"
+    if not path.exists():
+        return []
+    rows = read_csv(path)
+    with open(path) as fh:
+        header = fh.readline().strip().split(",")
+    if header != COLUMNS:
+        raise FreqdiffError(f"{path} was written by an incompatible version (columns {header}); move it away to re-evaluate")
+    return rows
+
+
+def _pin_eval_config(run_dir: Path, cfg: EvalConfig) -> None:
+    """Record the eval settings on first use; refuse to add rows made with other settings."""
+    path, new = run_dir / "eval_config.json", dataclasses.asdict(cfg)
+    if path.exists() and (run_dir / "metrics.csv").exists():
+        differing = diff_configs(read_json(path), new)
+        if differing:
+            raise FreqdiffError(
+                f"{run_dir}/metrics.csv was measured with other eval settings (differs in {', '.join(differing)}); "
+                "move metrics.csv away to re-evaluate"
+            )
+    write_json(path, new)
+
+
+def load_weights(model: nn.Module, run_dir: Path, step: int, use_ema: bool) -> None:
+    """Load a checkpoint's EMA weights (if any and asked for) or its trained weights into `model`."""
+    state = torch.load(checkpoint_path(run_dir, step), map_location="cpu", weights_only=False)
+    model.load_state_dict(state["ema"] if use_ema and state.get("ema") is not None else state["model"])
+
+
+def measure_checkpoint(pipe: Pipeline, cfg: RunConfig, extractor: Any, cache_dir: Path | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """One metrics row for the weights currently in pipe.model, plus the nearest-neighbour examples."""
+    e, split = cfg.eval, pipe.split
+    samples = draw_samples(pipe.sampler, pipe.model, pipe.process, e.n_samples, split.image_shape, e.sample_seed)
+    memo = fmem(samples, split.train, k=e.k, quantize=e.quantize, mean=split.mean.reshape(1, -1, 1, 1))
+    reference = split.test if e.fid_reference == "test" else split.train
+    fid = compute_fid(split.to_unit(samples), split.to_unit(reference), extractor, cache_dir=cache_dir)
+    row = {
+        "fid": fid.fid, "kid": fid.kid, "fmem": memo.fraction, "fmem_low": memo.low, "fmem_high": memo.high,
+        "loss_train": fixed_t_loss(pipe.model, pipe.process, split.train, e.fixed_t, e.loss_draws),
+        "loss_test": fixed_t_loss(pipe.model, pipe.process, split.test, e.fixed_t, e.loss_draws),
+        "extractor": fid.extractor, "n_samples": e.n_samples,
+    }
+    shown = slice(0, NEAREST_SHOWN)
+    nearest = {"samples": split.to_unit(samples[shown]).numpy(),
+               "nearest": split.to_unit(split.train[memo.nearest[shown]]).numpy(),
+               "ratio": memo.ratio[shown].numpy()}
+    return row, nearest
+
+
+def evaluate_run(run_dir: Path, steps: list[int] | None = None, overrides: dict[str, str] | None = None,
+                 progress: bool = True, cache_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Evaluate every checkpoint (or `steps`) of a run that metrics.csv does not hold yet."""
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    if overrides:
+        cfg.eval = _section(EvalConfig, {**dataclasses.asdict(cfg.eval), **overrides}, "eval")
+    available = list_checkpoints(run_dir)
+    if not available:
+        raise FreqdiffError(f"{run_dir}: no checkpoints to evaluate (train first)")
+    rows = read_metrics(run_dir)
+    _pin_eval_config(run_dir, cfg.eval)
+    done = {int(r["step"]) for r in rows}
+    todo = [s for s in (steps or available) if s not in done and s in available]
+    if not todo:
+        return rows
+    pipe = build_pipeline(cfg)
+    extractor = get_extractor(cfg.eval.extractor)
+    for step in tqdm(todo, desc=f"eval {run_dir.name}", disable=not progress, dynamic_ncols=True):
+        load_weights(pipe.model, run_dir, step, cfg.eval.use_ema)
+        row, nearest = measure_checkpoint(pipe, cfg, extractor, cache_dir)
+        rows.append({"step": step, **row})
+        rows.sort(key=lambda r: int(r["step"]))
+        _save_nearest(run_dir, step, nearest)
+        write_csv(run_dir / "metrics.csv", rows, COLUMNS)
+    return rows
+
+
+def _save_nearest(run_dir: Path, step: int, arrays: dict[str, np.ndarray]) -> None:
+    """Save a few samples beside their nearest training images for the nearest-neighbour figure."""
+    with atomic_path(run_dir / "nearest" / f"step_{step:08d}.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+

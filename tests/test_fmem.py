@@ -1,0 +1,94 @@
+"""f_mem: the d1/d2 < k copy test, its exact chunked search and its bootstrap interval."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from freqdiff.metrics import fmem, quantize_uint8, two_nearest
+from freqdiff.registry import FreqdiffError
+
+MEAN = 0.4  # the centering offset: pixel in [0,1] = x + MEAN
+
+
+@pytest.fixture
+def train() -> torch.Tensor:
+    """200 centered 8x8 grayscale images on the uint8 grid."""
+    pixels = torch.randint(0, 256, (200, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+    return pixels / 255 - MEAN
+
+
+def fresh(n: int, seed: int) -> torch.Tensor:
+    """Independent images from the training distribution."""
+    return torch.randint(0, 256, (n, 1, 8, 8), generator=torch.Generator().manual_seed(seed)) / 255 - MEAN
+
+
+def test_exact_copies_are_all_memorized(train: torch.Tensor) -> None:
+    picks = torch.arange(0, 200, 3)
+    result = fmem(train[picks], train)
+    assert result.fraction == 1.0 and (result.low, result.high) == (1.0, 1.0)
+    assert torch.equal(result.nearest, picks)
+    assert result.ratio.max() < 1e-6
+
+
+def test_near_copies_are_memorized(train: torch.Tensor) -> None:
+    noisy = train[:100] + 0.01 * torch.randn(100, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    result = fmem(noisy, train)
+    assert result.fraction == 1.0
+    assert torch.equal(result.nearest, torch.arange(100))
+
+
+def test_fresh_images_are_not_memorized(train: torch.Tensor) -> None:
+    result = fmem(fresh(300, seed=2), train)
+    assert result.fraction == 0.0 and result.high == 0.0
+    assert result.ratio.min() > 0.5
+
+
+def test_mixture_fraction_lies_in_its_interval(train: torch.Tensor) -> None:
+    samples = torch.cat([train[:120], fresh(280, seed=3)])  # 30% copies
+    result = fmem(samples, train)
+    assert result.fraction == pytest.approx(120 / 400)
+    assert result.low < 0.3 < result.high
+    assert 0.03 < result.high - result.low < 0.12  # binomial width at n=400: 2*1.96*sqrt(.3*.7/400) ~ 0.09
+    again, other_seed = fmem(samples, train), fmem(samples, train, seed=5)
+    assert (again.low, again.high) == (result.low, result.high)
+    assert (other_seed.low, other_seed.high) != (result.low, result.high)
+
+
+def test_chunked_search_equals_brute_force() -> None:
+    gen = torch.Generator().manual_seed(4)
+    samples, train = torch.randn(53, 2, 3, 3, generator=gen), torch.randn(37, 2, 3, 3, generator=gen)
+    d1, d2, nearest = two_nearest(samples, train, batch_size=8)  # 8 divides neither set: ragged last blocks
+    dist = torch.cdist(samples.flatten(1).double(), train.flatten(1).double())
+    best, index = dist.topk(2, dim=1, largest=False)
+    torch.testing.assert_close(d1, best[:, 0])
+    torch.testing.assert_close(d2, best[:, 1])
+    assert torch.equal(nearest, index[:, 0])
+
+
+def test_duplicated_training_image_copy_counts_as_memorized(train: torch.Tensor) -> None:
+    doubled = torch.cat([train, train[:1]])
+    result = fmem(train[:1], doubled)
+    assert result.ratio.item() == 0.0 and result.fraction == 1.0
+
+
+def test_quantize_snaps_samples_to_the_uint8_grid(train: torch.Tensor) -> None:
+    wobble = train[:50] + 0.4 / 255 * torch.rand(50, 1, 8, 8, generator=torch.Generator().manual_seed(6)) - 0.2 / 255
+    torch.testing.assert_close(quantize_uint8(wobble, MEAN), train[:50])
+    assert fmem(wobble, train, quantize=True, mean=MEAN).ratio.max() < 1e-6
+    assert fmem(wobble, train).ratio.min() > 0
+
+
+def test_quantize_without_mean_fails(train: torch.Tensor) -> None:
+    with pytest.raises(FreqdiffError, match="mean"):
+        fmem(train[:3], train, quantize=True)
+
+
+@pytest.mark.parametrize("samples, train, match", [
+    (torch.zeros(4, 1, 8, 8), torch.zeros(10, 1, 4, 4), r"\(1, 8, 8\).*\(1, 4, 4\)"),
+    (torch.zeros(4, 1, 8, 8), torch.zeros(1, 1, 8, 8), "at least 2 training images.*got 1"),
+    (torch.zeros(0, 1, 8, 8), torch.zeros(5, 1, 8, 8), "non-empty"),
+])
+def test_bad_inputs_fail_with_one_line(samples: torch.Tensor, train: torch.Tensor, match: str) -> None:
+    with pytest.raises(FreqdiffError, match=match) as info:
+        fmem(samples, train)
+    assert "\n" not in str(info.value)
