@@ -1,0 +1,65 @@
+"""report.md over hand-made run directories, and the figures it embeds."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from freqdiff.io import write_csv, write_json
+from freqdiff.plots import fid_label
+from freqdiff.report import write_report
+
+STEPS = [100, 200, 400, 800, 1600, 3200, 6400, 12800]
+CONFIG = {"dataset": {"name": "digits", "params": {}}, "process": {"name": "ddpm", "params": {}},
+          "model": {"name": "unet", "params": {"width": 8}}, "regularizer": {"name": "none", "params": {}},
+          "sampler": {"name": "ddim", "params": {}}, "eval": {"k": 1 / 3}}
+
+
+def make_run(run_dir, n, seed, fmem, nearest=False):
+    """A run directory with config.json, metrics.csv and optionally one nearest-neighbour file."""
+    config = {**CONFIG, "data": {"n": n, "subset_index": 0}, "train": {"seed": seed, "steps": STEPS[-1]}}
+    write_json(run_dir / "config.json", config)
+    fid = [300, 150, 60, 21, 20, 20.5, 21, 22]
+    rows = [{"step": s, "fid": f, "kid": "", "fmem": f_mem, "fmem_low": max(f_mem - 0.01, 0),
+             "fmem_high": f_mem + 0.01, "loss_train": 0.05 - 0.001 * i, "loss_test": 0.05 + 0.001 * i, "extractor": "lenet", "n_samples": 64}
+            for i, (s, f, f_mem) in enumerate(zip(STEPS, fid, fmem))]
+    write_csv(run_dir / "metrics.csv", rows, list(rows[0]))
+    if not nearest:
+        return
+    rng = np.random.default_rng(seed)
+    (run_dir / "nearest").mkdir()
+    np.savez(run_dir / "nearest" / "step_00006400.npz",
+             samples=rng.random((3, 1, 8, 8)), nearest=rng.random((3, 1, 8, 8)), ratio=np.array([0.1, 0.5, 0.9]))
+
+
+def test_report_for_two_runs(tmp_path):
+    make_run(tmp_path / "n64", 64, 0, [0, 0, 0, 0, 0, 0.05, 0.2, 0.4], nearest=True)
+    make_run(tmp_path / "n256", 256, 1, [0] * 8)
+    (tmp_path / "broken").mkdir()
+    write_json(tmp_path / "broken" / "config.json", CONFIG)
+    (tmp_path / "broken" / "metrics.csv").write_text("step,fid\n1,2\n")
+    text = write_report(tmp_path).read_text()
+    row64 = next(line for line in text.splitlines() if line.startswith("| n64 |"))
+    assert "| 800 | 3200 | 2400 | 4 |" in row64 and "20.5 (lenet)" in row64 and "0.400 [0.390, 0.410]" in row64
+    row256 = next(line for line in text.splitlines() if line.startswith("| n256 |"))
+    assert "| 800 | >= 12800 | >= 12000 | >= 16 |" in row256
+    assert "broken: " in text and "fmem" in text.split("## Skipped runs")[1]
+    assert "No fit" in text  # only one n has an uncensored tau_mem
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert {"n64/figures/curves.png", "n256/figures/losses.png", "n64/figures/nearest_step_00006400.png"} <= set(images)
+    assert any(p.endswith("_collapse.png") for p in images) and any(p.endswith("_scaling.png") for p in images)
+    for rel in images:
+        assert (tmp_path / rel).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_fits_slope_across_n(tmp_path):
+    for n in (64, 256):
+        onset = STEPS.index(25 * n)
+        make_run(tmp_path / f"n{n}", n, 0, [0.0] * onset + [0.1] * (8 - onset))
+    text = write_report(tmp_path).read_text()
+    assert "slope 1.00, interval undefined (2 points), over 2 uncensored runs" in text
+
+
+def test_fid_label_names_extractor():
+    assert fid_label("lenet") == "FD (lenet features)"
+    assert fid_label("inception_v3") == "FID (Inception)"
