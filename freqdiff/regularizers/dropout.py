@@ -1,0 +1,40 @@
+"""`dropout`: set the rate of every dropout layer of the network (the paper's U-Net uses 0.1)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from freqdiff.registry import FreqdiffError
+from freqdiff.regularizers import REGULARIZERS
+from freqdiff.regularizers.base import Regularizer
+
+DROPOUT_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+
+
+@dataclass(frozen=True)
+class DropoutParams:
+    p: float = 0.2  # dropout probability given to every dropout layer
+
+
+class Dropout(Regularizer):
+    """Plain MSE through the network with every dropout rate set to p."""
+
+    def __init__(self, p: float) -> None:
+        self.p = p
+
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        layers = [m for m in model.modules() if isinstance(m, DROPOUT_LAYERS)]
+        if not layers:
+            raise FreqdiffError(f"regularizer 'dropout': model {type(model).__name__} has no dropout layer to set")
+        for layer in layers:
+            layer.p = self.p
+        return model
+
+
+@REGULARIZERS.register("dropout", DropoutParams)
+def dropout(params: DropoutParams, **_: object) -> Regularizer:
+    """Set every dropout layer of the model to rate p (sweeps the U-Net's dropout)."""
+    if not 0 <= params.p < 1:
+        raise FreqdiffError(f"regularizer 'dropout'.p must be in [0, 1), got {params.p}")
+    return Dropout(params.p)

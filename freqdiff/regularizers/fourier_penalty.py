@@ -1,0 +1,89 @@
+"""`fourier_penalty`: MSE + weight * the mean-square of the network's prediction above a radial frequency.
+
+The penalty is the high-passed prediction's energy divided by the number of values C*H*W, i.e. the per-pixel
+mean square of its part above `cutoff`: the same units as the MSE and quadratic in the output. A ratio to the
+prediction's total energy was not used: it can be lowered by inflating the low band, and it is blind to a
+per-example scale, which would make target=score the same as target=eps.
+For DDPM, score = -eps_hat / sqrt(1 - alphabar), so target=score is target=eps weighted by 1/(1 - alphabar)
+in time, which stresses the small-noise end (use a small weight). target=x0 pulls the high band of eps_hat
+towards highpass(x_t) / sqrt(1 - alphabar), i.e. towards samples without high frequencies; its gradient grows
+like 1/alphabar at the large-noise end, so bound it with t_max.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from freqdiff.process.base import DenoisingTerms, DiffusionProcess
+from freqdiff.registry import FreqdiffError, check_choice
+from freqdiff.regularizers import REGULARIZERS
+from freqdiff.regularizers.base import Regularizer
+from freqdiff.spectral import check_cutoff, energy_above
+
+TARGETS = ("eps", "score", "x0")
+
+
+@dataclass(frozen=True)
+class FourierPenaltyParams:
+    weight: float = 1.0
+    cutoff: float = 0.25  # radial frequency in cycles/pixel (axis Nyquist 0.5, corner 0.707)
+    target: str = "eps"  # eps | score | x0: which prediction is penalized
+    t_min: float = 0.0  # OU time range where the penalty applies (small t resolves high frequencies)
+    t_max: float | None = None  # None: no upper bound
+
+
+def prediction(terms: DenoisingTerms, target: str) -> Tensor:
+    """The network's eps_hat, its implied score, or its denoised estimate x0_hat."""
+    return getattr(terms, {"eps": "eps_hat", "score": "score", "x0": "x0_hat"}[target])
+
+
+def truth(terms: DenoisingTerms, target: str) -> Tensor:
+    """What `prediction(terms, target)` estimates: eps, the score of q(x_t | x_0), or x0."""
+    if target == "score":
+        return terms.process.score_from_eps(terms.x_t, terms.t, terms.eps)
+    return getattr(terms, target)
+
+
+def time_window(process: DiffusionProcess, t_min: float, t_max: float | None) -> Tensor:
+    """Per step (T,): 1.0 where t_min <= OU time <= t_max (no upper bound if None), else 0.0."""
+    if t_max is not None and t_min > t_max:
+        raise FreqdiffError(f"time window: t_min {t_min} > t_max {t_max}")
+    times = torch.tensor([process.ou_time(step) for step in range(process.T)])
+    return ((times >= t_min) & (times <= (torch.inf if t_max is None else t_max))).float()
+
+
+def check_weight(weight: float, where: str) -> None:
+    """Fail if a loss weight is negative (a negative weight rewards what it should penalize)."""
+    if weight < 0:
+        raise FreqdiffError(f"{where}: weight must be >= 0, got {weight}")
+
+
+def high_band_mean_square(x: Tensor, cutoff: float) -> Tensor:
+    """Energy above `cutoff` per value of x (B, C, H, W): sum_{|f| > cutoff} |F x|^2 / (C H W), shape (B,)."""
+    return energy_above(x, cutoff) / x[0].numel()
+
+
+class FourierPenalty(Regularizer):
+    """Plain MSE plus weight * the high-band mean square of one prediction, inside an OU-time window."""
+
+    def __init__(self, params: FourierPenaltyParams, window: Tensor) -> None:
+        self.params = params
+        self.window = window
+
+    def objective(self, terms: DenoisingTerms) -> tuple[Tensor, dict[str, float]]:
+        mse = terms.mse().mean()
+        active = self.window.to(terms.t.device)[terms.t]
+        penalty = (active * high_band_mean_square(prediction(terms, self.params.target), self.params.cutoff)).mean()
+        logs = {"mse": float(mse.detach()), "fourier_penalty": float(penalty.detach())}
+        return mse + self.params.weight * penalty, logs
+
+
+@REGULARIZERS.register("fourier_penalty", FourierPenaltyParams)
+def fourier_penalty(params: FourierPenaltyParams, *, process: DiffusionProcess, **_: object) -> Regularizer:
+    """MSE + weight * per-pixel energy of the eps/score/x0 prediction above a radial cutoff, in an OU-time range."""
+    check_choice(params.target, TARGETS, "regularizer 'fourier_penalty'.target")
+    check_weight(params.weight, "regularizer 'fourier_penalty'")
+    check_cutoff(params.cutoff, "regularizer 'fourier_penalty'")
+    return FourierPenalty(params, time_window(process, params.t_min, params.t_max))

@@ -1,0 +1,60 @@
+"""`frequency_weighted_loss`: the eps MSE computed in Fourier space with a weight per radial frequency.
+
+loss = mean_B sum_f w(|f|) |F(eps_hat - eps)|^2 / (C H W), with w = 1 for |f| <= cutoff and
+w = high_weight * (|f| / cutoff)^power above. With unit weights (high_weight=1, power=0) it is the plain MSE
+exactly (unitary FFT, Parseval); high_weight < 1 makes high-frequency errors cheaper, so they are learned later.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from freqdiff.process.base import DenoisingTerms
+from freqdiff.regularizers import REGULARIZERS
+from freqdiff.regularizers.base import Regularizer
+from freqdiff.regularizers.fourier_penalty import check_weight
+from freqdiff.spectral import check_cutoff, power, radial_frequency
+
+
+@dataclass(frozen=True)
+class FrequencyWeightedParams:
+    cutoff: float = 0.25  # radial frequency in cycles/pixel where the high weight starts
+    high_weight: float = 0.1  # weight just above the cutoff
+    power: float = 0.0  # the weight above the cutoff grows (>0) or decays (<0) like (|f|/cutoff)^power
+
+
+def frequency_weights(h: int, w: int, params: FrequencyWeightedParams, device: torch.device) -> Tensor:
+    """w(|f|) per fft2 coefficient, shape (h, w): 1 up to the cutoff, high_weight (|f|/cutoff)^power above."""
+    radius = radial_frequency(h, w, device)
+    above = params.high_weight * (radius / params.cutoff) ** params.power
+    return torch.where(radius <= params.cutoff, torch.ones_like(radius), above).float()
+
+
+def weighted_spectral_mse(error: Tensor, weights: Tensor) -> Tensor:
+    """sum_f w_f |F error|^2 / (C H W) per example (B,): the MSE when every weight is 1."""
+    return (power(error) * weights).flatten(1).sum(1) / error[0].numel()
+
+
+class FrequencyWeighted(Regularizer):
+    """The denoising loss with per-frequency weights replacing the plain MSE."""
+
+    def __init__(self, params: FrequencyWeightedParams) -> None:
+        self.params = params
+
+    def objective(self, terms: DenoisingTerms) -> tuple[Tensor, dict[str, float]]:
+        error = terms.eps_hat - terms.eps
+        weights = frequency_weights(error.shape[-2], error.shape[-1], self.params, error.device)
+        loss = weighted_spectral_mse(error, weights).mean()
+        mse = terms.mse().mean()
+        return loss, {"mse": float(mse.detach()), "frequency_weighted": float(loss.detach())}
+
+
+@REGULARIZERS.register("frequency_weighted_loss", FrequencyWeightedParams)
+def frequency_weighted_loss(params: FrequencyWeightedParams, **_: object) -> Regularizer:
+    """Eps MSE in Fourier space, errors above a radial cutoff weighted by high_weight * (|f|/cutoff)^power."""
+    where = "regularizer 'frequency_weighted_loss'"
+    check_cutoff(params.cutoff, where)
+    check_weight(params.high_weight, f"{where}.high_weight")
+    return FrequencyWeighted(params)

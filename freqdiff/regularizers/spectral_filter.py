@@ -1,0 +1,79 @@
+"""`spectral_filter`: a radial low-pass filter on the network's prediction, in training and sampling alike.
+
+target=x0 (default) low-passes the denoised estimate x0_hat and returns the eps that produces it,
+eps_hat' = process.eps_from_x0(x_t, t, lowpass(x0_hat)); for DDPM this is lowpass(eps_hat) + highpass(x_t)/sigma_t:
+the filtered-out frequencies of x_t are all treated as noise, so samples carry no energy above the cutoff.
+target=eps low-passes eps_hat itself; the model can then never remove high-frequency noise, and deterministic
+sampling amplifies the noise left there by about 1/sqrt(alphabar_T) (~160x for the paper's schedule).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from freqdiff.process.base import DiffusionProcess
+from freqdiff.registry import FreqdiffError, check_choice
+from freqdiff.regularizers import REGULARIZERS
+from freqdiff.regularizers.base import Regularizer
+from freqdiff.spectral import MASK_KINDS, MAX_RADIUS, check_cutoff, lowpass, lowpass_mask
+
+FILTER_TARGETS = ("x0", "eps")
+
+
+@dataclass(frozen=True)
+class SpectralFilterParams:
+    cutoff: float = 0.25  # radial frequency in cycles/pixel; a hard mask is the identity from 0.707 up
+    kind: str = "hard"  # hard | butterworth
+    order: int = 2  # Butterworth order (steepness)
+    target: str = "x0"  # x0 | eps: which prediction is low-passed
+
+
+class LowpassPrediction(nn.Module):
+    """model(x_t, t) with its x0 or eps prediction low-passed; the wrapped network is `.model`."""
+
+    def __init__(self, model: nn.Module, process: DiffusionProcess, params: SpectralFilterParams) -> None:
+        super().__init__()
+        self.model = model
+        self.process = process
+        self.params = params
+
+    def mask(self, x: Tensor) -> Tensor:
+        """The low-pass gain for images shaped like x."""
+        p = self.params
+        return lowpass_mask(x.shape[-2], x.shape[-1], p.cutoff, p.kind, p.order, x.device)
+
+    def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
+        eps_hat = self.model(x_t, t)
+        if self.params.target == "eps":
+            return lowpass(eps_hat, self.mask(x_t))
+        x0_smooth = lowpass(self.process.x0_from_eps(x_t, t, eps_hat), self.mask(x_t))
+        return self.process.eps_from_x0(x_t, t, x0_smooth)
+
+
+class SpectralFilter(Regularizer):
+    """Plain MSE through a network whose prediction is low-passed."""
+
+    def __init__(self, process: DiffusionProcess, params: SpectralFilterParams) -> None:
+        self.process = process
+        self.params = params
+
+    def passes_everything(self) -> bool:
+        """True for a hard mask at or above the corner frequency, where the filter is exactly the identity."""
+        return self.params.kind == "hard" and self.params.cutoff >= MAX_RADIUS
+
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        return model if self.passes_everything() else LowpassPrediction(model, self.process, self.params)
+
+
+@REGULARIZERS.register("spectral_filter", SpectralFilterParams)
+def spectral_filter(params: SpectralFilterParams, *, process: DiffusionProcess, **_: object) -> Regularizer:
+    """Low-pass (hard or Butterworth) the x0 or eps prediction in Fourier space, in training and sampling."""
+    where = "regularizer 'spectral_filter'"
+    check_choice(params.kind, MASK_KINDS, f"{where}.kind")
+    check_choice(params.target, FILTER_TARGETS, f"{where}.target")
+    check_cutoff(params.cutoff, where)
+    if params.order < 1:
+        raise FreqdiffError(f"{where}.order must be >= 1, got {params.order}")
+    return SpectralFilter(process, params)

@@ -1,0 +1,196 @@
+"""Regularizers: each objective against its defining property, gradients into a small model, bad choices."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from freqdiff.process import PROCESSES
+from freqdiff.process.base import DenoisingTerms, denoise
+from freqdiff.registry import FreqdiffError
+from freqdiff.regularizers import REGULARIZERS
+from freqdiff.regularizers.focal_frequency import focal_frequency_loss
+from freqdiff.spectral import MAX_RADIUS, energy_above
+
+SHAPE = (1, 16, 16)
+PROCESS = PROCESSES.build("ddpm")
+
+
+class TinyNet(nn.Module):
+    """A stand-in for the U-Net: a 3x3 conv with dropout, scaled by a learned function of t."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+        self.dropout = nn.Dropout(0.1)
+        self.time_scale = nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.conv(x)) * (1 + self.time_scale * t.float()[:, None, None, None] / 1000)
+
+
+def build(name, **params):
+    return REGULARIZERS.build(name, params, process=PROCESS, shape=SHAPE)
+
+
+def batch(steps=(3, 10, 25, 40), seed=0):
+    """Images, steps in the small-noise end (OU time <= 0.06) and noise."""
+    g = torch.Generator().manual_seed(seed)
+    x0 = torch.randn(len(steps), *SHAPE, generator=g)
+    return x0, torch.tensor(steps), torch.randn(len(steps), *SHAPE, generator=g)
+
+
+def terms_with_prediction(eps_hat):
+    """DenoisingTerms whose network output is the given image."""
+    x0, t, eps = batch(steps=(10,) * len(eps_hat))
+    return DenoisingTerms(PROCESS, x0, t, eps, PROCESS.add_noise(x0, t, eps), eps_hat)
+
+
+def checkerboard():
+    return ((-1.0) ** (torch.arange(16)[:, None] + torch.arange(16)[None, :]))[None, None]
+
+
+def low_cosine():
+    return torch.cos(2 * math.pi * 2 * torch.arange(16) / 16).expand(16, 16)[None, None].clone()
+
+
+def test_none_is_plain_mse():
+    terms = terms_with_prediction(torch.randn(2, *SHAPE))
+    loss, logs = build("none").objective(terms)
+    assert loss.item() == pytest.approx((terms.eps_hat - terms.eps).pow(2).mean().item())
+    assert logs == {"mse": pytest.approx(loss.item())}
+
+
+def test_frequency_weighted_with_unit_weights_is_mse_parseval():
+    terms = terms_with_prediction(torch.randn(3, *SHAPE))
+    mse = terms.mse().mean()
+    loss, logs = build("frequency_weighted_loss", high_weight=1.0, power=0.0).objective(terms)
+    assert loss.item() == pytest.approx(mse.item(), rel=1e-6)
+    down, _ = build("frequency_weighted_loss", high_weight=0.1).objective(terms)
+    assert down.item() < 0.7 * mse.item()  # white errors: most coefficients lie above 0.25
+    assert set(logs) == {"mse", "frequency_weighted"}
+
+
+def test_fourier_penalty_zero_for_smooth_images_and_large_for_checkerboard():
+    penalty = build("fourier_penalty", weight=1.0, cutoff=0.25, target="eps")
+    for smooth in (torch.full((1, *SHAPE), 0.7), low_cosine()):
+        terms = terms_with_prediction(smooth)
+        loss, logs = penalty.objective(terms)
+        assert logs["fourier_penalty"] == pytest.approx(0, abs=1e-10)
+        assert loss.item() == pytest.approx(logs["mse"])
+    _, logs = penalty.objective(terms_with_prediction(checkerboard()))
+    assert logs["fourier_penalty"] == pytest.approx(1.0)  # all of its unit mean square is above the cutoff
+
+
+def test_fourier_penalty_targets_and_time_window():
+    terms = terms_with_prediction(checkerboard())
+    _, eps = build("fourier_penalty", target="eps").objective(terms)
+    _, score = build("fourier_penalty", target="score").objective(terms)
+    ab = PROCESS.alphabar[10].item()
+    assert score["fourier_penalty"] == pytest.approx(eps["fourier_penalty"] / (1 - ab), rel=1e-4)
+    _, x0 = build("fourier_penalty", target="x0").objective(terms)
+    expected = energy_above(terms.x0_hat, 0.25).mean().item() / 256
+    assert x0["fourier_penalty"] == pytest.approx(expected, rel=1e-5)
+    _, outside = build("fourier_penalty", t_min=0.5).objective(terms)  # step 10 is at OU time ~0.001
+    assert outside["fourier_penalty"] == 0
+
+
+def test_focal_frequency_with_alpha_zero_is_mse_of_the_target():
+    pred, true = torch.randn(3, *SHAPE), torch.randn(3, *SHAPE)
+    assert torch.allclose(focal_frequency_loss(pred, true, 0.0), (pred - true).pow(2).flatten(1).mean(1), rtol=1e-5)
+    focal = focal_frequency_loss(pred, true, 1.0)
+    assert bool((focal < (pred - true).pow(2).flatten(1).mean(1)).all())  # weights <= 1, < 1 off the peak
+    assert focal_frequency_loss(pred, pred, 1.0).abs().max() == 0  # no NaN from 0/0 weights
+
+
+def test_focal_frequency_objective_on_x0():
+    terms = terms_with_prediction(torch.randn(2, *SHAPE))
+    loss, logs = build("focal_frequency", weight=2.0, alpha=0.0).objective(terms)
+    x0_mse = (terms.x0_hat - terms.x0).pow(2).flatten(1).mean(1).mean().item()
+    assert logs["focal_frequency"] == pytest.approx(x0_mse, rel=1e-4)
+    assert loss.item() == pytest.approx(logs["mse"] + 2 * x0_mse, rel=1e-4)
+
+
+def test_spectral_filter_identity_above_the_corner_and_filters_below():
+    model = TinyNet().eval()
+    assert build("spectral_filter", cutoff=MAX_RADIUS).wrap_model(model) is model
+    assert build("spectral_filter", cutoff=1.0).wrap_model(model) is model
+    x0, t, eps = batch()
+    x_t = PROCESS.add_noise(x0, t, eps)
+    low_eps = build("spectral_filter", cutoff=0.25, target="eps").wrap_model(model)(x_t, t)
+    assert energy_above(low_eps, 0.25).max() < 1e-8
+    assert energy_above(model(x_t, t), 0.25).min() > 1e-2
+    eps_hat = build("spectral_filter", cutoff=0.25, target="x0").wrap_model(model)(x_t, t)
+    assert energy_above(PROCESS.x0_from_eps(x_t, t, eps_hat), 0.25).max() < 1e-6
+    high_x_t = x_t - build("spectral_filter", cutoff=0.25, target="eps").wrap_model(lambda x, _: x)(x_t, t)
+    sigma = (1 - PROCESS.alphabar[t]).sqrt()[:, None, None, None]
+    assert torch.allclose(eps_hat, low_eps + high_x_t / sigma, rtol=1e-4, atol=1e-3)  # DDPM closed form
+
+
+def test_spectral_filter_butterworth_is_never_identity():
+    model = TinyNet().eval()
+    wrapped = build("spectral_filter", cutoff=MAX_RADIUS, kind="butterworth", order=4, target="eps").wrap_model(model)
+    x0, t, eps = batch()
+    x_t = PROCESS.add_noise(x0, t, eps)
+    assert not torch.allclose(wrapped(x_t, t), model(x_t, t).detach(), atol=1e-4)
+
+
+def test_weight_decay_and_dropout():
+    assert build("weight_decay", value=3e-4).optimizer_options() == {"weight_decay": 3e-4}
+    model = build("dropout", p=0.35).wrap_model(TinyNet())
+    assert model.dropout.p == 0.35
+    with pytest.raises(FreqdiffError, match="no dropout layer"):
+        build("dropout").wrap_model(nn.Conv2d(1, 1, 3))
+    with pytest.raises(FreqdiffError, match="p must be in"):
+        build("dropout", p=1.0)
+
+
+@pytest.mark.parametrize("name, params", [
+    ("none", {}),
+    ("fourier_penalty", {"target": "eps"}),
+    ("fourier_penalty", {"target": "score", "weight": 1e-3}),
+    ("fourier_penalty", {"target": "x0"}),
+    ("spectral_filter", {"target": "x0"}),
+    ("spectral_filter", {"target": "eps", "kind": "butterworth"}),
+    ("frequency_weighted_loss", {}),
+    ("focal_frequency", {}),
+    ("weight_decay", {}),
+    ("dropout", {}),
+])
+def test_gradients_reach_every_parameter(name, params):
+    torch.manual_seed(0)
+    regularizer = build(name, **params)
+    model = regularizer.wrap_model(TinyNet())
+    loss, logs = regularizer.objective(denoise(PROCESS, model, *batch()))
+    loss.backward()
+    assert "mse" in logs and all(math.isfinite(v) for v in logs.values())
+    if name in ("fourier_penalty", "frequency_weighted_loss", "focal_frequency"):
+        assert len(logs) == 2 and next(v for k, v in logs.items() if k != "mse") > 0
+    for param in model.parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all() and param.grad.abs().sum() > 0
+
+
+def test_penalty_gradient_differs_from_mse_gradient():
+    grads = []
+    for name in ("none", "fourier_penalty", "frequency_weighted_loss", "focal_frequency"):
+        torch.manual_seed(1)
+        model = TinyNet().eval()
+        build(name).objective(denoise(PROCESS, model, *batch()))[0].backward()
+        grads.append(model.conv.weight.grad.clone())
+    for other in grads[1:]:
+        assert not torch.allclose(grads[0], other)
+
+
+@pytest.mark.parametrize("name, params, match", [
+    ("fourier_penalty", {"target": "logits"}, "'logits'.*eps, score, x0"),
+    ("focal_frequency", {"target": "noise"}, "'noise'.*eps, score, x0"),
+    ("spectral_filter", {"kind": "gaussian"}, "'gaussian'.*hard, butterworth"),
+    ("spectral_filter", {"target": "score"}, "'score'.*x0, eps"),
+    ("fourier_penalty", {"cutoff": 0.0}, "cutoff must be > 0"),
+    ("fourier_penalty", {"weight": -1.0}, "weight must be >= 0"),
+    ("fourier_penalty", {"t_min": 2.0, "t_max": 1.0}, "t_min"),
+    ("weight_decay", {"value": -1.0}, ">= 0"),
+])
+def test_bad_parameters_name_the_value(name, params, match):
+    with pytest.raises(FreqdiffError, match=match):
+        build(name, **params)
