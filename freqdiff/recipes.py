@@ -1,0 +1,74 @@
+"""Named studies: a run configuration plus the grid of n and seeds it is measured over.
+
+`accelerate launch recipes/NAME.py` and `freqdiff sweep --recipe NAME` run the same registered recipe.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from freqdiff.registry import NoParams, Registry
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Run flags (the `freqdiff train` syntax) and the default grid of a study."""
+
+    flags: dict[str, str]
+    n_grid: tuple[int, ...] = (8, 16, 32)
+    seeds: tuple[int, ...] = (0,)
+    steps_per_n: int = 0  # steps = max(--steps, steps_per_n * n): tau_mem grows like n, so must training
+
+
+RECIPES: Registry[Recipe] = Registry("recipe")
+
+# The paper's recipe scaled to a 2-core CPU: digits 8x8, the paper's U-Net at W=8 (0.26M parameters),
+# DDPM linear schedule, Adam (the paper's appendix: same two phases as SGD, far fewer steps), batch min(n, 512),
+# DDIM 100 steps, no EMA.
+CPU_DEFAULT = {
+    "dataset": "digits", "test_size": "256", "model": "unet", "model.width": "8",
+    "optimizer": "adam", "lr": "1e-3", "steps": "1500", "first_checkpoint": "50", "n_checkpoints": "14",
+    "save_every": "500", "n_samples": "256", "grid_size": "64", "extractor": "auto", "sampler.steps": "50",
+    "sampler.clip_x0": "1.0",
+}
+
+# The paper's CelebA setup (GPU): 32x32 grayscale, W=32, SGD lr 0.01 momentum 0.95, 40 log-spaced
+# checkpoints to 2M steps, 10k samples, DDIM 100 steps; bring the images with --dataset folder / celeba.
+PAPER_CELEBA = {
+    "dataset": "celeba", "dataset.resolution": "32", "dataset.grayscale": "true", "test_size": "2048",
+    "subset": "disjoint", "model": "unet", "model.width": "32", "optimizer": "sgd", "lr": "0.01",
+    "momentum": "0.95", "batch_size": "512", "steps": "2000000", "first_checkpoint": "250",
+    "n_checkpoints": "40", "save_every": "20000", "n_samples": "10000", "sampler.steps": "100",
+    "sampler.clip_x0": "none",
+    "extractor": "inception", "mixed_precision": "bf16",
+}
+
+
+@RECIPES.register("baseline", NoParams)
+def baseline(params: NoParams, **_: object) -> Recipe:
+    """The paper's recipe (plain MSE) scaled to the embedded digits on a CPU."""
+    return Recipe(flags=CPU_DEFAULT, steps_per_n=150)
+
+
+@RECIPES.register("fourier_penalty", NoParams)
+def fourier_penalty(params: NoParams, **_: object) -> Recipe:
+    """The baseline plus a penalty on the eps prediction's energy above cutoff 0.25 cycles/pixel."""
+    return Recipe(flags={**CPU_DEFAULT, "regularizer": "fourier_penalty", "regularizer.weight": "1.0",
+                         "regularizer.cutoff": "0.25", "regularizer.target": "eps"}, steps_per_n=150)
+
+
+@RECIPES.register("spectral_filter", NoParams)
+def spectral_filter(params: NoParams, **_: object) -> Recipe:
+    """The baseline with the network output low-passed (Butterworth) in training and sampling."""
+    return Recipe(flags={**CPU_DEFAULT, "regularizer": "spectral_filter"}, steps_per_n=150)
+
+
+@RECIPES.register("frequency_weighted", NoParams)
+def frequency_weighted(params: NoParams, **_: object) -> Recipe:
+    """The baseline with the denoising MSE down-weighted above a radial cutoff."""
+    return Recipe(flags={**CPU_DEFAULT, "regularizer": "frequency_weighted_loss"}, steps_per_n=150)
+
+
+@RECIPES.register("paper_celeba", NoParams)
+def paper_celeba(params: NoParams, **_: object) -> Recipe:
+    """The paper's CelebA 32x32 grayscale setup (GPUs; --dataset.root or --dataset folder --dataset.path)."""
+    return Recipe(flags=PAPER_CELEBA, n_grid=(128, 256, 512, 1024), seeds=(0,))

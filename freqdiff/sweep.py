@@ -1,0 +1,173 @@
+"""`freqdiff sweep`: every (n, seed) run of a recipe -> train, eval, window; skip what is done, resume the rest.
+
+Runs of one sweep share the dataset, the held-out test set and the nested training subsets (data_seed is
+fixed; the seed varies the training randomness). Runs go one after another here (all ranks of an
+`accelerate launch` train each run together), or to a cluster scheduler with --launcher submitit.
+"""
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from freqdiff.config import RunConfig, apply_flags, split_argv
+from freqdiff.io import write_json
+from freqdiff.pipeline import pool_size
+from freqdiff.recipes import RECIPES, Recipe
+from freqdiff.registry import FreqdiffError, build_params
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """Sweep-level options; every other flag is a run flag passed to each run."""
+
+    recipe: str = "baseline"
+    n: tuple[int, ...] = ()  # empty: the recipe's grid
+    seeds: tuple[int, ...] = ()  # empty: the recipe's seeds
+    out: str = ""  # empty: results/<recipe>
+    steps_per_n: int | None = None  # None: the recipe's
+    launcher: str = "local"  # local | submitit
+    slurm_partition: str = ""
+    slurm_gpus: int = 1
+    slurm_hours: float = 48.0
+    slurm_parallel: int = 8
+    report: bool = True
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    n: int
+    seed: int
+    run_dir: Path
+    flags: dict[str, str]
+
+    def config(self) -> RunConfig:
+        return apply_flags(RunConfig(), self.flags)
+
+
+def parse_sweep_argv(argv: list[str]) -> tuple[SweepOptions, dict[str, str]]:
+    """Split argv into sweep options and run flags (the `freqdiff train` syntax)."""
+    positional, flags = split_argv(argv)
+    if positional:
+        raise FreqdiffError(f"sweep: unexpected argument {positional[0]!r}")
+    names = {f.name for f in fields(SweepOptions)}
+    options = build_params(SweepOptions, {k: v for k, v in flags.items() if k in names}, "sweep")
+    if options.launcher not in ("local", "submitit"):
+        raise FreqdiffError(f"--launcher: unknown value {options.launcher!r}; choices: local, submitit")
+    return options, {k: v for k, v in flags.items() if k not in names}
+
+
+def check_grid(n_grid: tuple[int, ...], pool_size: int) -> None:
+    """Refuse duplicate n and n beyond the training pool, naming the bad values."""
+    duplicates = sorted({n for n in n_grid if n_grid.count(n) > 1})
+    if duplicates:
+        raise FreqdiffError(f"--n: duplicate values {duplicates} in {list(n_grid)}")
+    too_big = [n for n in n_grid if n > pool_size or n < 2]
+    if too_big:
+        raise FreqdiffError(f"--n: {too_big} outside 2..{pool_size} (training images available)")
+
+
+def plan(options: SweepOptions, run_flags: dict[str, str]) -> list[PlannedRun]:
+    """The runs of the sweep, with their directories and full flags; checks the grid against the data."""
+    recipe: Recipe = RECIPES.build(options.recipe)
+    n_grid = options.n or recipe.n_grid
+    seeds = options.seeds or recipe.seeds
+    steps_per_n = recipe.steps_per_n if options.steps_per_n is None else options.steps_per_n
+    out = Path(options.out or f"results/{options.recipe}")
+    base = {**recipe.flags, **run_flags}
+    probe = apply_flags(RunConfig(), {**base, "n": "2"})
+    check_grid(tuple(n_grid), pool_size(probe) - probe.data.test_size)
+    runs = []
+    for n in n_grid:
+        for seed in seeds:
+            steps = max(probe.train.steps, steps_per_n * n)
+            flags = {**base, "n": str(n), "seed": str(seed), "steps": str(steps)}
+            runs.append(PlannedRun(n, seed, out / f"n{n:05d}-seed{seed}", flags))
+    for run in runs:
+        run.config()  # validate every run's flags before any training starts
+    return runs
+
+
+def is_done(run: PlannedRun) -> bool:
+    """Trained to the end, every checkpoint evaluated, window read."""
+    from freqdiff.checkpoint import list_checkpoints
+    from freqdiff.evaluate import read_metrics
+
+    state = run.run_dir / "window.json"
+    if not state.exists() or not (run.run_dir / "state.pt").exists():
+        return False
+    evaluated = {int(r["step"]) for r in read_metrics(run.run_dir)}
+    return set(list_checkpoints(run.run_dir)) <= evaluated and bool(evaluated)
+
+
+def run_local(runs: list[PlannedRun]) -> None:
+    """Train, evaluate and read the window of each unfinished run, in order."""
+    from accelerate import PartialState
+
+    from freqdiff.evaluate import evaluate_run
+    from freqdiff.trainer import train
+    from freqdiff.window import window_main
+
+    state = PartialState()
+    todo = [r for r in runs if not is_done(r)]
+    if state.is_main_process:
+        print(f"sweep: {len(runs) - len(todo)} of {len(runs)} runs already done")
+    for run in tqdm(todo, desc="sweep", disable=not state.is_main_process, dynamic_ncols=True):
+        train(run.config(), run.run_dir)
+        if state.is_main_process:
+            evaluate_run(run.run_dir)
+            window_main(run.run_dir)
+        state.wait_for_everyone()
+
+
+def job_command(run: PlannedRun, gpus: int) -> str:
+    """The shell command of one cluster job: an `accelerate launch` training, then eval and window."""
+    flags = " ".join(f"--{k} {shlex.quote(v)}" for k, v in run.flags.items())
+    multi = f"--multi_gpu --num_processes {gpus}" if gpus > 1 else "--num_processes 1"
+    d = shlex.quote(str(run.run_dir))
+    return (f"accelerate launch {multi} -m freqdiff.cli train --out {d} {flags}"
+            f" && freqdiff eval {d} && freqdiff window {d}")
+
+
+def submit(runs: list[PlannedRun], options: SweepOptions, cluster: str | None = None) -> list[str]:
+    """Submit the unfinished runs as one SLURM job array through submitit; returns the job ids."""
+    import submitit
+
+    todo = [r for r in runs if not is_done(r)]
+    if not todo:
+        return []
+    folder = Path(options.out or f"results/{options.recipe}") / "slurm"
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+    executor.update_parameters(timeout_min=int(options.slurm_hours * 60), gpus_per_node=options.slurm_gpus,
+                               slurm_partition=options.slurm_partition or None,
+                               slurm_array_parallelism=options.slurm_parallel)
+    jobs = []
+    with executor.batch():  # one job array
+        for run in todo:
+            command = submitit.helpers.CommandFunction(["bash", "-c", job_command(run, options.slurm_gpus)])
+            jobs.append(executor.submit(command))
+    return [job.job_id for job in jobs]
+
+
+def sweep_main(argv: list[str]) -> int:
+    options, run_flags = parse_sweep_argv(argv)
+    runs = plan(options, run_flags)
+    out = Path(options.out or f"results/{options.recipe}")
+    if options.launcher == "submitit":
+        ids = submit(runs, options)
+        print(f"sweep: submitted {len(ids)} jobs: {', '.join(ids)}")
+        return 0
+    run_local(runs)
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        write_json(out / "sweep.json", {"recipe": options.recipe, "argv": sys.argv,
+                                        "runs": [str(r.run_dir) for r in runs]})
+        if options.report:
+            from freqdiff.report import write_report
+
+            print(f"report: {write_report(out)}")
+    return 0
