@@ -61,6 +61,8 @@ class EvalConfig:
     k: float = 1 / 3  # memorization threshold on d1/d2
     quantize: bool = False  # quantize samples to uint8 before f_mem, as DiffMemorize
     use_ema: bool = True  # sample from the EMA weights when EMA is on
+    spectral: bool = False  # per-band error against the training set's optimal score -> spectral.csv
+    spectral_bands: int = 4  # radial frequency bands of the spectral diagnostics
 
 
 COMPONENTS = ("dataset", "process", "model", "regularizer", "sampler")

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from freqdiff.checkpoint import checkpoint_path, list_checkpoints, load_run_config
 from freqdiff.config import EvalConfig, RunConfig, _section, diff_configs
+from freqdiff.diagnostics import band_errors, plot_band_errors
 from freqdiff.io import atomic_path, read_csv, read_json, write_csv, write_json
 from freqdiff.losses import fixed_t_loss
 from freqdiff.metrics import compute_fid, fmem, get_extractor
@@ -25,6 +26,7 @@ from freqdiff.samplers import draw_samples
 
 COLUMNS = ["step", "fid", "kid", "fmem", "fmem_low", "fmem_high", "loss_train", "loss_test", "extractor", "n_samples"]
 NEAREST_SHOWN = 16  # samples saved beside their nearest training image, per checkpoint
+SPECTRAL_HELDOUT = 256  # held-out images noised for the spectral diagnostics
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, str]]:
@@ -100,11 +102,27 @@ def evaluate_run(run_dir: Path, steps: list[int] | None = None, overrides: dict[
     for step in tqdm(todo, desc=f"eval {run_dir.name}", disable=not progress, dynamic_ncols=True):
         load_weights(pipe.model, run_dir, step, cfg.eval.use_ema)
         row, nearest = measure_checkpoint(pipe, cfg, extractor, cache_dir)
+        if cfg.eval.spectral:
+            _save_spectral(run_dir, step, pipe, cfg.eval)
         rows.append({"step": step, **row})
         rows.sort(key=lambda r: int(r["step"]))
         _save_nearest(run_dir, step, nearest)
-        write_csv(run_dir / "metrics.csv", rows, COLUMNS)
+        write_csv(run_dir / "metrics.csv", rows, COLUMNS)  # last: a row exists only once all its files do
+    if cfg.eval.spectral:
+        spectral = [{k: (int if k in ("tau", "step", "band") else float)(v) for k, v in r.items()}
+                    for r in read_csv(run_dir / "spectral.csv")]
+        plot_band_errors(spectral, run_dir / "figures" / "spectral_bands.png")
     return rows
+
+
+def _save_spectral(run_dir: Path, step: int, pipe: Pipeline, cfg: EvalConfig) -> None:
+    """Append this checkpoint's per-band errors (diagnostics.band_errors) to spectral.csv."""
+    path = run_dir / "spectral.csv"
+    kept = [r for r in read_csv(path) if int(r["tau"]) != step] if path.exists() else []
+    heldout = pipe.split.test[:SPECTRAL_HELDOUT]
+    new = [{"tau": step, **r} for r in band_errors(pipe.model, pipe.process, pipe.split.train, heldout,
+                                                   bands=cfg.spectral_bands)]
+    write_csv(path, sorted(kept + new, key=lambda r: int(r["tau"])), list(new[0]))
 
 
 def _save_nearest(run_dir: Path, step: int, arrays: dict[str, np.ndarray]) -> None:

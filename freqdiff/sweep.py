@@ -76,7 +76,7 @@ def plan(options: SweepOptions, run_flags: dict[str, str]) -> list[PlannedRun]:
     n_grid = options.n or recipe.n_grid
     seeds = options.seeds or recipe.seeds
     steps_per_n = recipe.steps_per_n if options.steps_per_n is None else options.steps_per_n
-    out = Path(options.out or f"results/{options.recipe}")
+    out = output_dir(options, recipe, run_flags)
     base = {**recipe.flags, **run_flags}
     probe = apply_flags(RunConfig(), {**base, "n": "2"})
     check_grid(tuple(n_grid), pool_size(probe) - probe.data.test_size)
@@ -89,6 +89,14 @@ def plan(options: SweepOptions, run_flags: dict[str, str]) -> list[PlannedRun]:
     for run in runs:
         run.config()  # validate every run's flags before any training starts
     return runs
+
+
+def output_dir(options: SweepOptions, recipe: Recipe, run_flags: dict[str, str]) -> Path:
+    """--out, else results/<recipe>, suffixed by the regularizer when it was swapped on the command line."""
+    if options.out:
+        return Path(options.out)
+    swapped = run_flags.get("regularizer", recipe.flags.get("regularizer", "none")) != recipe.flags.get("regularizer", "none")
+    return Path("results") / (f"{options.recipe}-{run_flags['regularizer']}" if swapped else options.recipe)
 
 
 def is_done(run: PlannedRun) -> bool:
@@ -139,7 +147,7 @@ def submit(runs: list[PlannedRun], options: SweepOptions, cluster: str | None = 
     todo = [r for r in runs if not is_done(r)]
     if not todo:
         return []
-    folder = Path(options.out or f"results/{options.recipe}") / "slurm"
+    folder = todo[0].run_dir.parent / "slurm"
     executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
     executor.update_parameters(timeout_min=int(options.slurm_hours * 60), gpus_per_node=options.slurm_gpus,
                                slurm_partition=options.slurm_partition or None,
@@ -155,7 +163,7 @@ def submit(runs: list[PlannedRun], options: SweepOptions, cluster: str | None = 
 def sweep_main(argv: list[str]) -> int:
     options, run_flags = parse_sweep_argv(argv)
     runs = plan(options, run_flags)
-    out = Path(options.out or f"results/{options.recipe}")
+    out = runs[0].run_dir.parent
     if options.launcher == "submitit":
         ids = submit(runs, options)
         print(f"sweep: submitted {len(ids)} jobs: {', '.join(ids)}")

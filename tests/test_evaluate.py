@@ -82,3 +82,14 @@ def test_metrics_from_another_version_are_never_overwritten(trained: Path) -> No
 def test_columns_are_the_documented_ones() -> None:
     assert COLUMNS[:10] == ["step", "fid", "kid", "fmem", "fmem_low", "fmem_high", "loss_train", "loss_test",
                             "extractor", "n_samples"]
+
+
+def test_spectral_diagnostics_per_checkpoint(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(tiny_config(), run)
+    evaluate_run(run, overrides={"spectral": "true", "spectral_bands": "3"}, progress=False, cache_dir=tmp_path)
+    rows = __import__("freqdiff.io", fromlist=["read_csv"]).read_csv(run / "spectral.csv")
+    assert sorted({int(r["tau"]) for r in rows}) == list_checkpoints(run)
+    assert len(rows) == len(list_checkpoints(run)) * 3 * 3  # checkpoints x OU times x bands
+    assert all(float(r["model_vs_memorizer"]) >= 0 for r in rows)
+    assert (run / "figures" / "spectral_bands.png").stat().st_size > 0

@@ -109,3 +109,13 @@ def test_cluster_jobs_are_accelerate_launches_in_one_array(tmp_path: Path, monke
     assert "--n 8" in command and "freqdiff eval" in command and "freqdiff window" in command
     run = plan(*parse_sweep_argv(argv(tmp_path / "s")))[0]
     assert job_command(run, 1).startswith("accelerate launch --num_processes 1 ")
+
+
+def test_swapping_the_regularizer_writes_under_its_own_name(tmp_path: Path) -> None:
+    tokens = [t for t in argv(tmp_path) if t not in ("--out", str(tmp_path))]
+    options, flags = parse_sweep_argv([*tokens, "--regularizer", "fourier_penalty", "--regularizer.cutoff", "0.3"])
+    runs = plan(options, flags)
+    assert runs[0].run_dir.parent == Path("results/baseline-fourier_penalty")
+    assert runs[0].config().to_dict()["regularizer"]["params"]["cutoff"] == 0.3
+    options, flags = parse_sweep_argv(tokens)
+    assert plan(options, flags)[0].run_dir.parent == Path("results/baseline")
