@@ -11,7 +11,7 @@ from freqdiff.io import read_json, write_json
 from freqdiff.registry import FreqdiffError
 
 # Settings that may change between a run and its resume without changing what is trained.
-RESUMABLE_KEYS = {"train.log_every", "train.tensorboard", "train.eval_checkpoints"}
+RESUMABLE_KEYS = {"train.log_every", "train.tensorboard", "train.eval_checkpoints", "train.threads"}
 
 
 def checkpoint_steps(first: int, last: int, count: int) -> list[int]:

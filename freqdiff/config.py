@@ -39,6 +39,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
     mixed_precision: str = "no"  # no | fp16 | bf16, through accelerate
     seed: int = 0
+    threads: int = 1  # torch CPU threads (0: torch's default); the small default U-Net is fastest on one
     n_checkpoints: int = 16  # log-spaced checkpoints between first_checkpoint and steps
     first_checkpoint: int = 50
     save_every: int = 250  # steps between resume states
@@ -52,7 +53,7 @@ class EvalConfig:
     """How each checkpoint is measured (does not change training)."""
 
     n_samples: int = 256
-    grid_size: int = 64
+    grid_size: int = 36
     sample_seed: int = 1234
     fixed_t: float = 0.01  # OU time of the fixed-t losses (the paper: 0.01)
     loss_draws: int = 5

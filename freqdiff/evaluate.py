@@ -23,6 +23,7 @@ from freqdiff.metrics import compute_fid, fmem, get_extractor
 from freqdiff.pipeline import Pipeline, build_pipeline
 from freqdiff.registry import FreqdiffError
 from freqdiff.samplers import draw_samples
+from freqdiff.trainer import set_cpu_threads
 
 COLUMNS = ["step", "fid", "kid", "fmem", "fmem_low", "fmem_high", "loss_train", "loss_test", "extractor", "n_samples"]
 NEAREST_SHOWN = 16  # samples saved beside their nearest training image, per checkpoint
@@ -97,6 +98,7 @@ def evaluate_run(run_dir: Path, steps: list[int] | None = None, overrides: dict[
     todo = [s for s in (steps or available) if s not in done and s in available]
     if not todo:
         return rows
+    set_cpu_threads(cfg.train.threads)
     pipe = build_pipeline(cfg)
     extractor = get_extractor(cfg.eval.extractor)
     for step in tqdm(todo, desc=f"eval {run_dir.name}", disable=not progress, dynamic_ncols=True):

@@ -4,19 +4,33 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from PIL import Image
 from torch import Tensor, nn
-from torchvision.utils import make_grid, save_image
 
 from freqdiff.config import EvalConfig
 from freqdiff.io import atomic_path
 from freqdiff.samplers import draw_samples
 
 
+def tile(images01: Tensor, pad: int = 1) -> np.ndarray:
+    """(B, C, H, W) images in [0, 1] -> one uint8 (rows*H', cols*W', C) mosaic with white gutters."""
+    cols = max(1, math.ceil(math.sqrt(len(images01))))
+    rows = math.ceil(len(images01) / cols)
+    blank = torch.ones(rows * cols - len(images01), *images01.shape[1:])
+    padded = F.pad(torch.cat([images01.float().cpu(), blank]), (0, pad, 0, pad), value=1.0)
+    mosaic = rearrange(padded, "(r c) ch h w -> (r h) (c w) ch", r=rows, c=cols)
+    return (mosaic.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
 def save_grid(images01: Tensor, path: Path) -> None:
     """Save (B, C, H, W) images in [0, 1] as a square-ish PNG grid, atomically."""
-    nrow = max(1, int(math.ceil(math.sqrt(len(images01)))))
+    mosaic = tile(images01)
     with atomic_path(path) as tmp:
-        save_image(make_grid(images01, nrow=nrow, padding=1, pad_value=1.0), tmp, format="png")
+        Image.fromarray(mosaic[..., 0] if mosaic.shape[-1] == 1 else mosaic).save(tmp, format="png")
 
 
 def save_sample_grid(run_dir: Path, step: int, pipe, model: nn.Module, cfg: EvalConfig) -> Path:

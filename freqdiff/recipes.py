@@ -27,7 +27,8 @@ RECIPES: Registry[Recipe] = Registry("recipe")
 CPU_DEFAULT = {
     "dataset": "digits", "test_size": "256", "model": "unet", "model.width": "8",
     "optimizer": "adam", "lr": "1e-3", "steps": "1500", "first_checkpoint": "50", "n_checkpoints": "14",
-    "save_every": "500", "n_samples": "256", "grid_size": "64", "extractor": "auto", "sampler.steps": "50",
+    "save_every": "500", "n_samples": "256", "grid_size": "36", "extractor": "auto", "sampler.steps": "50",
+    "spectral": "true",
     "sampler.clip_x0": "1.0",
 }
 

@@ -28,6 +28,13 @@ from freqdiff.registry import FreqdiffError
 from freqdiff.schedule import batch_indices, rank_slice, step_seed
 
 
+def set_cpu_threads(threads: int) -> None:
+    """Use `threads` CPU threads (0 keeps torch's default): two threads on a tiny model are no faster than one
+    and slow down ~100x when another process holds a core."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
 def make_optimizer(cfg: TrainConfig, model: nn.Module, extra: dict[str, Any]) -> torch.optim.Optimizer:
     """Adam(W) or SGD with momentum (the paper: SGD, lr 0.01, momentum 0.95); `extra` from the regularizer."""
     if cfg.optimizer == "adam":
@@ -60,6 +67,7 @@ class Trainer:
         if self.accelerator.is_main_process:
             prepare_run_dir(self.run_dir, cfg)
         self.accelerator.wait_for_everyone()
+        set_cpu_threads(cfg.train.threads)
         torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
         self.pipe: Pipeline = build_pipeline(cfg)
         self.device = self.accelerator.device
