@@ -2,19 +2,17 @@
 (sample t and noise, MSE on eps, Adam step), on the same model, data and batch, interleaved in one run.
 
 The ratio says what freqdiff's bookkeeping (seeded per-step draws, regularizer interface, Accelerate) costs.
-Usage: python bench/bench_trainer.py [--steps 100] [--n 16] [--threads 2]
+Usage: python bench/bench_trainer.py [--steps 100] [--n 16] [--threads 1]
 """
 from __future__ import annotations
 
-import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
+from common import median_step_times, parse
 from freqdiff.components import REGISTRIES
 from freqdiff.config import RunConfig, apply_flags
 from freqdiff.trainer import Trainer
@@ -39,31 +37,18 @@ class PlainLoop:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--n", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
+    args = parse(__doc__, argv, steps=100)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        ours = Trainer(apply_flags(RunConfig(), {"n": str(args.n), "steps": "100000"}), Path(tmp) / "run")
+        ours = Trainer(apply_flags(RunConfig(), {"n": str(args.n), "steps": "100000", "threads": str(args.threads)}),
+                       Path(tmp) / "run")
         shape = ours.pipe.split.image_shape
         peer_model = REGISTRIES["model"].build("unet", {}, channels=shape[0], resolution=shape[1:])
         peer = PlainLoop(peer_model, ours.pipe.split.train, ours.pipe.process.alphabar, ours.cfg.train.lr)
-        times: dict[str, list[float]] = {"freqdiff": [], "plain loop": []}
-        runners = {"freqdiff": ours.train_step, "plain loop": peer.train_step}
-        for _ in range(5):
-            for step in runners.values():
-                step()
-        for _ in range(args.steps):
-            for label, step in runners.items():
-                start = time.perf_counter()
-                step()
-                times[label].append(time.perf_counter() - start)
-    base = statistics.median(times["plain loop"])
+        times = median_step_times({"freqdiff": ours.train_step, "plain loop": peer.train_step}, args.steps)
     print(f"unet W=8, digits 8x8, batch {args.n}, {args.threads} threads, {args.steps} steps each")
-    for label, values in times.items():
-        print(f"{label:<12}{1000 * statistics.median(values):>8.2f} ms/step  ratio {statistics.median(values) / base:.3f}")
+    for label, median in times.items():
+        print(f"{label:<12}{1000 * median:>8.2f} ms/step  ratio {median / times['plain loop']:.3f}")
 
 
 if __name__ == "__main__":

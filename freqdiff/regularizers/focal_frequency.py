@@ -16,7 +16,7 @@ from torch import Tensor
 
 from freqdiff.process.base import DenoisingTerms, DiffusionProcess
 from freqdiff.regularizers import REGULARIZERS
-from freqdiff.regularizers.base import Regularizer
+from freqdiff.regularizers.base import Regularizer, WindowedPenalty
 from freqdiff.regularizers.fourier_penalty import TARGETS, check_weight, prediction, time_window, truth
 from freqdiff.registry import check_choice
 from freqdiff.spectral import power
@@ -44,19 +44,18 @@ def focal_frequency_loss(pred: Tensor, true: Tensor, alpha: float) -> Tensor:
     return (focal_weights(distance, alpha) * distance).flatten(1).mean(1)
 
 
-class FocalFrequency(Regularizer):
+class FocalFrequency(WindowedPenalty):
     """Plain MSE plus weight * the focal frequency loss of one prediction, inside an OU-time window."""
 
-    def __init__(self, params: FocalFrequencyParams, window: Tensor) -> None:
-        self.params = params
-        self.window = window
+    name = "focal_frequency"
 
-    def objective(self, terms: DenoisingTerms) -> tuple[Tensor, dict[str, float]]:
-        mse = terms.mse().mean()
-        active = self.window.to(terms.t.device)[terms.t]
+    def __init__(self, params: FocalFrequencyParams, window: Tensor) -> None:
+        super().__init__(params.weight, window)
+        self.params = params
+
+    def penalty(self, terms: DenoisingTerms) -> Tensor:
         target = self.params.target
-        ffl = (active * focal_frequency_loss(prediction(terms, target), truth(terms, target), self.params.alpha)).mean()
-        return mse + self.params.weight * ffl, {"mse": float(mse.detach()), "focal_frequency": float(ffl.detach())}
+        return focal_frequency_loss(prediction(terms, target), truth(terms, target), self.params.alpha)
 
 
 @REGULARIZERS.register("focal_frequency", FocalFrequencyParams)

@@ -19,7 +19,7 @@ from torch import Tensor
 from freqdiff.process.base import DenoisingTerms, DiffusionProcess
 from freqdiff.registry import FreqdiffError, check_choice
 from freqdiff.regularizers import REGULARIZERS
-from freqdiff.regularizers.base import Regularizer
+from freqdiff.regularizers.base import Regularizer, WindowedPenalty
 from freqdiff.spectral import check_cutoff, energy_above
 
 TARGETS = ("eps", "score", "x0")
@@ -65,19 +65,17 @@ def high_band_mean_square(x: Tensor, cutoff: float) -> Tensor:
     return energy_above(x, cutoff) / x[0].numel()
 
 
-class FourierPenalty(Regularizer):
+class FourierPenalty(WindowedPenalty):
     """Plain MSE plus weight * the high-band mean square of one prediction, inside an OU-time window."""
 
-    def __init__(self, params: FourierPenaltyParams, window: Tensor) -> None:
-        self.params = params
-        self.window = window
+    name = "fourier_penalty"
 
-    def objective(self, terms: DenoisingTerms) -> tuple[Tensor, dict[str, float]]:
-        mse = terms.mse().mean()
-        active = self.window.to(terms.t.device)[terms.t]
-        penalty = (active * high_band_mean_square(prediction(terms, self.params.target), self.params.cutoff)).mean()
-        logs = {"mse": float(mse.detach()), "fourier_penalty": float(penalty.detach())}
-        return mse + self.params.weight * penalty, logs
+    def __init__(self, params: FourierPenaltyParams, window: Tensor) -> None:
+        super().__init__(params.weight, window)
+        self.params = params
+
+    def penalty(self, terms: DenoisingTerms) -> Tensor:
+        return high_band_mean_square(prediction(terms, self.params.target), self.params.cutoff)
 
 
 @REGULARIZERS.register("fourier_penalty", FourierPenaltyParams)
