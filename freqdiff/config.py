@@ -80,8 +80,7 @@ class RunConfig:
     process: Component = field(default_factory=lambda: Component("ddpm"))
     model: Component = field(default_factory=lambda: Component("unet"))
     regularizer: Component = field(default_factory=lambda: Component("none"))
-    # x0_hat clamped to [-1, 1] (Ho et al.'s sampler): short CPU trainings otherwise diverge from t = T-1.
-    sampler: Component = field(default_factory=lambda: Component("ddim", {"clip_x0": 1.0}))
+    sampler: Component = field(default_factory=lambda: Component("ddim"))
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

@@ -53,5 +53,5 @@ def build_pipeline(cfg: RunConfig) -> Pipeline:
     regularizer = REGISTRIES["regularizer"].build(
         cfg.regularizer.name, cfg.regularizer.params, process=process, shape=split.image_shape
     )
-    sampler = REGISTRIES["sampler"].build(cfg.sampler.name, cfg.sampler.params)
+    sampler = REGISTRIES["sampler"].build(cfg.sampler.name, cfg.sampler.params, x0_range=split.x0_range)
     return Pipeline(split, process, regularizer.wrap_model(model), regularizer, sampler)

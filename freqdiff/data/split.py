@@ -23,6 +23,11 @@ class Split:
         return (x + self.mean.to(x).reshape(1, -1, 1, 1)).clamp(0, 1)
 
     @property
+    def x0_range(self) -> tuple[float, float]:
+        """The interval the training pixels span (for images in [0, 1]: within [0, 1] minus the mean)."""
+        return float(self.train.min()), float(self.train.max())
+
+    @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.train.shape[1:])  # type: ignore[return-value]
 

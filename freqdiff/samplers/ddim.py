@@ -10,15 +10,15 @@ from freqdiff.process.base import DiffusionProcess
 from freqdiff.samplers import SAMPLERS
 
 
-def clip(x0_hat: Tensor, bound: float | None) -> Tensor:
-    """Clamp the denoised estimate to [-bound, bound]; None leaves it as is."""
-    return x0_hat if bound is None else x0_hat.clamp(-bound, bound)
+def clip(x0_hat: Tensor, x0_range: tuple[float, float] | None) -> Tensor:
+    """Clamp the denoised estimate to the data range (low, high); None leaves it as is."""
+    return x0_hat if x0_range is None else x0_hat.clamp(*x0_range)
 
 
 @dataclass(frozen=True)
 class DDIMParams:
     steps: int = 100  # the paper's code uses 100 (the paper says 200)
-    clip_x0: float | None = None  # clamp x0_hat to [-clip_x0, clip_x0] (Ho et al.'s sampler); None: the paper's code
+    clip_x0: bool = True  # clamp x0_hat to the data's pixel range, as Ho et al.'s sampler; false: the paper's code
 
 
 def ddim_steps(T: int, steps: int) -> list[int]:
@@ -27,8 +27,8 @@ def ddim_steps(T: int, steps: int) -> list[int]:
 
 
 class DDIM:
-    def __init__(self, steps: int, clip_x0: float | None = None) -> None:
-        self.steps, self.clip_x0 = steps, clip_x0
+    def __init__(self, steps: int, x0_range: tuple[float, float] | None = None) -> None:
+        self.steps, self.x0_range = steps, x0_range
 
     def __call__(self, model: nn.Module, process: DiffusionProcess, shape: tuple[int, ...],
                  generator: torch.Generator) -> Tensor:
@@ -40,17 +40,17 @@ class DDIM:
         for t_now, t_next in zip(schedule, schedule[1:] + [None]):
             t = torch.full((shape[0],), t_now, device=device, dtype=torch.long)
             eps_hat = model(x, t)
-            x0_hat = clip(process.x0_from_eps(x, t, eps_hat), self.clip_x0)
+            x0_hat = clip(process.x0_from_eps(x, t, eps_hat), self.x0_range)
             if t_next is None:
                 return x0_hat
             s = torch.full_like(t, t_next)
-            if self.clip_x0 is not None:  # keep x_s consistent with the clamped x0_hat
+            if self.x0_range is not None:  # keep x_s consistent with the clamped x0_hat
                 eps_hat = process.eps_from_x0(x, t, x0_hat)
             x = process.signal(x0_hat, s) + process.noise(eps_hat, s)
         return x
 
 
 @SAMPLERS.register("ddim", DDIMParams)
-def ddim(params: DDIMParams, **_: object) -> DDIM:
-    """Deterministic DDIM (eta=0) with `steps` evaluations."""
-    return DDIM(params.steps, params.clip_x0)
+def ddim(params: DDIMParams, *, x0_range: tuple[float, float] | None = None, **_: object) -> DDIM:
+    """Deterministic DDIM (eta=0) with `steps` evaluations, x0_hat clamped to the data range if clip_x0."""
+    return DDIM(params.steps, x0_range if params.clip_x0 else None)
