@@ -40,6 +40,17 @@ def run_options_help() -> str:
     return "\n".join(lines)
 
 
+def help_text(command: str) -> str:
+    """Help for one command: every run option for train, the theory's options, else the usage."""
+    if command == "train":
+        return run_options_help()
+    if command == "theory":
+        from freqdiff.theory.cli import options_help
+
+        return options_help()
+    return USAGE
+
+
 def config_from_flags(flags: dict[str, str], base: RunConfig | None = None) -> RunConfig:
     return apply_flags(base or RunConfig(), flags)
 
@@ -135,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"freqdiff: unknown command {command!r}; choices: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     if rest[:1] in (["-h"], ["--help"]):
-        print(USAGE if command != "train" else run_options_help())
+        print(help_text(command))
         return 0
     try:
         return COMMANDS[command](rest)

@@ -1,0 +1,214 @@
+"""The exactly solvable random-features model (freqdiff.theory): constants, U and V, closed form, spectrum, GD, CLI."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from freqdiff.registry import FreqdiffError
+from freqdiff.theory import constants, dynamics, features, simulate, spectrum
+from freqdiff.theory.cli import main, parse
+from freqdiff.theory.study import run_study
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_blas_thread():
+    """These matrices are small: threaded OpenBLAS only adds contention (eigh of 640 x 640 can take 100x longer)."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+@pytest.fixture(scope="module")
+def small(one_blas_thread):
+    """d = 20, psi_p = 8, psi_n = 4, t = 0.1: U, V, U~, V~ and U's modes."""
+    problem = features.make_problem(20, 8, 4, 0.1, seed=0)
+    U, V = features.U_V_empirical(problem)
+    U_pop, V_pop = features.U_V_population(problem)
+    return problem, U, V, U_pop, V_pop, dynamics.modes(U, V, U_pop, V_pop)
+
+
+def test_constants_obey_stein_identities():
+    for t in (0.01, 0.1, 1.0):
+        c = constants.ge_constants(t)
+        assert c.b_t == pytest.approx(math.sqrt(c.Delta_t) * c.a_t, rel=1e-9)
+        assert c.mu_1 == pytest.approx(c.Gamma_t * c.a_t, rel=1e-9)
+        assert c.v_t > 0 and c.s_t > 0
+        # the four parts of a feature's variance add up to ||sigma||^2
+        parts = (c.a_t * math.exp(-t)) ** 2 * c.sigma_x2 + c.v_t**2 + c.b_t**2 + c.s_t**2
+        assert parts == pytest.approx(c.sigma_norm2, rel=1e-9)
+    assert constants.ge_constants(0.01).v_t > constants.ge_constants(1.0).v_t  # data part fades with t
+
+
+def test_U_V_match_monte_carlo_over_the_noise(small):
+    problem, U, V, *_ = small
+    U_mc, V_mc = features.U_V_monte_carlo(problem, draws=1500, seed=1)
+    error = np.abs(U - U_mc).max()
+    assert error < 6e-3  # Monte Carlo std ~ 1.5e-3
+    assert np.abs(V - V_mc).max() < 2e-2
+    assert np.allclose(U, U.T)
+    # the noise correlations between features matter: keeping only the k = 0 Mehler term is visibly wrong
+    s, _, m = features.noise_statistics(problem)
+    F, _ = features.hermite_coefficients(m, s, 0, "tanh", 32)
+    assert np.abs(F[0].T @ F[0] / problem.n - U_mc)[~np.eye(problem.p, dtype=bool)].max() > 3 * error
+
+
+def test_population_matches_monte_carlo_over_data_and_noise(small):
+    problem, _, _, U_pop, V_pop, _ = small
+    rng = np.random.default_rng(3)
+    count = 200_000
+    x = rng.standard_normal((count, problem.d)) * np.sqrt(problem.Sigma)
+    xi = rng.standard_normal((count, problem.d))
+    f = np.tanh((math.exp(-problem.t) * x + math.sqrt(problem.Delta_t) * xi) @ problem.W.T / math.sqrt(problem.d))
+    assert np.abs(U_pop - f.T @ f / count).max() < 6e-3
+    assert np.abs(V_pop - f.T @ xi / count).max() < 6e-3
+
+
+def test_population_approaches_the_papers_linearization_as_d_grows():
+    c = constants.ge_constants(0.1)
+    gaps = []
+    for d in (10, 40):
+        problem = features.make_problem(d, 8, 4, 0.1, seed=0)
+        U_pop, V_pop = features.U_V_population(problem)
+        U_lin = features.U_population_linear(problem, c.mu_1, c.Gamma_t, c.sigma_norm2)
+        V_lin = features.V_population_linear(problem, c.mu_1, c.Gamma_t)
+        gaps.append((np.linalg.norm(U_pop - U_lin) / np.linalg.norm(U_pop),
+                     np.linalg.norm(V_pop - V_lin) / np.linalg.norm(V_pop)))
+    assert gaps[1][0] < 0.7 * gaps[0][0] and gaps[1][1] < 0.7 * gaps[0][1]  # ~ 1/sqrt(d)
+    assert max(gaps[1]) < 0.12
+
+
+def test_paper_tau_mem_is_linear_in_psi_n_when_psi_p_dominates():
+    c = constants.ge_constants(0.1)
+    for psi_n in (10, 40):
+        ratio = spectrum.tau_from_lambda(spectrum.lambda_min(c, 1e6, psi_n), c.Delta_t, 1e6) * c.Delta_t * c.v_t**2
+        assert ratio / psi_n == pytest.approx(1, rel=0.02)  # tau_mem ~ psi_n / (Delta_t v_t^2)
+
+
+def test_closed_form_solves_the_gradient_flow(small):
+    problem, U, V, *_ = small
+    rng = np.random.default_rng(0)
+    lam_max = np.linalg.eigvalsh(U).max()
+    for A0 in (None, 0.1 * rng.standard_normal((problem.d, problem.p))):
+        A = np.zeros((problem.d, problem.p)) if A0 is None else A0.copy()
+        T = 50.0
+        steps = int(T * dynamics.rate(problem.Delta_t, problem.psi_p) * lam_max / 0.05) + 1
+        h = T / steps
+        for _ in range(steps):  # RK4
+            k1 = dynamics.gradient_flow_rhs(A, U, V, problem.Delta_t)
+            k2 = dynamics.gradient_flow_rhs(A + h / 2 * k1, U, V, problem.Delta_t)
+            k3 = dynamics.gradient_flow_rhs(A + h / 2 * k2, U, V, problem.Delta_t)
+            k4 = dynamics.gradient_flow_rhs(A + h * k3, U, V, problem.Delta_t)
+            A = A + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        closed = dynamics.A_closed_form(T, U, V, problem.Delta_t, A0)
+        assert np.abs(A - closed).max() < 1e-8 * np.abs(closed).max()
+    # and its tau -> infinity limit is the stationary point of the flow
+    A_star = dynamics.A_star(U, V, problem.Delta_t)
+    assert np.abs(dynamics.gradient_flow_rhs(A_star, U, V, problem.Delta_t)).max() < 1e-8
+
+
+def test_mode_sums_equal_the_losses_of_A_tau(small):
+    problem, U, V, U_pop, V_pop, m = small
+    tau = np.array([0.0, 3.0, 300.0, 3e5])
+    curves = dynamics.loss_curves(tau, m, problem.Delta_t, problem.Sigma_t())
+    for i, s in enumerate(tau):
+        A = dynamics.A_closed_form(s, U, V, problem.Delta_t)
+        assert curves.L_train[i] == pytest.approx(dynamics.denoising_loss(A, U, V, problem.Delta_t), abs=1e-10)
+        assert curves.L_test[i] == pytest.approx(dynamics.denoising_loss(A, U_pop, V_pop, problem.Delta_t), abs=1e-10)
+
+
+def test_losses_start_at_one_and_train_falls_below_test(small):
+    problem, *_, m = small
+    tau = np.geomspace(1e-2, 1e8, 120)
+    curves = dynamics.loss_curves(np.r_[0.0, tau], m, problem.Delta_t, problem.Sigma_t())
+    assert curves.L_train[0] == curves.L_test[0] == 1.0
+    assert curves.E_score[0] == pytest.approx(1.0)  # s_A = 0 against the score -x of N(0, I)
+    assert np.all(np.diff(curves.L_train) <= 1e-12)  # gradient flow never raises the training loss
+    assert curves.L_train[-1] < curves.L_test[-1] - 0.1  # memorization: train well below test
+    assert curves.L_gen[-1] == pytest.approx(curves.L_gen[-2], rel=1e-6)  # plateau reached
+    low = int(np.argmin(curves.E_score))
+    assert 0 < low < len(tau) and curves.E_score[low] < 0.5 < curves.E_score[-1]  # generalize, then overfit
+
+
+def test_score_error_is_the_mean_squared_gap_to_the_true_score(small):
+    problem, U, V, *_ = small
+    A = dynamics.A_closed_form(100.0, U, V, problem.Delta_t)
+    L_test = dynamics.denoising_loss(A, *features.U_V_population(problem), problem.Delta_t)
+    rng = np.random.default_rng(5)
+    x_t = rng.standard_normal((200_000, problem.d)) * np.sqrt(problem.Sigma_t())
+    s_A = np.tanh(x_t @ problem.W.T / math.sqrt(problem.d)) @ A.T / math.sqrt(problem.p)
+    mc = np.mean(np.sum((s_A + x_t / problem.Sigma_t()) ** 2, axis=1)) / problem.d
+    assert dynamics.score_error(L_test, problem.Delta_t, problem.Sigma_t()) == pytest.approx(mc, rel=0.02)
+
+
+def test_gradient_descent_follows_the_closed_form(small):
+    problem, U, V, U_pop, V_pop, m = small
+    step = simulate.gd_step_tau(m.eigenvalues, problem.Delta_t, problem.psi_p, 0.25)
+    trace = simulate.gradient_descent(problem, U, V, U_pop, V_pop, step, int(3000 / step), 20, seed=1)
+    closed = dynamics.loss_curves(trace.tau, m, problem.Delta_t, problem.Sigma_t())
+    assert trace.tau[-1] == pytest.approx(3000, rel=0.01)
+    assert np.max(np.abs(trace.L_train / closed.L_train - 1)) < 0.03
+    assert np.max(np.abs(trace.L_test / closed.L_test - 1)) < 0.03
+    assert closed.L_train[-1] < 0.9  # the comparison covers a real fall of the loss
+
+
+def test_numerical_edges_lie_near_the_predicted_ones():
+    problem = features.make_problem(30, 32, 4, 0.1, seed=1)
+    lam = np.linalg.eigvalsh(features.U_V_empirical(problem)[0])
+    c = constants.ge_constants(0.1)
+    predicted, numerical = spectrum.predicted_edges(c, 32, 4), spectrum.numerical_edges(lam, problem.n, problem.d)
+    for group, tol in (("rho_2", 0.2), ("rho_1", 0.3), ("rho_x", 0.45)):
+        assert np.allclose(getattr(numerical, group), getattr(predicted, group), rtol=tol), group
+    # the groups are separated as predicted: rho_x < rho_1 < rho_2, and rho_1 is far from the psi_n = 1 edges
+    assert numerical.rho_x[1] < numerical.rho_1[1] < numerical.rho_2[0]
+    assert not np.allclose(numerical.rho_1, spectrum.rho_1_edges(c, 32, 1.5), rtol=0.3)
+
+
+def test_tau_mem_grows_with_psi_n():
+    measured, predicted = [], []
+    c = constants.ge_constants(0.1)
+    for psi_n in (2, 4, 8):
+        problem = features.make_problem(20, 32, psi_n, 0.1, seed=0)
+        U, V = features.U_V_empirical(problem)
+        m = dynamics.modes(U, V, *features.U_V_population(problem))
+        curves = dynamics.loss_curves(np.geomspace(1e-2, 1e8, 200), m, problem.Delta_t, problem.Sigma_t())
+        measured.append(spectrum.measured_timescales(curves).tau_mem)
+        edges = spectrum.predicted_edges(c, 32, psi_n)
+        predicted.append(spectrum.predicted_timescales(edges, problem.Delta_t, 32).tau_mem)
+    assert all(a < b for a, b in zip(measured, measured[1:])), measured
+    assert all(a < b for a, b in zip(predicted, predicted[1:])), predicted
+
+
+def test_mode_timescales_and_tau_from_lambda_agree():
+    lam = np.array([0.1, 1.0, 10.0])
+    assert np.allclose(dynamics.mode_timescales(lam, 0.2, 64), 64 / (2 * 0.2 * lam))
+    assert spectrum.tau_from_lambda(0.1, 0.2, 64) == pytest.approx(3200)
+
+
+def test_cli_parses_lists_and_rejects_bad_flags():
+    cfg = parse(["--psi_n", "4,8", "--t", "0.1", "--gd_psi_n", "4", "--d", "24"])
+    assert cfg.psi_n == (4.0, 8.0) and cfg.t == (0.1,) and cfg.d == 24
+    with pytest.raises(FreqdiffError, match="unknown parameter 'psin'"):
+        parse(["--psin", "4"])
+    with pytest.raises(FreqdiffError, match="expected int"):
+        parse(["--d", "ten"])
+    with pytest.raises(FreqdiffError, match="GD setting"):
+        parse(["--psi_n", "8", "--gd_psi_n", "4"])
+    assert main(["--help"]) == 0
+
+
+def test_study_writes_results_resumes_and_refuses_stale_settings(tmp_path, capsys):
+    flags = ["--d", "10", "--psi_p", "6", "--psi_n", "2,3", "--t", "0.1", "--gd_psi_n", "2",
+             "--gd_tau_end", "200", "--tau_points", "60", "--out", str(tmp_path / "rf")]
+    assert main(flags) == 0
+    out = tmp_path / "rf"
+    for name in ("report.md", "summary.json", "summary.csv", "config.json", "losses.png", "spectrum.png",
+                 "tau_mem.png", "gd_check.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert "tau_mem" in (out / "report.md").read_text()
+    assert main(flags) == 0
+    assert "loaded from" in capsys.readouterr().out
+    with pytest.raises(FreqdiffError, match="other parameters"):
+        run_study(parse(flags[:-2] + ["--seed", "1", "--out", str(out)]))
+    assert run_study(parse(flags + ["--seed", "1", "--overwrite", "true"])).config.seed == 1
