@@ -5,12 +5,15 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import tiny_config
+
 from freqdiff.process import PROCESSES
 from freqdiff.process.base import DenoisingTerms, denoise
 from freqdiff.registry import FreqdiffError
 from freqdiff.regularizers import REGULARIZERS
 from freqdiff.regularizers.focal_frequency import focal_frequency_loss
 from freqdiff.spectral import MAX_RADIUS, energy_above
+from freqdiff.trainer import Trainer
 
 SHAPE = (1, 16, 16)
 PROCESS = PROCESSES.build("ddpm")
@@ -194,3 +197,16 @@ def test_penalty_gradient_differs_from_mse_gradient():
 def test_bad_parameters_name_the_value(name, params, match):
     with pytest.raises(FreqdiffError, match=match):
         build(name, **params)
+
+
+def test_swapping_the_regularizer_on_the_command_line_changes_what_the_trainer_optimizes(tmp_path) -> None:
+    """Same seed, same batch, same noise: only `--regularizer` differs, so only the objective can differ."""
+    plain = Trainer(tiny_config(), tmp_path / "none")
+    penalized = Trainer(tiny_config(**{"regularizer": "fourier_penalty", "regularizer.weight": "100"}), tmp_path / "fp")
+    loss_plain, parts_plain = plain.train_step()
+    loss_pen, parts_pen = penalized.train_step()
+    assert "fourier_penalty" not in parts_plain and parts_pen["fourier_penalty"] > 0
+    assert parts_plain["mse"] == pytest.approx(parts_pen["mse"])  # identical first forward pass
+    assert float(loss_pen) == pytest.approx(parts_pen["mse"] + 100 * parts_pen["fourier_penalty"], rel=1e-5)
+    after_plain, after_pen = plain.model.state_dict(), penalized.model.state_dict()
+    assert any(not torch.equal(after_plain[k], after_pen[k]) for k in after_plain)
