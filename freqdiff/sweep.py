@@ -174,8 +174,20 @@ def sweep_main(argv: list[str]) -> int:
     if PartialState().is_main_process:
         write_json(out / "sweep.json", {"recipe": options.recipe, "argv": sys.argv,
                                         "runs": [str(r.run_dir) for r in runs]})
+        print(scaling_summary(runs))
         if options.report:
             from freqdiff.report import write_report
 
             print(f"report: {write_report(out)}")
     return 0
+
+
+def scaling_summary(runs: list[PlannedRun]) -> str:
+    """The log-log slope of tau_mem against n over the sweep's runs, with its interval (the paper: 1)."""
+    from freqdiff.report import fit_text
+    from freqdiff.scaling import fit_tau_mem
+    from freqdiff.window import load_run, read_window
+
+    windows = [read_window(load_run(r.run_dir)[1], n=r.n) for r in runs]
+    lines = [f"n={w.n}: tau_gen {w.tau_gen}, tau_mem {'>= ' if w.tau_mem_censored else ''}{w.tau_mem}" for w in windows]
+    return "\n".join([*lines, fit_text(fit_tau_mem(windows), len(windows))])
