@@ -53,7 +53,7 @@ class EvalConfig:
     """How each checkpoint is measured (does not change training)."""
 
     n_samples: int = 256
-    grid_size: int = 36
+    grid_size: int = 16  # samples in the PNG grid written at each checkpoint
     sample_seed: int = 1234
     fixed_t: float = 0.01  # OU time of the fixed-t losses (the paper: 0.01)
     loss_draws: int = 5
