@@ -98,7 +98,7 @@ def cmd_window(argv: list[str]) -> int:
 
     run_dir, flags = _one_dir(argv, "window")
     window = window_main(run_dir, **flags)
-    print(window.summary() if hasattr(window, "summary") else window)
+    print(window.summary())
     return 0
 
 

@@ -78,6 +78,16 @@ class Window:
     final_fmem: tuple[float, float | None, float | None] | None  # (f_mem, low, high) at the last checkpoint
     last_step: int
 
+    def summary(self) -> str:
+        """The window in a few terminal lines: both ends (with their bounds), width, ratio and flags."""
+        gen = f"<= {self.tau_gen}" if self.tau_gen_censored else f"{self.tau_gen}"
+        mem = f">= {self.tau_mem}" if self.tau_mem_censored else f"{self.tau_mem}"
+        bound = ">= " if self.lower_bounds else ""
+        ratio = "n/a" if self.ratio is None else f"{self.ratio:.3g}"
+        head = f"n={self.n}: tau_gen {gen}, tau_mem {mem}, width {bound}{self.width}, ratio {bound}{ratio}"
+        quality = f" (min FD {self.min_fid:.4g}, {self.extractor} features)" if self.min_fid is not None else ""
+        return "\n".join([head + quality, *(f"  flag: {flag}" for flag in self.flags)])
+
 
 @dataclass(frozen=True)
 class RunAnalysis:

@@ -36,6 +36,8 @@ def test_never_memorizes_is_censored():
     w = read_window(metrics(low=[0] * 8), n=64)
     assert w.tau_mem == 12800 and w.tau_mem_censored and w.lower_bounds
     assert "censored" in w.tau_mem_how
+    assert "tau_mem >= 12800" in w.summary() and "width >= " in w.summary()
+    assert read_window(metrics(), n=64).summary().startswith("n=64: tau_gen 800, tau_mem 3200, width 2400, ratio 4 ")
 
 
 def test_single_low_fid_outlier_does_not_set_tau_gen():
