@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -54,7 +53,3 @@ def load_run_config(run_dir: Path) -> RunConfig:
     if not config_file.exists():
         raise FreqdiffError(f"{run_dir}: no config.json (not a freqdiff run directory)")
     return RunConfig.from_dict(read_json(config_file))
-
-
-def run_config_dict(run_dir: Path) -> dict[str, Any]:
-    return read_json(run_dir / "config.json")
