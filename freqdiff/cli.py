@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from freqdiff.config import COMPONENTS, SECTIONS, RunConfig, apply_flags, split_argv
-from freqdiff.registry import FreqdiffError, type_name
+from freqdiff.registry import FreqdiffError
 
 USAGE = """usage: freqdiff COMMAND [ARGS]
 

@@ -7,7 +7,6 @@ need saving.
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-import freqdiff.sweep as sweep_module
 from conftest import TINY
 from freqdiff.registry import FreqdiffError
 from freqdiff.sweep import job_command, parse_sweep_argv, plan, sweep_main

@@ -10,7 +10,7 @@ from einops import rearrange
 from torch import Tensor
 
 from freqdiff.data import DATASETS
-from freqdiff.data.transforms import center_crop, resize
+from freqdiff.data.transforms import center_crop
 from freqdiff.registry import FreqdiffError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
