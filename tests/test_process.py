@@ -91,3 +91,14 @@ class TimeFree(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
+
+
+def test_ddim_clamps_x0_hat_to_the_data_range_only_when_asked() -> None:
+    process = PROCESSES.build("ddpm", {"T": "50"})
+    clamped = SAMPLERS.build("ddim", {"steps": "10"}, x0_range=(-0.3, 0.7))
+    free = SAMPLERS.build("ddim", {"steps": "10", "clip_x0": "false"}, x0_range=(-0.3, 0.7))
+    model = TimeFree()
+    x = draw_samples(clamped, model, process, 8, (1, 4, 4), seed=0)
+    assert x.min() >= -0.3 and x.max() <= 0.7
+    y = draw_samples(free, model, process, 8, (1, 4, 4), seed=0)
+    assert y.min() < -0.3 or y.max() > 0.7
