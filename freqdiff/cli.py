@@ -51,10 +51,6 @@ def help_text(command: str) -> str:
     return USAGE
 
 
-def config_from_flags(flags: dict[str, str], base: RunConfig | None = None) -> RunConfig:
-    return apply_flags(base or RunConfig(), flags)
-
-
 def default_run_dir(cfg: RunConfig) -> Path:
     return Path("runs") / f"{cfg.dataset.name}-{cfg.regularizer.name}-n{cfg.data.n}-seed{cfg.train.seed}"
 
@@ -66,7 +62,7 @@ def cmd_train(argv: list[str]) -> int:
     if positional:
         raise FreqdiffError(f"train: unexpected argument {positional[0]!r}; options are --name value")
     out = flags.pop("out", None)
-    cfg = config_from_flags(flags)
+    cfg = apply_flags(RunConfig(), flags)
     train(cfg, Path(out) if out else default_run_dir(cfg))
     return 0
 

@@ -108,7 +108,7 @@ class RunConfig:
                 setattr(cfg, name, Component(raw[name]["name"], dict(raw[name].get("params", {}))))
         for name, section in SECTIONS.items():
             values = raw.get(name, {})
-            setattr(cfg, name, _section(section, values, name))
+            setattr(cfg, name, section_from_values(section, values, name))
         cfg.validate()
         return cfg
 
@@ -124,7 +124,8 @@ class RunConfig:
             raise FreqdiffError(f"--n: need at least 2 training images, got {self.data.n}")
 
 
-def _section(cls: type, values: dict[str, Any], where: str) -> Any:
+def section_from_values(cls: type, values: dict[str, Any], where: str) -> Any:
+    """A settings dataclass (DataConfig, TrainConfig, EvalConfig) from strings or JSON values, type-checked."""
     hints = typing.get_type_hints(cls)
     known = [f.name for f in fields(cls)]
     for key in values:

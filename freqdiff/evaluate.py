@@ -15,15 +15,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from freqdiff.checkpoint import checkpoint_path, list_checkpoints, load_run_config
-from freqdiff.config import EvalConfig, RunConfig, _section, diff_configs
+from freqdiff.config import EvalConfig, RunConfig, diff_configs, section_from_values
 from freqdiff.diagnostics import band_errors, plot_band_errors
 from freqdiff.io import atomic_path, read_csv, read_json, write_csv, write_json
 from freqdiff.losses import fixed_t_loss
 from freqdiff.metrics import compute_fid, fmem, get_extractor
-from freqdiff.pipeline import Pipeline, build_pipeline
+from freqdiff.pipeline import Pipeline, build_pipeline, set_cpu_threads
 from freqdiff.registry import FreqdiffError
 from freqdiff.samplers import draw_samples
-from freqdiff.trainer import set_cpu_threads
 
 COLUMNS = ["step", "fid", "kid", "fmem", "fmem_low", "fmem_high", "loss_train", "loss_test", "extractor", "n_samples"]
 NEAREST_SHOWN = 16  # samples saved beside their nearest training image, per checkpoint
@@ -88,7 +87,7 @@ def evaluate_run(run_dir: Path, steps: list[int] | None = None, overrides: dict[
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     if overrides:
-        cfg.eval = _section(EvalConfig, {**dataclasses.asdict(cfg.eval), **overrides}, "eval")
+        cfg.eval = section_from_values(EvalConfig, {**dataclasses.asdict(cfg.eval), **overrides}, "eval")
     available = list_checkpoints(run_dir)
     if not available:
         raise FreqdiffError(f"{run_dir}: no checkpoints to evaluate (train first)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+import torch
 from torch import Tensor, nn
 
 from freqdiff.components import REGISTRIES
@@ -21,6 +22,13 @@ class Pipeline:
     model: nn.Module  # already wrapped by the regularizer
     regularizer: Regularizer
     sampler: Sampler
+
+
+def set_cpu_threads(threads: int) -> None:
+    """Use `threads` CPU threads (0 keeps torch's default): two threads on a tiny model are no faster than one
+    and slow down ~100x when another process holds a core."""
+    if threads > 0:
+        torch.set_num_threads(threads)
 
 
 @lru_cache(maxsize=4)

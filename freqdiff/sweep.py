@@ -104,8 +104,7 @@ def is_done(run: PlannedRun) -> bool:
     from freqdiff.checkpoint import list_checkpoints
     from freqdiff.evaluate import read_metrics
 
-    state = run.run_dir / "window.json"
-    if not state.exists() or not (run.run_dir / "state.pt").exists():
+    if not (run.run_dir / "window.json").exists() or not (run.run_dir / "state.pt").exists():
         return False
     evaluated = {int(r["step"]) for r in read_metrics(run.run_dir)}
     return set(list_checkpoints(run.run_dir)) <= evaluated and bool(evaluated)

@@ -21,17 +21,10 @@ from freqdiff.checkpoint import checkpoint_path, checkpoint_steps, prepare_run_d
 from freqdiff.config import RunConfig, TrainConfig
 from freqdiff.grids import save_sample_grid
 from freqdiff.io import torch_save
-from freqdiff.pipeline import Pipeline, build_pipeline
+from freqdiff.pipeline import Pipeline, build_pipeline, set_cpu_threads
 from freqdiff.process import denoise
 from freqdiff.registry import FreqdiffError
 from freqdiff.schedule import batch_indices, rank_slice, step_seed
-
-
-def set_cpu_threads(threads: int) -> None:
-    """Use `threads` CPU threads (0 keeps torch's default): two threads on a tiny model are no faster than one
-    and slow down ~100x when another process holds a core."""
-    if threads > 0:
-        torch.set_num_threads(threads)
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module, extra: dict[str, Any]) -> torch.optim.Optimizer:
