@@ -90,7 +90,7 @@ def cmd_eval(argv: list[str]) -> int:
 
 
 def cmd_window(argv: list[str]) -> int:
-    from freqdiff.window import window_main
+    from freqdiff.analysis.reports.run import window_main
 
     run_dir, flags = _one_dir(argv, "window")
     window = window_main(run_dir, **flags)
@@ -99,7 +99,7 @@ def cmd_window(argv: list[str]) -> int:
 
 
 def cmd_report(argv: list[str]) -> int:
-    from freqdiff.report import write_report
+    from freqdiff.analysis.reports.report import write_report
 
     directory, flags = _one_dir(argv, "report")
     if flags:
@@ -121,7 +121,7 @@ def cmd_sweep(argv: list[str]) -> int:
 
 
 def cmd_compare(argv: list[str]) -> int:
-    from freqdiff.compare import compare_main
+    from freqdiff.analysis.reports.compare import compare_main
 
     return compare_main(argv)
 

@@ -116,7 +116,7 @@ def run_local(runs: list[PlannedRun]) -> None:
 
     from freqdiff.evaluate import evaluate_run
     from freqdiff.trainer import train
-    from freqdiff.window import window_main
+    from freqdiff.analysis.reports.run import window_main
 
     state = PartialState()
     todo = [r for r in runs if not is_done(r)]
@@ -175,7 +175,7 @@ def sweep_main(argv: list[str]) -> int:
                                         "runs": [str(r.run_dir) for r in runs]})
         print(scaling_summary(runs))
         if options.report:
-            from freqdiff.report import write_report
+            from freqdiff.analysis.reports.report import write_report
 
             print(f"report: {write_report(out)}")
     return 0
@@ -183,9 +183,10 @@ def sweep_main(argv: list[str]) -> int:
 
 def scaling_summary(runs: list[PlannedRun]) -> str:
     """The log-log slope of tau_mem against n over the sweep's runs, with its interval (the paper: 1)."""
-    from freqdiff.report import fit_text
-    from freqdiff.scaling import fit_tau_mem
-    from freqdiff.window import load_run, read_window
+    from freqdiff.analysis.reports.report import fit_text
+    from freqdiff.analysis.reading.scaling import fit_tau_mem
+    from freqdiff.analysis.reading.curves import load_run
+    from freqdiff.analysis.reading.window import read_window
 
     windows = [read_window(load_run(r.run_dir)[1], n=r.n) for r in runs]
     lines = [f"n={w.n}: tau_gen {w.tau_gen}, tau_mem {'>= ' if w.tau_mem_censored else ''}{w.tau_mem}" for w in windows]

@@ -8,7 +8,8 @@ import math
 
 import pytest
 
-from freqdiff.compare import compare, compare_main, render
+from freqdiff.analysis.reports.compare import compare_main, render
+from freqdiff.analysis.reading.comparison import compare
 from freqdiff.io import write_csv, write_json
 from freqdiff.registry import FreqdiffError
 

@@ -1,13 +1,16 @@
 """report.md over hand-made run directories, and the figures it embeds."""
 from __future__ import annotations
 
+import ast
 import re
+from pathlib import Path
 
 import numpy as np
 
 from freqdiff.io import write_csv, write_json
-from freqdiff.plots import fid_label
-from freqdiff.report import write_report
+import freqdiff.analysis
+from freqdiff.analysis.reports.plots import fid_label
+from freqdiff.analysis.reports.report import write_report
 
 STEPS = [100, 200, 400, 800, 1600, 3200, 6400, 12800]
 CONFIG = {"dataset": {"name": "digits", "params": {}}, "process": {"name": "ddpm", "params": {}},
@@ -63,3 +66,38 @@ def test_report_fits_slope_across_n(tmp_path):
 def test_fid_label_names_extractor():
     assert fid_label("lenet") == "FD (lenet features)"
     assert fid_label("inception_v3") == "FID (Inception)"
+
+
+LAYERS = {"statistics": 1, "reading": 2, "reports": 3}
+
+
+def _analysis_imports(path: Path) -> set[str]:
+    """The freqdiff.analysis modules a source file imports (at any depth in the file)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else \
+            [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        found |= {name for name in names if name.startswith("freqdiff.analysis.")}
+    return found
+
+
+def test_analysis_layers_import_one_way_without_cycles():
+    root = Path(freqdiff.analysis.__file__).parent
+    modules = {".".join(("freqdiff.analysis", *p.relative_to(root).with_suffix("").parts)): p
+               for p in root.rglob("*.py")}
+    graph = {name.removesuffix(".__init__"): _analysis_imports(path) for name, path in modules.items()}
+    for name, imports in graph.items():
+        layer = LAYERS.get(name.split(".")[2], 0) if name.count(".") >= 2 else 0
+        for target in imports:
+            assert LAYERS[target.split(".")[2]] <= layer, f"{name} imports the upper layer {target}"
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"import cycle: {' -> '.join(path + (name,))}"
+        if name not in done:
+            for target in graph.get(name, ()):
+                visit(target, path + (name,))
+            done.add(name)
+
+    for name in graph:
+        visit(name, ())

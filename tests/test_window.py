@@ -1,14 +1,14 @@
-"""Window detection on synthetic curves, bad run directories, and the tau_mem ~ n fit."""
+"""Window detection on synthetic curves, bad run directories, and windows pooled over seeds."""
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
+from freqdiff.analysis.reports.run import window_main
+from freqdiff.analysis.reading.scaling import group_windows
+from freqdiff.analysis.reading.window import read_window
 from freqdiff.registry import FreqdiffError
-from freqdiff.scaling import fit_power_law, group_windows
-from freqdiff.window import read_window, window_main
 
 STEPS = [100, 200, 400, 800, 1600, 3200, 6400, 12800]
 # running median: 225 150 60 21 20.5 20.5 21 21.5 -> min 20.5, band 22.55: first lasting at 800
@@ -120,26 +120,6 @@ def test_empty_run_dir_errors(tmp_path):
     (tmp_path / "metrics.csv").write_text("step,fid\n")
     with pytest.raises(FreqdiffError, match="empty"):
         window_main(tmp_path)
-
-
-def test_power_law_exact_and_two_points():
-    n = np.array([128, 256, 512, 1024])
-    fit = fit_power_law(n, 300 * n)
-    assert fit.slope == pytest.approx(1) and fit.intercept == pytest.approx(np.log10(300))
-    assert fit.interval == pytest.approx((1, 1))
-    assert fit_power_law([128, 256], [1e4, 2e4]).interval is None
-    with pytest.raises(FreqdiffError, match="distinct"):
-        fit_power_law([128, 128], [1e4, 2e4])
-
-
-def test_power_law_interval_covers_true_slope_on_noisy_data():
-    rng = np.random.default_rng(0)
-    n = np.repeat([128, 256, 512, 1024, 2048], 3)
-    draws = [300 * n * np.exp(rng.normal(0, 0.3, len(n))) for _ in range(200)]
-    t_covers = [low < 1 < high for low, high in (fit_power_law(n, tau).interval for tau in draws)]
-    assert 0.9 <= np.mean(t_covers) <= 0.99
-    boot_covers = [low < 1 < high for low, high in (fit_power_law(n, tau, bootstrap=200).interval for tau in draws)]
-    assert 0.75 <= np.mean(boot_covers) < np.mean(t_covers)
 
 
 def test_group_windows_reports_censored_as_bound():

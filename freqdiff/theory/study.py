@@ -16,9 +16,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from freqdiff.analysis.statistics import PowerLaw, fit_power_law
 from freqdiff.io import atomic_path, write_csv, write_json, write_text
 from freqdiff.registry import FreqdiffError, check_choice
-from freqdiff.scaling import PowerLaw, fit_power_law
 from freqdiff.theory import report, spectrum
 from freqdiff.theory.constants import ACTIVATIONS, GEConstants, ge_constants
 from freqdiff.theory.dynamics import LossCurves, loss_curves, modes

@@ -14,10 +14,12 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from freqdiff.analysis.reading.curves import Curves
+from freqdiff.analysis.reading.scaling import collapse_curve
+from freqdiff.analysis.reading.window import Window
+from freqdiff.analysis.statistics import PowerLaw
 from freqdiff.io import save_figure
 from freqdiff.registry import FreqdiffError
-from freqdiff.scaling import PowerLaw, collapse_curve
-from freqdiff.window import Curves, Window
 
 TAU_LABEL = "tau (optimizer steps)"
 NEAREST_ARRAYS = ("samples", "nearest", "ratio")

@@ -6,19 +6,17 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from freqdiff.analysis.reports.plots import collapse_figure, scaling_figure
+from freqdiff.analysis.reports.run import RunAnalysis, analyse_run
+from freqdiff.analysis.reading.curves import find_runs
+from freqdiff.analysis.reading.scaling import component_label, fit_tau_mem, group_windows, recipe_of
+from freqdiff.analysis.reading.window import Window, WindowRule
+from freqdiff.analysis.statistics import PowerLaw
 from freqdiff.io import save_figure, write_text
-from freqdiff.plots import collapse_figure, scaling_figure
 from freqdiff.registry import FreqdiffError, build_params
-from freqdiff.scaling import PowerLaw, fit_tau_mem, group_windows, recipe_of
-from freqdiff.window import RunAnalysis, Window, WindowRule, analyse_run
 
 RUN_COLUMNS = ("run", "recipe", "n", "seed", "regularizer", "tau_gen", "tau_mem", "width", "ratio",
                "min FID (extractor)", "final f_mem [95% CI]")
-
-
-def find_runs(root: Path) -> list[Path]:
-    """Every directory under `root` (itself included) holding config.json and metrics.csv."""
-    return sorted(p.parent for p in root.rglob("config.json") if (p.parent / "metrics.csv").is_file())
 
 
 def _seed(run: RunAnalysis) -> Any:
@@ -42,13 +40,6 @@ def _bounded(value: float | int | None, bound: bool, sign: str, spec: str = "") 
     if value is None:
         return "—"
     return f"{sign + ' ' if bound else ''}{value:{spec}}"
-
-
-def component_label(config: dict[str, Any], name: str) -> str:
-    """'name(key=value, ...)' of a config component."""
-    comp = config.get(name, {})
-    params = ", ".join(f"{k}={v}" for k, v in comp.get("params", {}).items())
-    return f"{comp.get('name', '?')}({params})" if params else str(comp.get("name", "?"))
 
 
 def _fmem_text(window: Window) -> str:

@@ -9,13 +9,13 @@ import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
-from scipy import stats
 
-from freqdiff.registry import FreqdiffError
-from freqdiff.window import Curves, Window
+from freqdiff.analysis.reading.curves import Curves
+from freqdiff.analysis.reading.window import Window
+from freqdiff.analysis.statistics import PowerLaw, fit_power_law
 
 # Settings that vary between the runs of one scaling experiment, left out of the recipe.
 RUN_KEYS = {
@@ -23,15 +23,6 @@ RUN_KEYS = {
     "train": ("seed", "steps", "n_checkpoints", "first_checkpoint", "save_every", "log_every",
               "tensorboard", "eval_checkpoints"),
 }
-LEVEL = 0.95
-
-
-class PowerLaw(NamedTuple):
-    """tau ~ 10**intercept * n**slope; interval is the 95% interval of the slope, None when undefined."""
-
-    slope: float
-    intercept: float
-    interval: tuple[float, float] | None
 
 
 @dataclass(frozen=True)
@@ -83,54 +74,11 @@ def recipe_of(config: Mapping[str, Any]) -> str:
     return f"{names}#{digest}"
 
 
-def _slope(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least-squares slope of y on x along the last axis (vectorized over bootstrap draws)."""
-    xc = x - x.mean(-1, keepdims=True)
-    return (xc * (y - y.mean(-1, keepdims=True))).sum(-1) / (xc ** 2).sum(-1)
-
-
-def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """Slope, intercept and the slope's standard error of the least-squares line y = a x + b."""
-    slope = float(_slope(x, y))
-    intercept = float(y.mean() - slope * x.mean())
-    dof = len(x) - 2
-    residual = ((y - slope * x - intercept) ** 2).sum()
-    se = np.sqrt(residual / dof / ((x - x.mean()) ** 2).sum()) if dof > 0 else np.nan
-    return slope, intercept, float(se)
-
-
-def _bootstrap_interval(x: np.ndarray, y: np.ndarray, draws: int, seed: int) -> tuple[float, float]:
-    """Percentile interval of the slope, resampling seeds with replacement within each n."""
-    groups = [np.flatnonzero(x == v) for v in np.unique(x)]
-    if all(len(g) < 2 for g in groups):
-        raise FreqdiffError("fit_power_law: a bootstrap over seeds needs several seeds at some n")
-    rng = np.random.default_rng(seed)
-    picks = np.concatenate([g[rng.integers(0, len(g), (draws, len(g)))] for g in groups], axis=1)
-    low, high = np.quantile(_slope(x[picks], y[picks]), [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
-    return float(low), float(high)
-
-
-def fit_power_law(n: Sequence[float], tau: Sequence[float], bootstrap: int = 0, seed: int = 0) -> PowerLaw:
-    """Least squares of log10 tau on log10 n (several seeds per n allowed, each one point).
-
-    The slope's 95% interval is slope ± t(0.975, m-2) * se over m points; with only two points it
-    is undefined (None). With bootstrap > 0 it is instead the percentile interval of `bootstrap`
-    refits that resample seeds with replacement within each n; with few seeds per n it is too
-    narrow (about 86% coverage with 3 seeds at each of 5 n, lognormal noise), so the t interval
-    is the default.
-    """
-    x, y = np.log10(np.asarray(n, float)), np.log10(np.asarray(tau, float))
-    if len(x) != len(y) or not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise FreqdiffError("fit_power_law: n and tau must be positive numbers of equal length")
-    if len(np.unique(x)) < 2:
-        raise FreqdiffError(f"fit_power_law: need at least 2 distinct n, got {sorted(set(np.asarray(n).tolist()))}")
-    slope, intercept, se = _ols(x, y)
-    if bootstrap > 0:
-        return PowerLaw(slope, intercept, _bootstrap_interval(x, y, bootstrap, seed))
-    if len(x) == 2:
-        return PowerLaw(slope, intercept, None)
-    half = stats.t.ppf((1 + LEVEL) / 2, len(x) - 2) * se
-    return PowerLaw(slope, intercept, (slope - half, slope + half))
+def component_label(config: dict[str, Any], name: str) -> str:
+    """'name(key=value, ...)' of a config component."""
+    comp = config.get(name, {})
+    params = ", ".join(f"{k}={v}" for k, v in comp.get("params", {}).items())
+    return f"{comp.get('name', '?')}({params})" if params else str(comp.get("name", "?"))
 
 
 def fit_tau_mem(windows: Iterable[Window], bootstrap: int = 0) -> PowerLaw | None:

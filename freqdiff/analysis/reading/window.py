@@ -10,31 +10,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from freqdiff.io import read_csv, read_json, write_json
+from freqdiff.analysis.reading.curves import Curves, as_curves
 from freqdiff.registry import FreqdiffError, build_params
 
-REQUIRED_COLUMNS = ("step", "fid", "fmem", "fmem_low", "fmem_high", "loss_train", "loss_test", "extractor")
-VALUE_COLUMNS = ("fid", "fmem", "fmem_low", "fmem_high", "loss_train", "loss_test")
 CRITERIA = ("ci", "threshold")
-
-
-@dataclass(frozen=True)
-class Curves:
-    """One run's metrics table as arrays sorted by step; nan marks a value that was not computed."""
-
-    step: np.ndarray
-    fid: np.ndarray
-    fmem: np.ndarray
-    fmem_low: np.ndarray
-    fmem_high: np.ndarray
-    loss_train: np.ndarray
-    loss_test: np.ndarray
-    extractor: str  # the feature extractor behind every finite FID ('' when no FID was computed)
 
 
 @dataclass(frozen=True)
@@ -87,73 +70,6 @@ class Window:
         head = f"n={self.n}: tau_gen {gen}, tau_mem {mem}, width {bound}{self.width}, ratio {bound}{ratio}"
         quality = f" (min FD {self.min_fid:.4g}, {self.extractor} features)" if self.min_fid is not None else ""
         return "\n".join([head + quality, *(f"  flag: {flag}" for flag in self.flags)])
-
-
-@dataclass(frozen=True)
-class RunAnalysis:
-    """Everything `window_main` and the report need about one run directory."""
-
-    run_dir: Path
-    config: dict[str, Any]
-    curves: Curves
-    window: Window
-    figures: list[Path]
-
-
-def _number(text: Any) -> float:
-    """A float from a csv cell or JSON value; empty or None means not computed (nan)."""
-    if text is None or (isinstance(text, str) and text.strip() == ""):
-        return math.nan
-    try:
-        return float(text)
-    except ValueError:
-        raise FreqdiffError(f"metrics: not a number: {text!r}") from None
-
-
-def _step(text: Any) -> int:
-    """An optimizer step from a csv cell; a missing step is an error, not a gap."""
-    value = _number(text)
-    if not math.isfinite(value):
-        raise FreqdiffError(f"metrics: missing step value {text!r}")
-    return int(value)
-
-
-def check_columns(present: Sequence[str], where: str) -> None:
-    """Fail naming the missing columns: a metrics table from an incompatible version."""
-    missing = [c for c in REQUIRED_COLUMNS if c not in present]
-    if missing:
-        raise FreqdiffError(
-            f"{where}: missing columns {', '.join(missing)} (incompatible metrics version); "
-            f"required: {', '.join(REQUIRED_COLUMNS)}"
-        )
-
-
-def _extractor(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The one extractor behind the finite FIDs; FIDs of different extractors cannot share an axis."""
-    names = sorted({str(r["extractor"]) for r in rows if math.isfinite(_number(r["fid"])) and r["extractor"]})
-    if len(names) > 1:
-        raise FreqdiffError(f"metrics: FID from several extractors ({', '.join(names)}); values are not comparable")
-    return names[0] if names else ""
-
-
-def curves_from_rows(rows: Sequence[Mapping[str, Any]], where: str = "metrics") -> Curves:
-    """Arrays from metrics rows (csv or dicts), sorted by step; a repeated step keeps its last row."""
-    if not rows:
-        raise FreqdiffError(f"{where}: no evaluated checkpoints (empty metrics table)")
-    check_columns(list(rows[0]), where)
-    by_step = {_step(r["step"]): r for r in rows}
-    ordered = [by_step[s] for s in sorted(by_step)]
-    values = {c: np.array([_number(r[c]) for r in ordered]) for c in VALUE_COLUMNS}
-    return Curves(step=np.array(sorted(by_step)), extractor=_extractor(ordered), **values)
-
-
-def as_curves(data: Curves | Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]) -> Curves:
-    """Curves from Curves, a mapping of column -> values, or a sequence of row mappings."""
-    if isinstance(data, Curves):
-        return data
-    if isinstance(data, Mapping):
-        return curves_from_rows([dict(zip(data, values)) for values in zip(*data.values())])
-    return curves_from_rows(list(data))
 
 
 def running_median(values: np.ndarray, width: int) -> np.ndarray:
@@ -267,33 +183,3 @@ def read_window(data: Curves | Mapping[str, Sequence[Any]] | Sequence[Mapping[st
         min_fid=level, extractor=curves.extractor, final_fmem=_final_fmem(curves),
         last_step=int(curves.step[-1]),
     )
-
-
-def load_run(run_dir: Path) -> tuple[dict[str, Any], Curves]:
-    """config.json and metrics.csv of a run directory, or a one-line FreqdiffError."""
-    for name in ("metrics.csv", "config.json"):
-        if not (run_dir / name).is_file():
-            raise FreqdiffError(f"{run_dir}: no {name} (not an evaluated run directory)")
-    try:
-        config = read_json(run_dir / "config.json")
-    except ValueError as err:
-        raise FreqdiffError(f"{run_dir / 'config.json'}: not valid JSON ({err})") from None
-    return config, curves_from_rows(read_csv(run_dir / "metrics.csv"), str(run_dir / "metrics.csv"))
-
-
-def analyse_run(run_dir: Path, **options: Any) -> RunAnalysis:
-    """Read a run's window, draw its figures, then write RUN_DIR/window.json (last, atomically)."""
-    from freqdiff.plots import plot_run
-
-    run_dir = Path(run_dir)
-    config, curves = load_run(run_dir)
-    window = read_window(curves, n=config.get("data", {}).get("n"), **options)
-    figures = plot_run(run_dir, curves, window, k=config.get("eval", {}).get("k"))
-    write_json(run_dir / "window.json", {**dataclasses.asdict(window),
-                                         "figures": [str(p.relative_to(run_dir)) for p in figures]})
-    return RunAnalysis(run_dir, config, curves, window, figures)
-
-
-def window_main(run_dir: Path, **options: Any) -> Window:
-    """`freqdiff window RUN_DIR`: read the window, write RUN_DIR/window.json and the run's figures."""
-    return analyse_run(run_dir, **options).window
