@@ -32,3 +32,9 @@ def batch_indices(n: int, batch: int, step: int, seed: int) -> Tensor:
 def rank_slice(indices: Tensor, rank: int, world: int) -> Tensor:
     """This process's share of the global batch (the batch is split, not duplicated)."""
     return torch.tensor_split(indices, world)[rank]
+
+
+def dropout_keys(seed: int, step: int, batch: int) -> Tensor:
+    """One 62-bit key per example of the global batch of `step`: KeyedDropout hashes its masks from them."""
+    generator = torch.Generator().manual_seed(step_seed(seed, step, stream=2))
+    return torch.randint(0, 2**62, (batch,), generator=generator)
