@@ -7,20 +7,21 @@ from torch import Tensor, nn
 from freqdiff.process.base import DiffusionProcess
 from freqdiff.registry import NoParams
 from freqdiff.samplers import SAMPLERS
+from freqdiff.samplers.base import Noise
 
 
-def ancestral(model: nn.Module, process: DiffusionProcess, shape: tuple[int, ...],
-              generator: torch.Generator) -> Tensor:
-    device = generator.device
-    t_top = torch.full((shape[0],), process.T - 1, device=device, dtype=torch.long)
-    x = process.noise(torch.randn(shape, generator=generator, device=device), t_top)
+def ancestral(model: nn.Module, process: DiffusionProcess, shape: tuple[int, ...], noise: Noise) -> Tensor:
+    eps = noise(shape)
+
+    def at(step: int) -> Tensor:
+        return torch.full((shape[0],), step, device=eps.device, dtype=torch.long)
+
+    x = process.noise(eps, at(process.T - 1))
     for step in range(process.T - 1, 0, -1):
-        t = torch.full((shape[0],), step, device=device, dtype=torch.long)
-        x0_hat = process.x0_from_eps(x, t, model(x, t))
-        mean, std = process.posterior(x, x0_hat, t)
-        x = mean + std * torch.randn(shape, generator=generator, device=device)
-    t0 = torch.zeros(shape[0], device=device, dtype=torch.long)
-    return process.x0_from_eps(x, t0, model(x, t0))
+        x0_hat = process.x0_from_eps(x, at(step), model(x, at(step)))
+        mean, std = process.posterior(x, x0_hat, at(step))
+        x = mean + std * noise(shape)
+    return process.x0_from_eps(x, at(0), model(x, at(0)))
 
 
 @SAMPLERS.register("ddpm", NoParams)
