@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from freqdiff.config import COMPONENTS, SECTIONS, RunConfig, apply_flags, split_argv
-from freqdiff.registry import FreqdiffError
+from freqdiff.registry import FreqdiffError, range_text
 
 USAGE = """usage: freqdiff COMMAND [ARGS]
 
@@ -32,7 +32,7 @@ def run_options_help() -> str:
         lines.append(f"  [{section}]")
         hints = {f.name: f.type for f in dataclasses.fields(cls)}
         for f in dataclasses.fields(cls):
-            lines.append(f"    --{f.name} {hints[f.name]} = {f.default!r}")
+            lines.append(f"    --{f.name} {hints[f.name]} = {f.default!r}{range_text(f)}")
     defaults = RunConfig()
     lines.append("  [components] (see `freqdiff list` for each one's parameters)")
     lines += [f"    --{c} NAME = {getattr(defaults, c).name!r}   --{c}.PARAM VALUE" for c in COMPONENTS]

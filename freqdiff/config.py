@@ -11,18 +11,19 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from freqdiff.registry import Component, FreqdiffError, Registry, _closest, check_choice, parse_value
+from freqdiff.registry import Component, FreqdiffError, Registry, _closest, check_fields, param, parse_value
 
 
 @dataclass
 class DataConfig:
     """Which images are trained on and which are held out."""
 
-    n: int = 16  # training-set size
-    test_size: int = 256  # held-out images, taken from the end of the pool (the paper: last 2048)
-    subset: str = "nested"  # nested: first n of a seeded permutation; disjoint: images i*n..(i+1)*n
-    subset_index: int = 0  # i for subset=disjoint
-    data_seed: int = 0  # permutation seed for subset=nested
+    n: int = param(16, ge=2)  # training-set size
+    test_size: int = param(256, ge=1)  # held-out images, taken from the end of the pool (the paper: last 2048)
+    # nested: the first n of a seeded permutation; disjoint: images i*n..(i+1)*n
+    subset: str = param("nested", choices=("nested", "disjoint"))
+    subset_index: int = param(0, ge=0)  # i for subset=disjoint
+    data_seed: int = param(0, ge=0)  # permutation seed for subset=nested
     center: bool = True  # subtract the training mean per channel, as the paper does
 
 
@@ -30,20 +31,20 @@ class DataConfig:
 class TrainConfig:
     """Optimisation, checkpoints and logging; tau is counted in optimizer steps."""
 
-    steps: int = 2000
-    batch_size: int = 512  # the batch is min(n, batch_size), as in the paper
-    optimizer: str = "adam"  # adam | sgd (the paper: sgd, lr 0.01, momentum 0.95)
-    lr: float = 1e-3
-    momentum: float = 0.95
-    ema: float = 0.0  # EMA decay; 0 disables EMA (the paper uses none)
-    grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
-    mixed_precision: str = "no"  # no | fp16 | bf16, through accelerate
-    seed: int = 0
-    threads: int = 1  # torch CPU threads (0: torch's default); the small default U-Net is fastest on one
-    n_checkpoints: int = 16  # log-spaced checkpoints between first_checkpoint and steps
-    first_checkpoint: int = 50
-    save_every: int = 250  # steps between resume states
-    log_every: int = 10
+    steps: int = param(2000, ge=1)
+    batch_size: int = param(512, ge=1)  # the batch is min(n, batch_size), as in the paper
+    optimizer: str = param("adam", choices=("adam", "sgd"))  # the paper: sgd, lr 0.01, momentum 0.95
+    lr: float = param(1e-3, gt=0)
+    momentum: float = param(0.95, ge=0, lt=1)
+    ema: float = param(0.0, ge=0, lt=1)  # EMA decay; 0 disables EMA (the paper uses none)
+    grad_clip: float = param(0.0, ge=0)  # max gradient norm; 0 disables clipping
+    mixed_precision: str = param("no", choices=("no", "fp16", "bf16"))  # through accelerate; fp16 needs a GPU
+    seed: int = param(0, ge=0)
+    threads: int = param(1, ge=0)  # torch CPU threads (0: torch's default); the small default U-Net is fastest on one
+    n_checkpoints: int = param(16, ge=1)  # log-spaced checkpoints between first_checkpoint and steps
+    first_checkpoint: int = param(50, ge=1)
+    save_every: int = param(250, ge=1)  # steps between resume states
+    log_every: int = param(10, ge=1)
     tensorboard: bool = False
     eval_checkpoints: bool = False  # evaluate each checkpoint as soon as it is written
 
@@ -52,24 +53,26 @@ class TrainConfig:
 class EvalConfig:
     """How each checkpoint is measured (does not change training)."""
 
-    n_samples: int = 256
-    grid_size: int = 16  # samples in the PNG grid written at each checkpoint
-    sample_seed: int = 1234
-    fixed_t: float = 0.01  # OU time of the fixed-t losses (the paper: 0.01)
-    loss_draws: int = 5
-    extractor: str = "auto"
-    fid_reference: str = "test"  # test | train
-    k: float = 1 / 3  # memorization threshold on d1/d2
+    n_samples: int = param(256, ge=2)
+    grid_size: int = param(16, ge=1)  # samples in the PNG grid written at each checkpoint
+    sample_seed: int = param(1234, ge=0)
+    fixed_t: float = param(0.01, gt=0)  # OU time of the fixed-t losses (the paper: 0.01)
+    loss_draws: int = param(5, ge=1)
+    extractor: str = "auto"  # a name of the extractor registry (`freqdiff list`)
+    fid_reference: str = param("test", choices=("test", "train"))
+    k: float = param(1 / 3, gt=0, le=1)  # memorization threshold on d1/d2 (a ratio in [0, 1])
     quantize: bool = False  # quantize samples to uint8 before f_mem, as DiffMemorize
     use_ema: bool = True  # sample from the EMA weights when EMA is on
     spectral: bool = False  # per-band error against the training set's optimal score -> spectral.csv
-    spectral_bands: int = 4  # radial frequency bands of the spectral diagnostics
+    spectral_bands: int = param(4, ge=1)  # radial frequency bands of the spectral diagnostics
+    folds: int = 5  # disjoint (sample, reference) fold pairs: each quality value is their mean +- 2 sigma
+    extractor_weights: str | None = None  # the extractor's weights file (flag: --extractor.weights PATH)
 
 
+# The extractor is an eval setting, not a component: its weights flag reads like a component parameter.
+FLAG_ALIASES = {"extractor.weights": "extractor_weights"}
 COMPONENTS = ("dataset", "process", "model", "regularizer", "sampler")
 SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
-CHOICES = {"subset": ("nested", "disjoint"), "optimizer": ("adam", "sgd"),
-           "mixed_precision": ("no", "fp16", "bf16"), "fid_reference": ("test", "train")}
 
 
 @dataclass
@@ -113,15 +116,12 @@ class RunConfig:
         return cfg
 
     def validate(self) -> None:
+        """Check every setting and component parameter against its declared range (one component at a time)."""
         for section in SECTIONS:
-            obj = getattr(self, section)
-            for key, choices in CHOICES.items():
-                if hasattr(obj, key):
-                    check_choice(getattr(obj, key), choices, f"--{key}")
+            check_fields(getattr(self, section))
         for name in COMPONENTS:
             getattr(self, name).resolved(self.registry(name))
-        if self.data.n < 2:
-            raise FreqdiffError(f"--n: need at least 2 training images, got {self.data.n}")
+        self.registry("extractor").entry(self.eval.extractor)
 
 
 def section_from_values(cls: type, values: dict[str, Any], where: str) -> Any:
@@ -131,7 +131,9 @@ def section_from_values(cls: type, values: dict[str, Any], where: str) -> Any:
     for key in values:
         if key not in known:
             raise FreqdiffError(f"{where}: unknown setting '{key}'{_closest(key, known)}")
-    return cls(**{k: parse_value(v, hints[k], f"--{k}") for k, v in values.items()})
+    settings = cls(**{k: parse_value(v, hints[k], f"--{k}") for k, v in values.items()})
+    check_fields(settings)
+    return settings
 
 
 def flat_settings() -> dict[str, str]:
@@ -160,6 +162,7 @@ def split_argv(argv: list[str]) -> tuple[list[str], dict[str, str]]:
                 raise FreqdiffError(f"--{key}: missing value")
             value = argv[i + 1]
             i += 1
+        key = FLAG_ALIASES.get(key, key)
         if key in flags:
             raise FreqdiffError(f"--{key} given twice")
         flags[key] = value

@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from freqdiff.checkpoint import checkpoint_path, list_checkpoints, load_run_config
+from freqdiff.checkpoint import list_checkpoints, load_checkpoint, load_run_config
 from freqdiff.config import EvalConfig, RunConfig, diff_configs, section_from_values
 from freqdiff.diagnostics import band_errors, plot_band_errors
 from freqdiff.io import atomic_path, read_csv, read_json, write_csv, write_json
@@ -57,7 +56,7 @@ def _pin_eval_config(run_dir: Path, cfg: EvalConfig) -> None:
 
 def load_weights(model: nn.Module, run_dir: Path, step: int, use_ema: bool) -> None:
     """Load a checkpoint's EMA weights (if any and asked for) or its trained weights into `model`."""
-    state = torch.load(checkpoint_path(run_dir, step), map_location="cpu", weights_only=False)
+    state = load_checkpoint(run_dir, step)  # weights only: a crafted pickle is refused, a damaged file named
     model.load_state_dict(state["ema"] if use_ema and state.get("ema") is not None else state["model"])
 
 

@@ -4,11 +4,15 @@ A new dataset, process, model, regularizer, sampler or feature extractor is one 
 
     @REGULARIZERS.register("fourier_penalty", FourierPenaltyParams)
     def fourier_penalty(params: FourierPenaltyParams, **context) -> Regularizer: ...
+
+A parameter's valid values are declared once, next to it, with `param` (`cutoff: float = param(0.25, gt=0)`):
+build_params and the run settings check them, and `freqdiff list` / `freqdiff train --help` show them.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -38,6 +42,89 @@ def check_choice(value: str, choices: "typing.Sequence[str]", where: str) -> Non
     """Fail naming the bad value and the choices if `value` is not one of `choices`."""
     if value not in choices:
         raise FreqdiffError(f"{where}: unknown value {value!r}; choices: {', '.join(choices)}")
+
+
+@dataclass(frozen=True)
+class Range:
+    """The valid values of one parameter: bounds, a list of choices, or positive multiples of a number."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    choices: tuple[str, ...] | None = None
+    multiple_of: int | None = None
+
+    def text(self) -> str:
+        """The range as read in messages and listings: '>= 1', 'in [0, 1)', 'one of a, b', ..."""
+        if self.choices is not None:
+            return f"one of {', '.join(self.choices)}"
+        parts = [self._bounds()] if (self.ge, self.gt, self.le, self.lt) != (None,) * 4 else []
+        if self.multiple_of is not None:
+            parts.append(f"a positive multiple of {self.multiple_of}")
+        return " and ".join(parts) or "any value"
+
+    def _bounds(self) -> str:
+        low = f"[{self.ge:g}" if self.ge is not None else f"({self.gt:g}" if self.gt is not None else None
+        high = f"{self.le:g}]" if self.le is not None else f"{self.lt:g})" if self.lt is not None else None
+        if low and high:
+            return f"in {low}, {high}"
+        if low:
+            return f">= {self.ge:g}" if self.ge is not None else f"> {self.gt:g}"
+        return f"<= {self.le:g}" if self.le is not None else f"< {self.lt:g}"
+
+    def _multiple(self, value: Any) -> bool:
+        return self.multiple_of is None or (value > 0 and value % self.multiple_of == 0)
+
+    def contains(self, value: Any) -> bool:
+        if self.choices is not None:
+            return value in self.choices
+        return ((self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
+                and (self.le is None or value <= self.le) and (self.lt is None or value < self.lt)
+                and self._multiple(value))
+
+    def check(self, value: Any, name: str, where: str) -> None:
+        """Fail naming the value and this range; None (an unset optional) passes, each item of a tuple is checked."""
+        for item in () if value is None else value if isinstance(value, (tuple, list)) else (value,):
+            shown = item if item is value else f"{item} in {value}"
+            if isinstance(item, float) and math.isnan(item):
+                bound = f"; {name} must be {self.text()}" if self != Range() else ""
+                raise FreqdiffError(f"{where}: nan is not a number{bound}")
+            if self.choices is not None:
+                check_choice(item, self.choices, where)
+            elif not self._multiple(item):
+                m = self.multiple_of
+                first = max(m, -(-int(self.ge or 0) // m) * m)
+                raise FreqdiffError(f"{where}: {shown} is not a positive multiple of {m}; choose {first}, {first + m}, "
+                                    f"{first + 2 * m}, ...")
+            elif not self.contains(item):
+                raise FreqdiffError(f"{where}: {shown} is out of range: {name} must be {self.text()}")
+
+
+def param(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
+          lt: float | None = None, choices: "typing.Sequence[str] | None" = None, multiple_of: int | None = None) -> Any:
+    """A dataclass field with its default and its valid values, declared once next to the parameter."""
+    valid = Range(ge, gt, le, lt, tuple(choices) if choices is not None else None, multiple_of)
+    return field(default=default, metadata={"range": valid})
+
+
+def field_range(f: dataclasses.Field) -> Range | None:
+    """The Range declared with `param` for a dataclass field, if any."""
+    return f.metadata.get("range")
+
+
+def range_text(f: dataclasses.Field) -> str:
+    """'  (>= 1)' for a field declared with a range, '' otherwise: the suffix of a listing line."""
+    valid = field_range(f)
+    each = "each " if isinstance(f.default, tuple) else ""
+    return f"  ({each}{valid.text()})" if valid is not None else ""
+
+
+def check_fields(obj: Any, where: str = "") -> None:
+    """Check every declared range of dataclass `obj` (NaN is refused for every float); fields are named
+    `where.field`, or `--field` when `where` is empty (the run settings)."""
+    for f in fields(obj):
+        (field_range(f) or Range()).check(getattr(obj, f.name), f.name, f"{where}.{f.name}" if where else f"--{f.name}")
 
 
 def _closest(name: str, choices: list[str]) -> str:
@@ -109,7 +196,9 @@ def build_params(cls: type, values: dict[str, Any], where: str) -> Any:
         if key not in known:
             choices = ", ".join(known) or "none"
             raise FreqdiffError(f"{where}: unknown parameter '{key}'{_closest(key, known)}; parameters: {choices}")
-    return cls(**{k: parse_value(v, hints[k], f"{where}.{k}") for k, v in values.items()})
+    params = cls(**{k: parse_value(v, hints[k], f"{where}.{k}") for k, v in values.items()})
+    check_fields(params, where)
+    return params
 
 
 class Registry(Generic[T]):
@@ -152,7 +241,9 @@ class Registry(Generic[T]):
     def build(self, name: str, params: Any = None, **context: Any) -> T:
         """Construct component `name`; `params` is its dataclass, a dict of values, or None for defaults."""
         entry = self.entry(name)
-        if not isinstance(params, entry.params):
+        if isinstance(params, entry.params):
+            check_fields(params, f"{self.kind} '{name}'")
+        else:
             params = self.params(name, params)
         return entry.factory(params, **context)
 
@@ -164,7 +255,7 @@ class Registry(Generic[T]):
             hints = typing.get_type_hints(entry.params)
             for f in fields(entry.params):
                 default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-                lines.append(f"      --{self.kind}.{f.name}: {type_name(hints[f.name])} = {default!r}")
+                lines.append(f"      --{self.kind}.{f.name}: {type_name(hints[f.name])} = {default!r}{range_text(f)}")
         return "\n".join(lines)
 
 

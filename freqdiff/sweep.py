@@ -17,7 +17,7 @@ from freqdiff.config import RunConfig, apply_flags, split_argv
 from freqdiff.io import write_json
 from freqdiff.pipeline import pool_size
 from freqdiff.recipes import RECIPES, Recipe
-from freqdiff.registry import FreqdiffError, build_params
+from freqdiff.registry import FreqdiffError, build_params, param
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class SweepOptions:
     seeds: tuple[int, ...] = ()  # empty: the recipe's seeds
     out: str = ""  # empty: results/<recipe>
     steps_per_n: int | None = None  # None: the recipe's
-    launcher: str = "local"  # local | submitit
+    launcher: str = param("local", choices=("local", "submitit"))  # submitit: SLURM only, never a hidden local run
     slurm_partition: str = ""
     slurm_gpus: int = 1
     slurm_hours: float = 48.0
@@ -55,8 +55,6 @@ def parse_sweep_argv(argv: list[str]) -> tuple[SweepOptions, dict[str, str]]:
         raise FreqdiffError(f"sweep: unexpected argument {positional[0]!r}")
     names = {f.name for f in fields(SweepOptions)}
     options = build_params(SweepOptions, {k: v for k, v in flags.items() if k in names}, "sweep")
-    if options.launcher not in ("local", "submitit"):
-        raise FreqdiffError(f"--launcher: unknown value {options.launcher!r}; choices: local, submitit")
     return options, {k: v for k, v in flags.items() if k not in names}
 
 
@@ -147,15 +145,22 @@ def submit(runs: list[PlannedRun], options: SweepOptions, cluster: str | None = 
     if not todo:
         return []
     folder = todo[0].run_dir.parent / "slurm"
-    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+    try:  # cluster "slurm", never None: submitit would pick its local executor when no scheduler answers
+        executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster or "slurm")
+    except RuntimeError as err:
+        raise FreqdiffError(f"--launcher submitit: no SLURM scheduler reachable from here ({err}); "
+                            "run the sweep on the cluster's login node, or use --launcher local") from None
     executor.update_parameters(timeout_min=int(options.slurm_hours * 60), gpus_per_node=options.slurm_gpus,
                                slurm_partition=options.slurm_partition or None,
                                slurm_array_parallelism=options.slurm_parallel)
     jobs = []
-    with executor.batch():  # one job array
-        for run in todo:
-            command = submitit.helpers.CommandFunction(["bash", "-c", job_command(run, options.slurm_gpus)])
-            jobs.append(executor.submit(command))
+    try:
+        with executor.batch():  # one job array
+            for run in todo:
+                command = submitit.helpers.CommandFunction(["bash", "-c", job_command(run, options.slurm_gpus)])
+                jobs.append(executor.submit(command))
+    except RuntimeError as err:  # submitit's FailedJobError / FailedSubmissionError: sbatch refused the array
+        raise FreqdiffError(f"--launcher submitit: sbatch failed ({' '.join(str(err).split())[:200]})") from None
     return [job.job_id for job in jobs]
 
 

@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from freqdiff.checkpoint import checkpoint_path, checkpoint_steps, prepare_run_dir, state_path
+from freqdiff.checkpoint import checkpoint_path, checkpoint_steps, claim_run_dir, load_state, save_state, state_path
 from freqdiff.config import RunConfig, TrainConfig
 from freqdiff.grids import save_sample_grid
-from freqdiff.io import torch_save
-from freqdiff.pipeline import Pipeline, build_pipeline, set_cpu_threads
+from freqdiff.io import RunLock, torch_load, torch_save
+from freqdiff.pipeline import Pipeline, build_pipeline, check_mixed_precision, set_cpu_threads
 from freqdiff.process import denoise
 from freqdiff.registry import FreqdiffError
 from freqdiff.schedule import batch_indices, rank_slice, step_seed
@@ -51,33 +51,47 @@ class Trainer:
 
     def __init__(self, cfg: RunConfig, run_dir: Path, accelerator: Accelerator | None = None) -> None:
         self.cfg, self.run_dir = cfg, Path(run_dir)
+        check_mixed_precision(cfg.train.mixed_precision, PartialState().device)
         self.accelerator = accelerator or Accelerator(
             mixed_precision=cfg.train.mixed_precision,
             log_with="tensorboard" if cfg.train.tensorboard else None,
             project_dir=str(self.run_dir),
         )
-        if self.accelerator.is_main_process:
-            prepare_run_dir(self.run_dir, cfg)
-        self.accelerator.wait_for_everyone()
         set_cpu_threads(cfg.train.threads)
         torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
-        self.pipe: Pipeline = build_pipeline(cfg)
+        self.pipe: Pipeline = build_pipeline(cfg)  # checks every setting: a refused run writes nothing
         self.device = self.accelerator.device
         self.pipe.process.to(self.device)
         self.train_images = self.pipe.split.train.to(self.device)
         model = self.pipe.model.to(self.device)
         self.ema = make_ema(model, cfg.train.ema)
         self.optimizer = make_optimizer(cfg.train, model, self.pipe.regularizer.optimizer_options())
-        self.step = self._load_state(model)
+        self.lock: RunLock | None = None
+        self.step = self._claim(model)
         self.model, self.optimizer = self.accelerator.prepare(model, self.optimizer)
         self.checkpoints = checkpoint_steps(cfg.train.first_checkpoint, cfg.train.steps, cfg.train.n_checkpoints)
 
     # ---- state -------------------------------------------------------------------------------
+    def _claim(self, model: nn.Module) -> int:
+        """The main rank claims the run (its lock, config.json); every rank then loads the resume state."""
+        if self.accelerator.is_main_process:
+            self.lock = claim_run_dir(self.run_dir, self.cfg)
+        try:
+            self.accelerator.wait_for_everyone()
+            return self._load_state(model)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Give up the run's one-writer lock (main rank)."""
+        if self.lock is not None:
+            self.lock.release()
+
     def _load_state(self, model: nn.Module) -> int:
-        path = state_path(self.run_dir)
-        if not path.exists():
+        state = load_state(self.run_dir)
+        if state is None:
             return 0
-        state = torch.load(path, map_location=self.device, weights_only=False)
         model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.ema is not None:
@@ -85,8 +99,8 @@ class Trainer:
         return int(state["step"])
 
     def _save_state(self) -> None:
-        torch_save({"step": self.step, "model": self._weights(), "optimizer": self.optimizer.state_dict(),
-                    "ema": self.ema.state_dict() if self.ema is not None else None}, state_path(self.run_dir))
+        save_state({"step": self.step, "model": self._weights(), "optimizer": self.optimizer.state_dict(),
+                    "ema": self.ema.state_dict() if self.ema is not None else None}, self.run_dir)
 
     def _weights(self) -> dict[str, Tensor]:
         return self.accelerator.unwrap_model(self.model).state_dict()
@@ -141,7 +155,7 @@ class Trainer:
         if self.accelerator.num_processes > 1:
             finite = self.accelerator.reduce(finite, "sum") / self.accelerator.num_processes
         if float(finite) < 1:
-            saved = torch.load(state_path(self.run_dir), weights_only=False)["step"] if state_path(self.run_dir).exists() else None
+            saved = torch_load(state_path(self.run_dir))["step"] if state_path(self.run_dir).exists() else None
             where = f"last good state: step {saved} in {state_path(self.run_dir)}" if saved is not None else "no state was saved"
             raise FreqdiffError(f"loss became {float(loss)} at step {self.step}; training stopped ({where})")
 
@@ -211,8 +225,11 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def train(cfg: RunConfig, run_dir: Path) -> Path:
     """Train (or resume) the run in `run_dir`."""
     trainer = Trainer(cfg, run_dir)
-    if trainer.step >= cfg.train.steps:
-        if trainer.accelerator.is_main_process:
-            print(f"{run_dir}: already trained to step {trainer.step}; nothing to do")
-        return Path(run_dir)
-    return trainer.run()
+    try:
+        if trainer.step >= cfg.train.steps:
+            if trainer.accelerator.is_main_process:
+                print(f"{run_dir}: already trained to step {trainer.step}; nothing to do")
+            return Path(run_dir)
+        return trainer.run()
+    finally:
+        trainer.release()

@@ -10,11 +10,12 @@ from torch import Tensor
 
 from freqdiff.data import DATASETS
 from freqdiff.data.transforms import resize
+from freqdiff.registry import param
 
 
 @dataclass(frozen=True)
 class ResizeParams:
-    resize: int | None = None  # side length after an antialiased resize; None keeps the native size
+    resize: int | None = param(None, ge=1)  # side length after an antialiased resize; None keeps the native size
 
 
 def _as_images(array: np.ndarray, side: int, scale: float) -> Tensor:
@@ -49,9 +50,9 @@ def lfw_faces(params: ResizeParams, **_: object) -> Tensor:
 
 @dataclass(frozen=True)
 class MixtureParams:
-    d: int = 8
-    pool: int = 4096
-    seed: int = 0
+    d: int = param(8, ge=1)
+    pool: int = param(4096, ge=3)  # at least 2 training images and 1 held out
+    seed: int = param(0, ge=0)
 
 
 @DATASETS.register("gaussian_mixture", MixtureParams)

@@ -1,6 +1,8 @@
 """Datasets the user brings from disk: an image folder, torchvision's CelebA, an .npz array. Never downloads."""
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from torch import Tensor
 
 from freqdiff.data import DATASETS
 from freqdiff.data.transforms import center_crop
-from freqdiff.registry import FreqdiffError
+from freqdiff.registry import FreqdiffError, param
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -19,9 +21,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 @dataclass(frozen=True)
 class FolderParams:
     path: str = ""
-    resolution: int = 32  # the paper: CelebA center-cropped to 32x32
+    resolution: int = param(32, ge=1)  # the paper: CelebA center-cropped to 32x32
     grayscale: bool = True  # the paper trains on grayscale (d = 1024)
-    limit: int | None = None  # read only the first `limit` files (sorted by name)
+    limit: int | None = param(None, ge=1)  # read only the first `limit` files (sorted by name)
 
 
 def _load_image(path: Path, grayscale: bool) -> np.ndarray:
@@ -60,10 +62,10 @@ def folder(params: FolderParams, **_: object) -> Tensor:
 @dataclass(frozen=True)
 class CelebAParams:
     root: str = ""  # the folder that holds celeba/ (torchvision layout)
-    split: str = "all"
-    resolution: int = 32
+    split: str = param("all", choices=("all", "train", "valid", "test"))
+    resolution: int = param(32, ge=1)
     grayscale: bool = True
-    limit: int | None = None
+    limit: int | None = param(None, ge=1)
 
 
 @DATASETS.register("celeba", CelebAParams)
@@ -86,19 +88,37 @@ class NpzParams:
     path: str = ""
     key: str = "images"  # array of shape (N, H, W), (N, C, H, W) or (N, H, W, C) if channels_last
     channels_last: bool = False
-    scale: float = 1.0  # divide by this to reach [0, 1] (255 for uint8 data)
+    scale: float = param(1.0, gt=0)  # divide by this to reach [0, 1] (255 for uint8 data)
+
+
+def _npz_array(path: str, key: str) -> np.ndarray:
+    """Array `key` of the .npz archive `path` (never unpickled), or a one-line error naming the file."""
+    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+    try:
+        arrays = np.load(path)
+    except unreadable as err:
+        raise FreqdiffError(f"dataset 'npz'.path: cannot read {path!r}: {err.__class__.__name__}") from None
+    if not isinstance(arrays, np.lib.npyio.NpzFile):
+        raise FreqdiffError(f"dataset 'npz'.path: {path!r} is not an .npz archive (np.savez writes one)")
+    with arrays:
+        if key not in arrays.files:
+            raise FreqdiffError(f"dataset 'npz'.key: {key!r} not in {path}; keys: {', '.join(arrays.files)}")
+        try:
+            return arrays[key]
+        except unreadable as err:
+            raise FreqdiffError(f"dataset 'npz': cannot read array {key!r} of {path!r}: {err.__class__.__name__}") from None
 
 
 @DATASETS.register("npz", NpzParams)
 def npz(params: NpzParams, **_: object) -> Tensor:
     """An array of images in an .npz file."""
-    try:
-        arrays = np.load(params.path)
-    except (OSError, ValueError) as err:
-        raise FreqdiffError(f"dataset 'npz'.path: cannot read {params.path!r}: {err.__class__.__name__}") from None
-    if params.key not in arrays:
-        raise FreqdiffError(f"dataset 'npz'.key: {params.key!r} not in {params.path}; keys: {', '.join(arrays.files)}")
-    x = torch.from_numpy(np.asarray(arrays[params.key], dtype=np.float32) / params.scale)
+    array = _npz_array(params.path, params.key)
+    if array.ndim not in (3, 4) or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise FreqdiffError(f"dataset 'npz'.key: {params.key!r} in {params.path} is a {array.dtype} array of shape "
+                            f"{array.shape}; expected numbers shaped (N, H, W), (N, C, H, W) or, with channels_last, (N, H, W, C)")
+    x = torch.from_numpy(np.asarray(array, dtype=np.float32) / params.scale)
+    if not bool(torch.isfinite(x).all()):
+        raise FreqdiffError(f"dataset 'npz': {params.key!r} in {params.path} holds NaN or infinite values")
     if x.ndim == 3:
         return rearrange(x, "n h w -> n 1 h w")
     return rearrange(x, "n h w c -> n c h w") if params.channels_last else x

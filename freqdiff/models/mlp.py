@@ -13,13 +13,13 @@ from torch import Tensor, nn
 
 from freqdiff.models import MODELS
 from freqdiff.models.embedding import sinusoidal
-from freqdiff.registry import FreqdiffError
+from freqdiff.registry import param
 
 
 @dataclass(frozen=True)
 class MLPParams:
-    width: int = 128  # hidden width W (even, >= 4, for the sinusoidal embedding)
-    blocks: int = 3  # residual blocks
+    width: int = param(128, ge=4, multiple_of=2)  # hidden width W (even, >= 4, for the sinusoidal embedding)
+    blocks: int = param(3, ge=1)  # residual blocks (the paper: 3)
 
 
 class ResidualBlock(nn.Module):
@@ -53,18 +53,7 @@ class ResidualMLP(nn.Module):
         return unpack(self.project(h), shape, "b *")[0]
 
 
-def _check(p: MLPParams) -> None:
-    """Reject parameters the model cannot realize, with one line naming the value and the choices."""
-    if p.width < 4 or p.width % 2:
-        raise FreqdiffError(
-            f"model 'mlp'.width: {p.width} must be even and >= 4 (sinusoidal embedding); e.g. 64, 128, 256"
-        )
-    if p.blocks < 1:
-        raise FreqdiffError(f"model 'mlp'.blocks: {p.blocks} must be >= 1 (the paper uses 3)")
-
-
 @MODELS.register("mlp", MLPParams)
 def mlp(params: MLPParams, *, channels: int, resolution: tuple[int, int], **_) -> nn.Module:
     """Residual MLP on flattened inputs (3 blocks, W=128): the paper's model for the d=8 Gaussian mixture."""
-    _check(params)
     return ResidualMLP(channels * math.prod(resolution), params.width, params.blocks)

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from freqdiff.models import MODELS
 from freqdiff.models.embedding import sinusoidal
-from freqdiff.registry import FreqdiffError
+from freqdiff.registry import FreqdiffError, param
 
 GROUPS = 8  # GroupNorm(8) everywhere: every channel count must be a multiple of 8
 TIME_MULT = 4  # time-embedding width 4W (Ho et al.)
@@ -31,13 +31,13 @@ TIME_MULT = 4  # time-embedding width 4W (Ho et al.)
 
 @dataclass(frozen=True)
 class UNetParams:
-    width: int = 8  # W, base channels (a multiple of 8)
-    multipliers: tuple[int, ...] = (1, 2, 4)  # channels per level = W * multiplier, finest first
-    blocks: int = 2  # ResNet blocks per encoder level; the decoder has blocks + 1
-    attention_levels: int = 2  # self-attention at this many coarsest levels (plus the bottleneck)
-    heads: int = 4  # attention heads
-    dropout: float = 0.1  # dropout before the second conv of every ResNet block
-    steps: int = 1000  # size of the step-embedding table: t must lie in 0..steps-1 (the process's T)
+    width: int = param(8, multiple_of=GROUPS)  # W, base channels (GroupNorm(8) needs a multiple of 8)
+    multipliers: tuple[int, ...] = param((1, 2, 4), ge=1)  # channels per level = W * multiplier, finest first
+    blocks: int = param(2, ge=1)  # ResNet blocks per encoder level; the decoder has blocks + 1 (the paper: 2)
+    attention_levels: int = param(2, ge=0)  # self-attention at this many coarsest levels (plus the bottleneck)
+    heads: int = param(4, ge=1)  # attention heads
+    dropout: float = param(0.1, ge=0, lt=1)  # dropout before the second conv of every ResNet block
+    steps: int = param(1000, ge=1)  # size of the step-embedding table: t must lie in 0..steps-1 (the process's T)
 
 
 def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
@@ -200,25 +200,16 @@ def _bad(field: str, message: str) -> FreqdiffError:
 
 def _check(p: UNetParams) -> None:
     """Reject parameters the architecture cannot realize, naming the value and the choices."""
-    if p.width <= 0 or p.width % GROUPS:
-        raise _bad("width", f"{p.width} is not a positive multiple of {GROUPS} (GroupNorm({GROUPS})); "
-                            "choose 8, 16, 24, 32, ...")
-    if not p.multipliers or min(p.multipliers) <= 0:
-        raise _bad("multipliers", f"{p.multipliers} must be positive integers, finest first, e.g. 1,2,4")
-    if p.blocks < 1:
-        raise _bad("blocks", f"{p.blocks} must be >= 1 (the paper uses 2)")
+    if not p.multipliers:
+        raise _bad("multipliers", "must name at least one level, finest first, e.g. 1,2,4")
     levels = len(p.multipliers)
     if not 0 <= p.attention_levels <= levels:
         raise _bad("attention_levels", f"{p.attention_levels} must be in 0..{levels} (the number of levels)")
     attended = {p.width * m for m in p.multipliers[levels - p.attention_levels :]} | {p.width * p.multipliers[-1]}
     common = gcd(*attended)
-    if p.heads <= 0 or common % p.heads:
+    if common % p.heads:
         choices = ", ".join(str(h) for h in range(1, common + 1) if common % h == 0)
         raise _bad("heads", f"{p.heads} does not divide the attention channels {sorted(attended)}; choose {choices}")
-    if not 0 <= p.dropout < 1:
-        raise _bad("dropout", f"{p.dropout} must be in [0, 1)")
-    if p.steps < 1:
-        raise _bad("steps", f"{p.steps} must be >= 1 (the process's T, 1000 in the paper)")
 
 
 @MODELS.register("unet", UNetParams)

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from freqdiff.process import PROCESSES
 from freqdiff.process.base import DiffusionProcess
-from freqdiff.registry import check_choice
+from freqdiff.registry import param
 
 
 SCHEDULES = ("linear", "cosine")
@@ -17,10 +17,10 @@ SCHEDULES = ("linear", "cosine")
 
 @dataclass(frozen=True)
 class DDPMParams:
-    T: int = 1000
-    schedule: str = "linear"  # linear (the paper: beta 1e-4 -> 2e-2) | cosine (Nichol & Dhariwal)
-    beta_start: float = 1e-4
-    beta_end: float = 2e-2
+    T: int = param(1000, ge=2)
+    schedule: str = param("linear", choices=SCHEDULES)  # linear (the paper: beta 1e-4 -> 2e-2) | cosine (Nichol & Dhariwal)
+    beta_start: float = param(1e-4, gt=0, lt=1)
+    beta_end: float = param(2e-2, gt=0, lt=1)
 
 
 def linear_betas(T: int, beta_start: float, beta_end: float) -> Tensor:
@@ -79,7 +79,6 @@ class DDPM(DiffusionProcess):
 @PROCESSES.register("ddpm", DDPMParams)
 def ddpm(params: DDPMParams, **_: object) -> DDPM:
     """Variance-preserving DDPM with a linear (the paper) or cosine beta schedule."""
-    check_choice(params.schedule, SCHEDULES, "process 'ddpm'.schedule")
     if params.schedule == "cosine":
         return DDPM(cosine_betas(params.T))
     return DDPM(linear_betas(params.T, params.beta_start, params.beta_end))

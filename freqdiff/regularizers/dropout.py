@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from freqdiff.registry import FreqdiffError
+from freqdiff.registry import FreqdiffError, param
 from freqdiff.regularizers import REGULARIZERS
 from freqdiff.regularizers.base import Regularizer
 
@@ -14,7 +14,7 @@ DROPOUT_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Alpha
 
 @dataclass(frozen=True)
 class DropoutParams:
-    p: float = 0.2  # dropout probability given to every dropout layer
+    p: float = param(0.2, ge=0, lt=1)  # dropout probability given to every dropout layer
 
 
 class Dropout(Regularizer):
@@ -35,6 +35,4 @@ class Dropout(Regularizer):
 @REGULARIZERS.register("dropout", DropoutParams)
 def dropout(params: DropoutParams, **_: object) -> Regularizer:
     """Set every dropout layer of the model to rate p (sweeps the U-Net's dropout)."""
-    if not 0 <= params.p < 1:
-        raise FreqdiffError(f"regularizer 'dropout'.p must be in [0, 1), got {params.p}")
     return Dropout(params.p)

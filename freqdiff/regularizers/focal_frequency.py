@@ -17,18 +17,18 @@ from torch import Tensor
 from freqdiff.process.base import DenoisingTerms, DiffusionProcess
 from freqdiff.regularizers import REGULARIZERS
 from freqdiff.regularizers.base import Regularizer, WindowedPenalty
-from freqdiff.regularizers.fourier_penalty import TARGETS, check_weight, prediction, time_window, truth
-from freqdiff.registry import check_choice
+from freqdiff.regularizers.fourier_penalty import TARGETS, prediction, time_window, truth
+from freqdiff.registry import param
 from freqdiff.spectral import power
 
 
 @dataclass(frozen=True)
 class FocalFrequencyParams:
-    weight: float = 1.0
-    alpha: float = 1.0  # focusing exponent of the spectral weight (Jiang et al.: 1)
-    target: str = "x0"  # eps | score | x0: which prediction is compared with its truth
-    t_min: float = 0.0  # OU time range where the loss applies
-    t_max: float | None = 1.0  # None: no upper bound
+    weight: float = param(1.0, ge=0)
+    alpha: float = param(1.0, ge=0)  # focusing exponent of the spectral weight (Jiang et al.: 1)
+    target: str = param("x0", choices=TARGETS)  # which prediction is compared with its truth
+    t_min: float = param(0.0, ge=0)  # OU time range where the loss applies
+    t_max: float | None = param(1.0, ge=0)  # None: no upper bound
 
 
 def focal_weights(distance: Tensor, alpha: float) -> Tensor:
@@ -61,6 +61,4 @@ class FocalFrequency(WindowedPenalty):
 @REGULARIZERS.register("focal_frequency", FocalFrequencyParams)
 def focal_frequency(params: FocalFrequencyParams, *, process: DiffusionProcess, **_: object) -> Regularizer:
     """MSE + weight * focal frequency loss (Jiang et al. 2021) of the x0 (or eps/score) prediction."""
-    check_choice(params.target, TARGETS, "regularizer 'focal_frequency'.target")
-    check_weight(params.weight, "regularizer 'focal_frequency'")
     return FocalFrequency(params, time_window(process, params.t_min, params.t_max))

@@ -17,21 +17,21 @@ import torch
 from torch import Tensor
 
 from freqdiff.process.base import DenoisingTerms, DiffusionProcess
-from freqdiff.registry import FreqdiffError, check_choice
+from freqdiff.registry import FreqdiffError, param
 from freqdiff.regularizers import REGULARIZERS
 from freqdiff.regularizers.base import Regularizer, WindowedPenalty
-from freqdiff.spectral import check_cutoff, energy_above
+from freqdiff.spectral import energy_above
 
 TARGETS = ("eps", "score", "x0")
 
 
 @dataclass(frozen=True)
 class FourierPenaltyParams:
-    weight: float = 1.0
-    cutoff: float = 0.25  # radial frequency in cycles/pixel (axis Nyquist 0.5, corner 0.707)
-    target: str = "eps"  # eps | score | x0: which prediction is penalized
-    t_min: float = 0.0  # OU time range where the penalty applies (small t resolves high frequencies)
-    t_max: float | None = None  # None: no upper bound
+    weight: float = param(1.0, ge=0)  # a negative weight would reward what it should penalize
+    cutoff: float = param(0.25, gt=0)  # radial frequency in cycles/pixel (axis Nyquist 0.5, corner 0.707)
+    target: str = param("eps", choices=TARGETS)  # which prediction is penalized
+    t_min: float = param(0.0, ge=0)  # OU time range where the penalty applies (small t resolves high frequencies)
+    t_max: float | None = param(None, ge=0)  # None: no upper bound
 
 
 def prediction(terms: DenoisingTerms, target: str) -> Tensor:
@@ -52,12 +52,6 @@ def time_window(process: DiffusionProcess, t_min: float, t_max: float | None) ->
         raise FreqdiffError(f"time window: t_min {t_min} > t_max {t_max}")
     times = torch.tensor([process.ou_time(step) for step in range(process.T)])
     return ((times >= t_min) & (times <= (torch.inf if t_max is None else t_max))).float()
-
-
-def check_weight(weight: float, where: str) -> None:
-    """Fail if a loss weight is negative (a negative weight rewards what it should penalize)."""
-    if weight < 0:
-        raise FreqdiffError(f"{where}: weight must be >= 0, got {weight}")
 
 
 def high_band_mean_square(x: Tensor, cutoff: float) -> Tensor:
@@ -81,7 +75,4 @@ class FourierPenalty(WindowedPenalty):
 @REGULARIZERS.register("fourier_penalty", FourierPenaltyParams)
 def fourier_penalty(params: FourierPenaltyParams, *, process: DiffusionProcess, **_: object) -> Regularizer:
     """MSE + weight * per-pixel energy of the eps/score/x0 prediction above a radial cutoff, in an OU-time range."""
-    check_choice(params.target, TARGETS, "regularizer 'fourier_penalty'.target")
-    check_weight(params.weight, "regularizer 'fourier_penalty'")
-    check_cutoff(params.cutoff, "regularizer 'fourier_penalty'")
     return FourierPenalty(params, time_window(process, params.t_min, params.t_max))

@@ -14,14 +14,14 @@ from torch import Tensor
 from freqdiff.process.base import DenoisingTerms
 from freqdiff.regularizers import REGULARIZERS
 from freqdiff.regularizers.base import Regularizer
-from freqdiff.regularizers.fourier_penalty import check_weight
-from freqdiff.spectral import check_cutoff, power, radial_frequency
+from freqdiff.registry import param
+from freqdiff.spectral import power, radial_frequency
 
 
 @dataclass(frozen=True)
 class FrequencyWeightedParams:
-    cutoff: float = 0.25  # radial frequency in cycles/pixel where the high weight starts
-    high_weight: float = 0.1  # weight just above the cutoff
+    cutoff: float = param(0.25, gt=0)  # radial frequency in cycles/pixel where the high weight starts
+    high_weight: float = param(0.1, ge=0)  # weight just above the cutoff
     power: float = 0.0  # the weight above the cutoff grows (>0) or decays (<0) like (|f|/cutoff)^power
 
 
@@ -54,7 +54,4 @@ class FrequencyWeighted(Regularizer):
 @REGULARIZERS.register("frequency_weighted_loss", FrequencyWeightedParams)
 def frequency_weighted_loss(params: FrequencyWeightedParams, **_: object) -> Regularizer:
     """Eps MSE in Fourier space, errors above a radial cutoff weighted by high_weight * (|f|/cutoff)^power."""
-    where = "regularizer 'frequency_weighted_loss'"
-    check_cutoff(params.cutoff, where)
-    check_weight(params.high_weight, f"{where}.high_weight")
     return FrequencyWeighted(params)

@@ -13,20 +13,20 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from freqdiff.process.base import DiffusionProcess
-from freqdiff.registry import FreqdiffError, check_choice
+from freqdiff.registry import param
 from freqdiff.regularizers import REGULARIZERS
 from freqdiff.regularizers.base import Regularizer
-from freqdiff.spectral import MASK_KINDS, MAX_RADIUS, check_cutoff, lowpass, lowpass_mask
+from freqdiff.spectral import MASK_KINDS, MAX_RADIUS, lowpass, lowpass_mask
 
 FILTER_TARGETS = ("x0", "eps")
 
 
 @dataclass(frozen=True)
 class SpectralFilterParams:
-    cutoff: float = 0.25  # radial frequency in cycles/pixel; a hard mask is the identity from 0.707 up
-    kind: str = "hard"  # hard | butterworth
-    order: int = 2  # Butterworth order (steepness)
-    target: str = "x0"  # x0 | eps: which prediction is low-passed
+    cutoff: float = param(0.25, gt=0)  # radial frequency in cycles/pixel; a hard mask is the identity from 0.707 up
+    kind: str = param("hard", choices=MASK_KINDS)
+    order: int = param(2, ge=1)  # Butterworth order (steepness)
+    target: str = param("x0", choices=FILTER_TARGETS)  # which prediction is low-passed
 
 
 class LowpassPrediction(nn.Module):
@@ -69,10 +69,4 @@ class SpectralFilter(Regularizer):
 @REGULARIZERS.register("spectral_filter", SpectralFilterParams)
 def spectral_filter(params: SpectralFilterParams, *, process: DiffusionProcess, **_: object) -> Regularizer:
     """Low-pass (hard or Butterworth) the x0 or eps prediction in Fourier space, in training and sampling."""
-    where = "regularizer 'spectral_filter'"
-    check_choice(params.kind, MASK_KINDS, f"{where}.kind")
-    check_choice(params.target, FILTER_TARGETS, f"{where}.target")
-    check_cutoff(params.cutoff, where)
-    if params.order < 1:
-        raise FreqdiffError(f"{where}.order must be >= 1, got {params.order}")
     return SpectralFilter(process, params)

@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from freqdiff.registry import FreqdiffError
+from freqdiff.registry import param
 from freqdiff.regularizers import REGULARIZERS
 from freqdiff.regularizers.base import Regularizer
 
 
 @dataclass(frozen=True)
 class WeightDecayParams:
-    value: float = 1e-4  # the optimizer's weight_decay coefficient
+    value: float = param(1e-4, ge=0)  # the optimizer's weight_decay coefficient
 
 
 class WeightDecay(Regularizer):
@@ -32,6 +32,4 @@ class WeightDecay(Regularizer):
 @REGULARIZERS.register("weight_decay", WeightDecayParams)
 def weight_decay(params: WeightDecayParams, **_: object) -> Regularizer:
     """Plain MSE with optimizer weight decay (decoupled AdamW for adam, L2 for sgd)."""
-    if params.value < 0:
-        raise FreqdiffError(f"regularizer 'weight_decay'.value must be >= 0, got {params.value}")
     return WeightDecay(params.value)

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from freqdiff.process.base import DiffusionProcess
+from freqdiff.registry import param
 from freqdiff.samplers import SAMPLERS
 
 
@@ -17,7 +18,7 @@ def clip(x0_hat: Tensor, x0_range: tuple[float, float] | None) -> Tensor:
 
 @dataclass(frozen=True)
 class DDIMParams:
-    steps: int = 100  # the paper's code uses 100 (the paper says 200)
+    steps: int = param(100, ge=2)  # the paper's code uses 100 (the paper says 200); at least T-1 and 0
     clip_x0: bool = True  # clamp x0_hat to the data's pixel range, as Ho et al.'s sampler; false: the paper's code
 
 
