@@ -10,7 +10,7 @@ import pytest
 
 from freqdiff.analysis import statistics
 from freqdiff.analysis.statistics import (bootstrap_over_seeds, combined_err, fit_power_law, mean_and_err,
-                                          proportion_interval, t_interval)
+                                          mean_of_measurements, proportion_interval, t_interval)
 from freqdiff.registry import FreqdiffError
 
 
@@ -53,6 +53,25 @@ def test_mean_and_err_is_two_sigma_over_folds():
     with pytest.raises(FreqdiffError, match="no values"):
         mean_and_err([])
     assert combined_err(3.0, 4.0) == 5.0
+
+
+def test_mean_of_measurements_takes_the_larger_error():
+    assert mean_of_measurements([10.0, 10.0], [2.0, 2.0]) == (10.0, pytest.approx(math.sqrt(8) / 2))  # propagated
+    mean, err = mean_of_measurements([8.0, 12.0], [0.1, 0.1])
+    assert mean == 10.0 and err == pytest.approx(2 * math.sqrt(8) / math.sqrt(2))  # seed scatter
+    assert mean_of_measurements([5.0], [0.4]) == (5.0, 0.4)
+    assert math.isnan(mean_of_measurements([5.0], [math.nan])[1])
+    assert mean_of_measurements([4.0, 6.0], [math.nan, 0.1])[1] == pytest.approx(2 * math.sqrt(2) / math.sqrt(2))
+    rng = np.random.default_rng(4)  # 3 seeds, each value measured with a 2-sigma error of 1: the error covers
+    covers = []
+    for _ in range(2000):
+        truth = rng.normal(0, 0.5, 3)
+        values = truth + rng.normal(0, 0.5, 3)
+        mean, err = mean_of_measurements(values, [1.0] * 3)
+        covers.append(abs(mean) <= err)
+    assert 0.9 <= np.mean(covers) <= 0.995
+    with pytest.raises(FreqdiffError, match="equally many"):
+        mean_of_measurements([1.0, 2.0], [0.1])
 
 
 def test_bootstrap_over_seeds_spans_every_pairing_and_covers():

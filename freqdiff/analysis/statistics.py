@@ -56,6 +56,23 @@ def combined_err(*errs: float) -> float:
     return float(math.sqrt(sum(e * e for e in errs)))
 
 
+def mean_of_measurements(values: Sequence[float], errs: Sequence[float]) -> tuple[float, float]:
+    """Mean over seeds of values that each carry a 2-sigma error, and the 2-sigma error of that mean.
+
+    The error is the larger of the seed scatter (2 sigma / sqrt(k), which includes the measurement
+    noise but is itself unreliable for few seeds) and the propagated measurement error
+    sqrt(sum err^2) / k (only when every error was computed); nan when neither can be had.
+    """
+    v, e = np.asarray(values, np.float64), np.asarray(errs, np.float64)
+    if v.size == 0 or v.size != e.size:
+        raise FreqdiffError(f"mean_of_measurements: need equally many values and errors, got {v.size} and {e.size}")
+    scatter = 2 * v.std(ddof=1) / math.sqrt(v.size) if v.size > 1 else math.nan
+    known = e[np.isfinite(e)]
+    propagated = math.sqrt(float((known ** 2).sum())) / v.size if known.size == v.size else math.nan
+    candidates = [float(x) for x in (scatter, propagated) if math.isfinite(x)]
+    return float(v.mean()), max(candidates) if candidates else math.nan
+
+
 def bootstrap_over_seeds(groups: Sequence[np.ndarray], statistic: Callable[[list[np.ndarray]], np.ndarray],
                          draws: int = 2000, seed: int = 0, level: float = LEVEL) -> tuple[float, float]:
     """Percentile interval of `statistic` over `draws` resamples of every group's seeds, with replacement.
