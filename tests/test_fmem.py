@@ -4,8 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from freqdiff.metrics import fmem, quantize_uint8, two_nearest
+from freqdiff.analysis.statistics import proportion_interval
+from freqdiff.metrics import fmem, fmem_robust, quantize_uint8, two_nearest
+from freqdiff.metrics.fmem import ROBUST_CUTOFF
 from freqdiff.registry import FreqdiffError
+from freqdiff.spectral import lowpass, lowpass_mask
 
 MEAN = 0.4  # the centering offset: pixel in [0,1] = x + MEAN
 
@@ -92,3 +95,50 @@ def test_bad_inputs_fail_with_one_line(samples: torch.Tensor, train: torch.Tenso
     with pytest.raises(FreqdiffError, match=match) as info:
         fmem(samples, train)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_or_inf_is_refused_never_counted_as_not_a_copy(train: torch.Tensor, bad: float) -> None:
+    samples = train[:10].clone()
+    samples[3, 0, 2, 2] = bad
+    with pytest.raises(FreqdiffError, match=r"fmem: samples hold NaN or inf \(1 of 10 images\)") as info:
+        fmem(samples, train)
+    assert "\n" not in str(info.value)
+    poisoned = train.clone()
+    poisoned[7] = bad
+    with pytest.raises(FreqdiffError, match="training images hold NaN or inf"):
+        fmem_robust(train[:10], poisoned)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n_boot": 0}, "n_boot must be >= 1.*got 0"),
+    ({"k": 0.0}, r"k must be in \(0, 1\], got 0.0"),
+    ({"k": 1.5}, r"k must be in \(0, 1\], got 1.5"),
+    ({"batch_size": 0}, "batch_size must be >= 1, got 0"),
+])
+def test_bad_arguments_name_value_and_range(train: torch.Tensor, kwargs: dict, match: str) -> None:
+    with pytest.raises(FreqdiffError, match=match) as info:
+        fmem(train[:5], train, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_interval_is_the_shared_proportion_interval(train: torch.Tensor) -> None:
+    samples = torch.cat([train[:40], fresh(60, seed=8)])
+    result = fmem(samples, train, n_boot=500, seed=3)
+    assert (result.low, result.high) == proportion_interval(result.memorized.numpy(), n_boot=500, seed=3)
+
+
+def test_robust_measure_sees_copies_through_what_lies_above_its_cutoff(train: torch.Tensor) -> None:
+    above = 1 - lowpass_mask(8, 8, ROBUST_CUTOFF)
+    gen = torch.Generator().manual_seed(9)
+    high_noise = lowpass(0.3 * torch.randn(100, 1, 8, 8, generator=gen), above)  # only frequencies above the cutoff
+    noisy = train[:100] + high_noise
+    assert fmem(noisy, train).fraction < 0.5  # the raw test is fooled by the residual
+    robust = fmem_robust(noisy, train)
+    assert robust.fraction == 1.0 and torch.equal(robust.nearest, torch.arange(100))
+    stripped = train[:100] - lowpass(train[:100], above)  # copies with everything above the cutoff removed
+    assert fmem_robust(stripped, train).fraction == 1.0
+
+
+def test_robust_measure_does_not_call_fresh_images_copies(train: torch.Tensor) -> None:
+    assert fmem_robust(fresh(300, seed=10), train).fraction < 0.02
