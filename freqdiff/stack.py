@@ -78,6 +78,15 @@ class StackedModel(nn.Module):
         tensors = zip(self.param_names + self.buffer_names, list(self.stacked) + self.stacked_buffers())
         return {name: value[k].detach().clone() for name, value in tensors if name in self.persistent}
 
+    def select(self, ks: Sequence[int]) -> "StackedModel":
+        """A new stack of members ks (copies of their weights), e.g. to sample a few of them."""
+        members = []
+        for k in ks:
+            member = copy.deepcopy(self.template)
+            member.load_state_dict(self.member_state(k))
+            members.append(member)
+        return StackedModel(members)
+
     def load_member(self, k: int, state: dict[str, Tensor]) -> None:
         """Overwrite member k's weights from a single network's state_dict (missing keys are refused)."""
         missing = sorted(self.persistent - set(state))

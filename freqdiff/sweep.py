@@ -35,6 +35,7 @@ class SweepOptions:
     slurm_hours: float = 48.0
     slurm_parallel: int = 8
     report: bool = True
+    ensemble: int = param(0, ge=0)  # runs trained together as one vmapped ensemble; 0: as many as fit, 1: one at a time
 
 
 @dataclass(frozen=True)
@@ -108,23 +109,34 @@ def is_done(run: PlannedRun) -> bool:
     return set(list_checkpoints(run.run_dir)) <= evaluated and bool(evaluated)
 
 
-def run_local(runs: list[PlannedRun]) -> None:
-    """Train, evaluate and read the window of each unfinished run, in order."""
+def run_local(runs: list[PlannedRun], group_size: int = 0) -> None:
+    """Train the unfinished runs in ensembles of `group_size` (0: automatic), then evaluate and read the window of
+    each; under `accelerate launch` an ensemble's members and the evaluations are shared out over the ranks."""
     from accelerate import PartialState
 
+    from freqdiff.analysis.reports.run import window_main
+    from freqdiff.ensemble import auto_group_size, group_runs, train_ensemble
     from freqdiff.evaluate import evaluate_run
     from freqdiff.trainer import train
-    from freqdiff.analysis.reports.run import window_main
 
     state = PartialState()
     todo = [r for r in runs if not is_done(r)]
     if state.is_main_process:
         print(f"sweep: {len(runs) - len(todo)} of {len(runs)} runs already done")
-    for run in tqdm(todo, desc="sweep", disable=not state.is_main_process, dynamic_ncols=True):
-        train(run.config(), run.run_dir)
-        if state.is_main_process:
-            evaluate_run(run.run_dir)
-            window_main(run.run_dir)
+    if not todo:
+        return
+    configs = [r.config() for r in todo]
+    size = group_size or auto_group_size(configs[0], len(todo), state.device)
+    for group in tqdm(group_runs(configs, size), desc=f"sweep (ensembles of <= {size})", disable=not state.is_main_process,
+                      dynamic_ncols=True):
+        if len(group) == 1:
+            train(configs[group[0]], todo[group[0]].run_dir)  # one run: data-parallel over the ranks
+        else:
+            train_ensemble([(configs[i], todo[i].run_dir) for i in group])  # members sharded over the ranks
+        state.wait_for_everyone()
+        for i in group[state.process_index::state.num_processes]:
+            evaluate_run(todo[i].run_dir)
+            window_main(todo[i].run_dir)
         state.wait_for_everyone()
 
 
@@ -172,7 +184,7 @@ def sweep_main(argv: list[str]) -> int:
         ids = submit(runs, options)
         print(f"sweep: submitted {len(ids)} jobs: {', '.join(ids)}")
         return 0
-    run_local(runs)
+    run_local(runs, options.ensemble)
     from accelerate import PartialState
 
     if PartialState().is_main_process:

@@ -1,6 +1,6 @@
 """Accelerate trainer: tau counted in optimizer steps, log-spaced checkpoints, exact resume, one or many ranks.
 
-Every random draw of step s (batch, diffusion steps, noise, dropout) is seeded by (seed, s, rank), so a
+Every random draw of step s (batch, diffusion steps, noise, dropout) is seeded by (seed, s), so a
 resumed run replays exactly what an uninterrupted one would have done; only weights, optimizer and EMA
 need saving.
 """
@@ -24,7 +24,8 @@ from freqdiff.io import RunLock, torch_load, torch_save
 from freqdiff.pipeline import Pipeline, build_pipeline, check_mixed_precision, set_cpu_threads
 from freqdiff.process import denoise
 from freqdiff.registry import FreqdiffError
-from freqdiff.schedule import batch_indices, rank_slice, step_seed
+from freqdiff.models.dropout import keyed_dropout
+from freqdiff.schedule import batch_indices, dropout_keys, rank_slice, step_seed
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module, extra: dict[str, Any]) -> torch.optim.Optimizer:
@@ -125,8 +126,8 @@ class Trainer:
     def train_step(self) -> tuple[Tensor, dict[str, float]]:
         """One optimizer step on this rank's share of the global batch of step `self.step`.
 
-        Diffusion steps and noise are drawn for the whole global batch from (seed, step) and then split,
-        so a run gives the same result on any number of processes (up to dropout and float reduction order).
+        Diffusion steps, noise and dropout keys are drawn for the whole global batch from (seed, step) and then
+        split, so a run gives the same result on any number of processes (up to float reduction order).
         """
         acc, cfg = self.accelerator, self.cfg.train
         B = batch_size(self.cfg)
@@ -135,9 +136,9 @@ class Trainer:
         generator = torch.Generator(device=self.device).manual_seed(step_seed(cfg.seed, self.step))
         t_all = self.pipe.process.sample_steps(B, generator, self.device)
         eps_all = torch.randn((B, *x0.shape[1:]), generator=generator, device=self.device)
-        t, eps = (rank_slice(v, acc.process_index, acc.num_processes) for v in (t_all, eps_all))
-        torch.manual_seed(step_seed(cfg.seed, self.step, acc.process_index, stream=2))  # dropout masks
-        with acc.autocast():
+        keys_all = dropout_keys(cfg.seed, self.step, B).to(self.device)
+        t, eps, keys = (rank_slice(v, acc.process_index, acc.num_processes) for v in (t_all, eps_all, keys_all))
+        with acc.autocast(), keyed_dropout(keys):
             loss, parts = self.pipe.regularizer.objective(denoise(self.pipe.process, self.model, x0, t, eps))
         # DDP averages gradients over ranks: weight by this rank's share so the result is the global mean.
         acc.backward(loss * len(idx) * acc.num_processes / B)
@@ -166,7 +167,7 @@ class Trainer:
         main = acc.is_main_process
         if cfg.tensorboard:
             acc.init_trackers("freqdiff", config={k: str(v) for k, v in _flatten(self.cfg.to_dict()).items()})
-        log = _open_log(self.run_dir / "log.jsonl", self.step) if main else None
+        log = open_log(self.run_dir / "log.jsonl", self.step) if main else None
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not main, dynamic_ncols=True,
                    desc=f"train {self.run_dir.name}")
         last_time, last_step = time.perf_counter(), self.step
@@ -207,7 +208,7 @@ class Trainer:
             self.accelerator.wait_for_everyone()
 
 
-def _open_log(path: Path, resume_step: int):
+def open_log(path: Path, resume_step: int):
     """Open log.jsonl for appending, first dropping records past the step we resume from."""
     if path.exists():
         kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= resume_step]

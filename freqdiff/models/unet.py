@@ -22,6 +22,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from freqdiff.models import MODELS
+from freqdiff.models.dropout import KeyedDropout
 from freqdiff.models.embedding import sinusoidal
 from freqdiff.registry import FreqdiffError, param
 
@@ -47,7 +48,7 @@ def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
 
 def norm_act_conv(c_in: int, c_out: int, dropout: float | None = None) -> nn.Sequential:
     """GroupNorm(8) -> SiLU -> [Dropout] -> Conv3x3: one half of a ResNet block (and the output head)."""
-    drop = [nn.Dropout(dropout)] if dropout is not None else []
+    drop = [KeyedDropout(dropout)] if dropout is not None else []
     return nn.Sequential(nn.GroupNorm(GROUPS, c_in), nn.SiLU(), *drop, conv3x3(c_in, c_out))
 
 
@@ -73,17 +74,25 @@ class TimeEmbedding(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Residual multi-head self-attention over the H*W pixels of a GroupNorm'ed feature map."""
+    """Residual multi-head self-attention over the H*W pixels of a GroupNorm'ed feature map.
+
+    Written out with einsum (the parameters of nn.MultiheadAttention: a 3C x C input and a C x C output
+    projection, with biases) because torch's fused attention has no vmap rule: ensembles need this one.
+    """
 
     def __init__(self, channels: int, heads: int) -> None:
         super().__init__()
+        self.heads = heads
         self.norm = nn.GroupNorm(GROUPS, channels)
-        self.attention = nn.MultiheadAttention(channels, heads, batch_first=True)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.out = nn.Linear(channels, channels)
 
     def forward(self, x: Tensor) -> Tensor:
         tokens = rearrange(self.norm(x), "b c h w -> b (h w) c")
-        out, _ = self.attention(tokens, tokens, tokens, need_weights=False)
-        return x + rearrange(out, "b (h w) c -> b c h w", h=x.shape[2])
+        q, k, v = rearrange(self.qkv(tokens), "b n (three heads d) -> three b heads n d", three=3, heads=self.heads)
+        weights = torch.einsum("bhnd,bhmd->bhnm", q, k).mul(q.shape[-1] ** -0.5).softmax(dim=-1)
+        attended = rearrange(torch.einsum("bhnm,bhmd->bhnd", weights, v), "b heads n d -> b n (heads d)")
+        return x + rearrange(self.out(attended), "b (h w) c -> b c h w", h=x.shape[2])
 
 
 class ResBlock(nn.Module):

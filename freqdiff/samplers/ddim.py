@@ -4,16 +4,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 
 from freqdiff.process.base import DiffusionProcess
 from freqdiff.registry import param
 from freqdiff.samplers import SAMPLERS
+from freqdiff.samplers.base import Noise
 
 
-def clip(x0_hat: Tensor, x0_range: tuple[float, float] | None) -> Tensor:
-    """Clamp the denoised estimate to the data range (low, high); None leaves it as is."""
-    return x0_hat if x0_range is None else x0_hat.clamp(*x0_range)
+def clip(x0_hat: Tensor, x0_range: tuple[float, float] | tuple[Tensor, Tensor] | None) -> Tensor:
+    """Clamp the denoised estimate to the data range (low, high); None leaves it as is.
+
+    The bounds may be tensors (K,), one range per member of a stacked batch of K*B images.
+    """
+    if x0_range is None:
+        return x0_hat
+    low, high = (torch.as_tensor(v, dtype=x0_hat.dtype, device=x0_hat.device).reshape(-1) for v in x0_range)
+    per_row = x0_hat.shape[0] // low.numel()
+    low, high = (rearrange(v.repeat_interleave(per_row), "b -> b 1 1 1") for v in (low, high))
+    return torch.maximum(torch.minimum(x0_hat, high), low)
 
 
 @dataclass(frozen=True)
@@ -31,13 +41,13 @@ class DDIM:
     def __init__(self, steps: int, x0_range: tuple[float, float] | None = None) -> None:
         self.steps, self.x0_range = steps, x0_range
 
-    def __call__(self, model: nn.Module, process: DiffusionProcess, shape: tuple[int, ...],
-                 generator: torch.Generator) -> Tensor:
+    def __call__(self, model: nn.Module, process: DiffusionProcess, shape: tuple[int, ...], noise: Noise) -> Tensor:
         """x_s = signal(x0_hat, s) + noise(eps_hat, s) along the step sequence; returns the last x0_hat."""
-        device = generator.device
+        eps = noise(shape)
+        device = eps.device
         schedule = ddim_steps(process.T, self.steps)
         t_last = torch.full((shape[0],), schedule[0], device=device, dtype=torch.long)
-        x = process.noise(torch.randn(shape, generator=generator, device=device), t_last)
+        x = process.noise(eps, t_last)
         for t_now, t_next in zip(schedule, schedule[1:] + [None]):
             t = torch.full((shape[0],), t_now, device=device, dtype=torch.long)
             eps_hat = model(x, t)

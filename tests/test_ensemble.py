@@ -1,0 +1,126 @@
+"""Ensembles: members match single runs, write ordinary run directories, resume exactly, refuse what cannot stack."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import freqdiff.ensemble as ensemble_module
+from conftest import TINY, tiny_config
+from freqdiff.checkpoint import list_checkpoints
+from freqdiff.ensemble import EnsembleTrainer, check_members, group_runs, train_ensemble
+from freqdiff.registry import FreqdiffError
+from freqdiff.trainer import train
+
+# SGD: Adam turns the float re-association of near-zero gradients into lr-sized steps, hiding what is compared.
+# Small U-Net (two levels) with its dropout on: masks, batches, steps and noise must all match.
+MEMBERS = [dict(n="8", seed="0"), dict(n="16", seed="1"), dict(n="12", seed="2")]
+SETTINGS = dict(steps="200", batch_size="4", optimizer="sgd", lr="0.05", save_every="50", n_checkpoints="3",
+                ema="0.9", **{"model.multipliers": "1,2", "model.dropout": "0.1"})
+TOLERANCE = 1e-5  # max |w_ensemble - w_single| after 200 SGD steps (measured: ~5e-7)
+
+
+def weights(run_dir: Path, key: str = "model") -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "state.pt", weights_only=True)[key]
+
+
+def files(run_dir: Path) -> list[str]:
+    return sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def test_members_match_single_runs_and_write_ordinary_run_dirs(tmp_path: Path) -> None:
+    configs = [tiny_config(**SETTINGS, **member) for member in MEMBERS]
+    for i, cfg in enumerate(configs):
+        train(cfg, tmp_path / f"single{i}")
+    train_ensemble([(cfg, tmp_path / f"member{i}") for i, cfg in enumerate(configs)])
+    for i in range(len(configs)):
+        single, member = tmp_path / f"single{i}", tmp_path / f"member{i}"
+        assert files(single) == files(member)
+        assert (member / "config.json").read_text() == (single / "config.json").read_text()
+        for key in ("model", "ema"):
+            a, b = weights(single, key), weights(member, key)
+            assert a.keys() == b.keys()
+            worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+            assert worst < TOLERANCE, f"member {i} {key} differs from its single run by {worst}"
+
+
+def test_killed_ensemble_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    """SIGKILL a real ensemble process mid-run, rerun it, compare every member with an uninterrupted ensemble."""
+    settings = {**{k: v for k, v in TINY.items() if k != "n"}, "steps": "120", "save_every": "10", "ema": "0.9",
+                "batch_size": "4"}
+    script = ("import sys; from pathlib import Path; sys.path.insert(0, 'tests');"
+              "from conftest import tiny_config; from freqdiff.ensemble import train_ensemble;"
+              f"s = {settings!r}; root = Path(sys.argv[1]);"
+              "train_ensemble([(tiny_config(**s, n=n, seed=str(i)), root / f'm{i}') for i, n in enumerate(('8', '16'))])")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "whole")], check=True, capture_output=True)
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "killed")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = tmp_path / "killed" / "m1" / "state.pt"
+    deadline = time.time() + 120
+    while not state.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "killed")], check=True, capture_output=True)
+    for name in ("m0", "m1"):
+        whole, resumed = tmp_path / "whole" / name, tmp_path / "killed" / name
+        assert list_checkpoints(whole) == list_checkpoints(resumed)
+        for key in ("model", "ema"):
+            a, b = weights(whole, key), weights(resumed, key)
+            assert all(torch.equal(a[k], b[k]) for k in a), f"{name} {key} differs after the resume"
+
+
+def test_a_member_killed_ahead_of_the_group_steps_back_and_stays_exact(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed between two members' state writes: on resume the member ahead returns to the group's step."""
+    configs = [tiny_config(steps="40", save_every="8", n_checkpoints="2", batch_size="4", n=n, seed=str(i))
+               for i, n in enumerate(("8", "12"))]
+    train_ensemble([(cfg, tmp_path / "whole" / f"m{i}") for i, cfg in enumerate(configs)])
+
+    real_save = ensemble_module.save_state
+
+    def dies_after_first_member_at_step_24(state, run_dir):
+        real_save(state, run_dir)
+        if state["step"] == 24:
+            raise KeyboardInterrupt("killed between the members' state writes")
+
+    monkeypatch.setattr(ensemble_module, "save_state", dies_after_first_member_at_step_24)
+    runs = [(cfg, tmp_path / "killed" / f"m{i}") for i, cfg in enumerate(configs)]
+    with pytest.raises(KeyboardInterrupt):
+        train_ensemble(runs)
+    assert [torch.load(d / "state.pt", weights_only=True)["step"] for _, d in runs] == [24, 16]
+    monkeypatch.setattr(ensemble_module, "save_state", real_save)
+    trainer = EnsembleTrainer(runs)
+    assert [m.step for m in trainer.members] == [16, 16]
+    trainer.run()
+    for i in range(2):
+        a, b = weights(tmp_path / "whole" / f"m{i}"), weights(tmp_path / "killed" / f"m{i}")
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_members_may_differ_only_in_n_seed_steps_and_numeric_regularizer_parameters() -> None:
+    check_members([tiny_config(n="8", seed="0", batch_size="8"), tiny_config(n="16", seed="3", steps="48", batch_size="8")])
+    check_members([tiny_config(regularizer="fourier_penalty", **{"regularizer.weight": w}) for w in ("0", "0.5")])
+    with pytest.raises(FreqdiffError, match=r"runs differ in train.lr \(0.001 vs 0.002\)"):
+        check_members([tiny_config(), tiny_config(lr="0.002")])
+    with pytest.raises(FreqdiffError, match="batch sizes"):
+        check_members([tiny_config(n="8", batch_size="16"), tiny_config(n="16", batch_size="16")])
+    with pytest.raises(FreqdiffError, match="regularizer.params.target"):
+        check_members([tiny_config(regularizer="fourier_penalty", **{"regularizer.target": t}) for t in ("eps", "x0")])
+
+
+def test_a_regularizer_that_changes_the_network_must_be_equal_across_members(tmp_path: Path) -> None:
+    configs = [tiny_config(regularizer="dropout", **{"regularizer.p": p}) for p in ("0.1", "0.3")]
+    with pytest.raises(FreqdiffError, match="changes the network"):
+        EnsembleTrainer([(cfg, tmp_path / f"m{i}") for i, cfg in enumerate(configs)])
+
+
+def test_runs_are_grouped_by_batch_size_in_order() -> None:
+    configs = [tiny_config(n=n, batch_size="8") for n in ("4", "8", "16", "6", "32")]
+    assert group_runs(configs, 2) == [[0], [1, 2], [4], [3]]
