@@ -14,6 +14,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from freqdiff.config import RunConfig, apply_flags, split_argv
+from freqdiff.distributed import process_state
 from freqdiff.io import write_json
 from freqdiff.pipeline import pool_size
 from freqdiff.recipes import RECIPES, Recipe
@@ -112,14 +113,12 @@ def is_done(run: PlannedRun) -> bool:
 def run_local(runs: list[PlannedRun], group_size: int = 0) -> None:
     """Train the unfinished runs in ensembles of `group_size` (0: automatic), then evaluate and read the window of
     each; under `accelerate launch` an ensemble's members and the evaluations are shared out over the ranks."""
-    from accelerate import PartialState
-
     from freqdiff.analysis.reports.run import window_main
     from freqdiff.ensemble import auto_group_size, group_runs, train_ensemble
     from freqdiff.evaluate import evaluate_run
     from freqdiff.trainer import train
 
-    state = PartialState()
+    state = process_state()
     todo = [r for r in runs if not is_done(r)]
     if state.is_main_process:
         print(f"sweep: {len(runs) - len(todo)} of {len(runs)} runs already done")
@@ -185,9 +184,7 @@ def sweep_main(argv: list[str]) -> int:
         print(f"sweep: submitted {len(ids)} jobs: {', '.join(ids)}")
         return 0
     run_local(runs, options.ensemble)
-    from accelerate import PartialState
-
-    if PartialState().is_main_process:
+    if process_state().is_main_process:
         write_json(out / "sweep.json", {"recipe": options.recipe, "argv": sys.argv,
                                         "runs": [str(r.run_dir) for r in runs]})
         print(scaling_summary(runs))

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator, PartialState
+from accelerate import Accelerator
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from freqdiff.checkpoint import checkpoint_path, checkpoint_steps, claim_run_dir, load_state, save_state, state_path
 from freqdiff.config import RunConfig, TrainConfig
+from freqdiff.distributed import process_state
 from freqdiff.grids import save_sample_grid
 from freqdiff.io import RunLock, torch_load, torch_save
 from freqdiff.pipeline import Pipeline, build_pipeline, check_mixed_precision, set_cpu_threads
@@ -52,7 +53,7 @@ class Trainer:
 
     def __init__(self, cfg: RunConfig, run_dir: Path, accelerator: Accelerator | None = None) -> None:
         self.cfg, self.run_dir = cfg, Path(run_dir)
-        check_mixed_precision(cfg.train.mixed_precision, PartialState().device)
+        check_mixed_precision(cfg.train.mixed_precision, process_state().device)
         self.accelerator = accelerator or Accelerator(
             mixed_precision=cfg.train.mixed_precision,
             log_with="tensorboard" if cfg.train.tensorboard else None,

@@ -1,4 +1,5 @@
-"""Launched by test_multiprocess.py under `accelerate launch`: each rank records its batches and weights."""
+"""Launched by test_multiprocess.py under `accelerate launch`: each rank records its batches and weights, or trains its
+share of an ensemble."""
 from __future__ import annotations
 
 import sys
@@ -8,7 +9,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import tiny_config  # noqa: E402
+from freqdiff.ensemble import train_ensemble  # noqa: E402
 from freqdiff.trainer import Trainer  # noqa: E402
+
+ENSEMBLE = {"steps": "12", "batch_size": "4", "optimizer": "sgd", "lr": "0.05", "save_every": "6"}
 
 
 class RecordingTrainer(Trainer):
@@ -22,9 +26,15 @@ class RecordingTrainer(Trainer):
         return idx
 
 
+def ensemble(out: Path) -> None:
+    """Two ensemble members, sharded one per rank."""
+    train_ensemble([(tiny_config(**ENSEMBLE, n=n, seed=str(i)), out / f"member{i}") for i, n in enumerate(("8", "16"))])
+
+
 def main(out: Path) -> None:
     # SGD: Adam would turn float-rounding differences of near-zero gradients into lr-sized steps.
-    cfg = tiny_config(n="16", steps="6", first_checkpoint="6", optimizer="sgd", lr="0.05", **{"model.dropout": "0"})
+    # Dropout stays on: its masks are keyed by the example's place in the global batch, not by the rank.
+    cfg = tiny_config(n="16", steps="6", first_checkpoint="6", optimizer="sgd", lr="0.05")
     trainer = RecordingTrainer(cfg, out / "run")
     trainer.run()
     rank = trainer.accelerator.process_index
@@ -34,4 +44,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    (ensemble if sys.argv[2:] == ["ensemble"] else main)(Path(sys.argv[1]))

@@ -1,4 +1,5 @@
-"""Two real data-parallel CPU ranks (gloo) through `accelerate launch`: batch split, identical weights."""
+"""Two real CPU ranks (gloo) through `accelerate launch`: a run's batch split with identical weights; an ensemble's
+members shared out."""
 from __future__ import annotations
 
 import os
@@ -8,14 +9,18 @@ from pathlib import Path
 
 import torch
 
+from conftest import tiny_config
+from ddp_probe import ENSEMBLE
+from freqdiff.trainer import train
+
 PROBE = Path(__file__).parent / "ddp_probe.py"
 
 
-def launch(out: Path, processes: int) -> None:
+def launch(out: Path, processes: int, *args: str) -> None:
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     multi = ["--multi_gpu"] if processes > 1 else []
     cmd = [sys.executable, "-m", "accelerate.commands.launch", *multi, "--num_processes", str(processes),
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(PROBE), str(out)]
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(PROBE), str(out), *args]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -32,3 +37,12 @@ def test_two_ranks_split_the_batch_and_end_identical(tmp_path: Path) -> None:
     for key, value in r0["weights"].items():
         assert torch.equal(value, r1["weights"][key]), f"ranks differ in {key}"
         assert torch.allclose(value, single["weights"][key], atol=1e-5), f"2 ranks != 1 rank in {key}"
+
+
+def test_an_ensemble_is_sharded_over_two_ranks_and_matches_single_runs(tmp_path: Path) -> None:
+    launch(tmp_path / "two", 2, "ensemble")
+    for i, n in enumerate(("8", "16")):
+        single = tmp_path / f"single{i}"
+        train(tiny_config(**ENSEMBLE, n=n, seed=str(i)), single)
+        a, b = (torch.load(d / "state.pt", weights_only=True)["model"] for d in (single, tmp_path / "two" / f"member{i}"))
+        assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a), f"member {i} != its single run"
