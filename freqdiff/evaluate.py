@@ -1,4 +1,8 @@
-"""`freqdiff eval`: per checkpoint, samples -> FID/KID, f_mem with its interval, fixed-t losses -> metrics.csv.
+"""`freqdiff eval`: per checkpoint, samples -> quality with errors, both copy measures, fixed-t losses -> metrics.csv.
+
+The measures are freqdiff.metrics.quality.measure_samples: FD, KID, precision/recall/density/coverage,
+recognizability and the spectral distance, each the mean +- 2 sigma over disjoint folds, in the feature space
+of the extractor named on every row; f_mem and the noise-robust f_mem with their 95% intervals.
 
 Resumable: a checkpoint already in metrics.csv is skipped, each row is committed atomically as soon as
 it is measured, and the eval settings are pinned in eval_config.json so rows are never mixed.
@@ -18,12 +22,14 @@ from freqdiff.config import EvalConfig, RunConfig, diff_configs, section_from_va
 from freqdiff.diagnostics import band_errors, plot_band_errors
 from freqdiff.io import atomic_path, read_csv, read_json, write_csv, write_json
 from freqdiff.losses import fixed_t_loss
-from freqdiff.metrics import compute_fid, fmem, get_extractor
+from freqdiff.metrics import fmem, get_extractor
+from freqdiff.metrics.extractors import Extractor
+from freqdiff.metrics.quality import MEASURED, check_fold_sizes, measure_samples
 from freqdiff.pipeline import Pipeline, build_pipeline, set_cpu_threads
 from freqdiff.registry import FreqdiffError
 from freqdiff.samplers import draw_samples
 
-COLUMNS = ["step", "fid", "kid", "fmem", "fmem_low", "fmem_high", "loss_train", "loss_test", "extractor", "n_samples"]
+COLUMNS = ["step", *MEASURED, "loss_train", "loss_test", "extractor", "n_samples", "folds"]
 NEAREST_SHOWN = 16  # samples saved beside their nearest training image, per checkpoint
 SPECTRAL_HELDOUT = 256  # held-out images noised for the spectral diagnostics
 
@@ -60,23 +66,26 @@ def load_weights(model: nn.Module, run_dir: Path, step: int, use_ema: bool) -> N
     model.load_state_dict(state["ema"] if use_ema and state.get("ema") is not None else state["model"])
 
 
-def measure_checkpoint(pipe: Pipeline, cfg: RunConfig, extractor: Any, cache_dir: Path | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def extractor_of(cfg: RunConfig, image_shape: tuple[int, ...]) -> Extractor:
+    """The run's extractor for its images, with --extractor.weights when given; says what 'auto' chose."""
+    weights = {"weights": cfg.eval.extractor_weights} if cfg.eval.extractor_weights else {}
+    extractor = get_extractor(cfg.eval.extractor, image_shape=image_shape, **weights)
+    if extractor.note:
+        tqdm.write(extractor.note)
+    return extractor
+
+
+def measure_checkpoint(pipe: Pipeline, cfg: RunConfig, extractor: Extractor, cache_dir: Path | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """One metrics row for the weights currently in pipe.model, plus the nearest-neighbour examples."""
     e, split = cfg.eval, pipe.split
     samples = draw_samples(pipe.sampler, pipe.model, pipe.process, e.n_samples, split.image_shape, e.sample_seed)
-    memo = fmem(samples, split.train, k=e.k, quantize=e.quantize, mean=split.mean.reshape(1, -1, 1, 1))
-    reference = split.test if e.fid_reference == "test" else split.train
-    fid = compute_fid(split.to_unit(samples), split.to_unit(reference), extractor, cache_dir=cache_dir)
-    row = {
-        "fid": fid.fid, "kid": fid.kid, "fmem": memo.fraction, "fmem_low": memo.low, "fmem_high": memo.high,
-        "loss_train": fixed_t_loss(pipe.model, pipe.process, split.train, e.fixed_t, e.loss_draws),
-        "loss_test": fixed_t_loss(pipe.model, pipe.process, split.test, e.fixed_t, e.loss_draws),
-        "extractor": fid.extractor, "n_samples": e.n_samples,
-    }
-    shown = slice(0, NEAREST_SHOWN)
-    nearest = {"samples": split.to_unit(samples[shown]).numpy(),
-               "nearest": split.to_unit(split.train[memo.nearest[shown]]).numpy(),
-               "ratio": memo.ratio[shown].numpy()}
+    row = {**measure_samples(samples, split, e, extractor, cache_dir),
+           "loss_train": fixed_t_loss(pipe.model, pipe.process, split.train, e.fixed_t, e.loss_draws),
+           "loss_test": fixed_t_loss(pipe.model, pipe.process, split.test, e.fixed_t, e.loss_draws)}
+    shown = samples[:NEAREST_SHOWN]
+    memo = fmem(shown, split.train, k=e.k, quantize=e.quantize, mean=split.mean.reshape(1, -1, 1, 1), n_boot=1)
+    nearest = {"samples": split.to_unit(shown).numpy(), "nearest": split.to_unit(split.train[memo.nearest]).numpy(),
+               "ratio": memo.ratio.numpy()}
     return row, nearest
 
 
@@ -91,6 +100,8 @@ def evaluate_run(run_dir: Path, steps: list[int] | None = None, overrides: dict[
     if not available:
         raise FreqdiffError(f"{run_dir}: no checkpoints to evaluate (train first)")
     rows = read_metrics(run_dir)
+    reference_size = cfg.data.test_size if cfg.eval.fid_reference == "test" else cfg.data.n
+    check_fold_sizes(cfg.eval.n_samples, reference_size, cfg.eval.folds, cfg.eval.fid_reference)  # before any write
     _pin_eval_config(run_dir, cfg.eval)
     done = {int(r["step"]) for r in rows}
     todo = [s for s in (steps or available) if s not in done and s in available]
@@ -98,7 +109,7 @@ def evaluate_run(run_dir: Path, steps: list[int] | None = None, overrides: dict[
         return rows
     set_cpu_threads(cfg.train.threads)
     pipe = build_pipeline(cfg)
-    extractor = get_extractor(cfg.eval.extractor)
+    extractor = extractor_of(cfg, pipe.split.image_shape)
     for step in tqdm(todo, desc=f"eval {run_dir.name}", disable=not progress, dynamic_ncols=True):
         load_weights(pipe.model, run_dir, step, cfg.eval.use_ema)
         row, nearest = measure_checkpoint(pipe, cfg, extractor, cache_dir)

@@ -10,6 +10,7 @@ from conftest import tiny_config
 from freqdiff.checkpoint import list_checkpoints
 from freqdiff.cli import main
 from freqdiff.evaluate import COLUMNS, evaluate_run, read_metrics
+from freqdiff.metrics.digits_cnn import WEIGHTS as DIGITS_CNN_WEIGHTS
 from freqdiff.registry import FreqdiffError
 from freqdiff.trainer import train
 
@@ -25,9 +26,12 @@ def test_eval_writes_one_labelled_row_per_checkpoint(trained: Path, tmp_path: Pa
     rows = evaluate_run(trained, progress=False, cache_dir=tmp_path)
     assert [int(r["step"]) for r in read_metrics(trained)] == list_checkpoints(trained)
     for row in read_metrics(trained):
-        assert row["extractor"] == "pixels" and int(row["n_samples"]) == 32
-        assert 0 <= float(row["fmem_low"]) <= float(row["fmem"]) <= float(row["fmem_high"]) <= 1
+        assert row["extractor"] == "pixels" and int(row["n_samples"]) == 32 and int(row["folds"]) == 4
+        for copy in ("fmem", "fmem_robust"):
+            assert 0 <= float(row[f"{copy}_low"]) <= float(row[copy]) <= float(row[f"{copy}_high"]) <= 1
         assert float(row["fid"]) > 0 and float(row["loss_train"]) > 0 and float(row["loss_test"]) > 0
+        assert all(float(row[f"{q}_err"]) >= 0 for q in ("fid", "kid", "precision", "coverage", "spectral"))
+        assert row["recognizable"] == row["recognizable_err"] == ""  # pixels are no classifier: not computed
     assert len(rows) == len(list_checkpoints(trained))
     assert sorted(p.name for p in (trained / "nearest").glob("*.npz")) == [f"step_{s:08d}.npz" for s in list_checkpoints(trained)]
 
@@ -79,9 +83,40 @@ def test_metrics_from_another_version_are_never_overwritten(trained: Path) -> No
     path.unlink()
 
 
-def test_columns_are_the_documented_ones() -> None:
-    assert COLUMNS[:10] == ["step", "fid", "kid", "fmem", "fmem_low", "fmem_high", "loss_train", "loss_test",
-                            "extractor", "n_samples"]
+def test_columns_are_the_contracts() -> None:
+    assert COLUMNS == ["step", "fid", "fid_err", "kid", "kid_err", "precision", "precision_err", "recall", "recall_err",
+                       "density", "density_err", "coverage", "coverage_err", "recognizable", "recognizable_err",
+                       "spectral", "spectral_err", "fmem", "fmem_low", "fmem_high", "fmem_robust", "fmem_robust_low",
+                       "fmem_robust_high", "loss_train", "loss_test", "extractor", "n_samples", "folds"]
+    with open(Path(__file__).parents[1] / "results" / "baseline" / "n00016-seed0" / "metrics.csv") as fh:
+        assert fh.readline().strip().split(",") != COLUMNS  # the committed old-format files are refused, not mixed
+
+
+def test_too_few_samples_for_the_folds_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(tiny_config(), run)
+    with pytest.raises(FreqdiffError, match=r"--n_samples: n_samples has 2 images, 0 per fold with 4 folds; .*at least "
+                                            r"7 per fold \(28 images\)") as info:
+        evaluate_run(run, overrides={"n_samples": "2"}, progress=False, cache_dir=tmp_path)
+    assert "\n" not in str(info.value)
+    assert not (run / "metrics.csv").exists() and not (run / "eval_config.json").exists()
+    with pytest.raises(FreqdiffError, match="--folds: need at least 2 folds"):
+        evaluate_run(run, overrides={"folds": "1"}, progress=False, cache_dir=tmp_path)
+
+
+def test_extractor_weights_flag_reaches_the_extractor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    train(tiny_config(), run)
+    copied = tmp_path / "my_digits_cnn.pt"
+    copied.write_bytes(DIGITS_CNN_WEIGHTS.read_bytes())
+    argv = ["eval", str(run), "--extractor", "digits_cnn", "--extractor.weights", str(copied)]
+    assert main(argv) == 0
+    rows = read_metrics(run)
+    assert {r["extractor"] for r in rows} == {"digits_cnn"} and all(r["recognizable"] != "" for r in rows)
+    assert main(["eval", str(tmp_path / "other"), "--extractor.weights", str(tmp_path / "missing.pt")]) == 2
+    (run / "metrics.csv").unlink()
+    assert main(argv[:-1] + [str(tmp_path / "missing.pt")]) == 2
+    assert "missing.pt not found" in capsys.readouterr().err
 
 
 def test_spectral_diagnostics_per_checkpoint(tmp_path: Path) -> None:

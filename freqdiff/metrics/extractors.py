@@ -1,13 +1,17 @@
-"""Feature extractors for FID and KID: images (B,C,H,W) float in [0,1] -> features (B,D).
+"""Feature extractors: images (B,C,H,W) float in [0,1] -> features (B,D), and a classifier's probabilities.
 
-Values from different extractors are not comparable, so every extractor carries its name and
-every FID result records it. 'inception' is clean-fid's Inception-v3 (the paper's FID); 'lenet'
-and 'pixels' work offline; 'auto' takes Inception when its weights are on disk, else a fallback.
+Values from different extractors are not comparable, so every extractor carries its name and every
+measured row records it. 'digits_cnn' (the 8x8 digits) and 'lenet' (28x28 MNIST digits) are classifiers
+trained on their dataset at its own resolution, so they also give the recognizability rate; 'inception'
+is clean-fid's Inception-v3 (the paper's FID), loaded only from a path given or clean-fid's own folder;
+'pixels' is raw pixels; 'auto' picks the one that fits the images and says which.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import platform
+import importlib.util
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,33 +19,48 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from einops import rearrange
-from torch import Tensor
+from torch import Tensor, nn
 
-from freqdiff.metrics.lenet import WEIGHTS, load_lenet
+from freqdiff.metrics.classifier import load_classifier
+from freqdiff.metrics.digits_cnn import WEIGHTS as DIGITS_CNN_WEIGHTS
+from freqdiff.metrics.digits_cnn import DigitsCNN
+from freqdiff.metrics.lenet import WEIGHTS as LENET_WEIGHTS
+from freqdiff.metrics.lenet import LeNet
 from freqdiff.registry import FreqdiffError, NoParams, Registry
 
 EXTRACTORS: Registry[Extractor] = Registry("extractor")
 
 INCEPTION_FILE = "inception-2015-12-05.pt"
-CLEANFID_CACHE = Path("./" if platform.system() == "Windows" else "/tmp")  # where clean-fid downloads it
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 grayscale weights
+CLASSIFIER_SHAPES = {(1, 8, 8): "digits_cnn", (1, 28, 28): "lenet"}  # image shape -> its dataset's classifier
 
 
 @dataclass(frozen=True)
 class Extractor:
-    """A named feature map; `key` names everything its features depend on (for the stats cache)."""
+    """A named feature map; `key` names everything its features depend on (for the reference cache)."""
 
     name: str
     key: str
     embed: Callable[[Tensor], Tensor]
     batch_size: int = 256
+    classify: Callable[[Tensor], Tensor] | None = None  # class logits, for extractors that are classifiers
+    confidence: float | None = None  # the max-softmax level at which a sample counts as recognizable
+    note: str = ""  # how 'auto' chose this extractor
+
+    def _batched(self, fn: Callable[[Tensor], Tensor], images01: Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return np.concatenate([fn(b).float().cpu().numpy() for b in images01.split(self.batch_size)])
 
     def __call__(self, images01: Tensor) -> np.ndarray:
         """Features (B,D) in float32, as clean-fid gets them, of images (B,C,H,W) in [0,1], in batches."""
-        with torch.no_grad():
-            return np.concatenate([self.embed(b).float().cpu().numpy() for b in images01.split(self.batch_size)])
+        return self._batched(self.embed, images01)
+
+    def probabilities(self, images01: Tensor) -> np.ndarray:
+        """Softmax class probabilities (B, classes) of the extractor's classifier."""
+        if self.classify is None:
+            raise FreqdiffError(f"extractor '{self.name}' is not a classifier: no recognizability")
+        return self._batched(lambda b: torch.softmax(self.classify(b), dim=1), images01)
 
 
 def to_rgb(x: Tensor) -> Tensor:
@@ -68,36 +87,58 @@ def pixels(params: NoParams, device: str | torch.device = "cpu", **_: object) ->
 
 
 @dataclass(frozen=True)
-class LenetParams:
-    weights: str | None = None  # None: the committed weights, freqdiff/metrics/weights/lenet_mnist.pt
+class ClassifierParams:
+    weights: str | None = None  # a weights file; None: the committed one in freqdiff/metrics/weights/
 
 
-@EXTRACTORS.register("lenet", LenetParams)
-def lenet(params: LenetParams, device: str | torch.device = "cpu", **_: object) -> Extractor:
-    """84-d penultimate features of a LeNet-5 trained on MNIST digits, on 28x28 grayscale: offline."""
-    path = Path(params.weights) if params.weights else WEIGHTS
+def classifier_extractor(name: str, model: nn.Module, default: Path, weights: str | None, side: int,
+                         device: str | torch.device) -> Extractor:
+    """A classifier's penultimate features and logits, on grayscale side x side images only."""
+    path = Path(weights).expanduser() if weights else default
     if not path.is_file():
-        raise FreqdiffError(f"extractor 'lenet': weights file {path} not found")
-    model = load_lenet(path).to(device)
+        raise FreqdiffError(f"extractor '{name}': weights file {path} not found")
+    model, meta = load_classifier(model, path)
+    model = model.to(device)
 
-    def embed(x: Tensor) -> Tensor:
-        gray = to_gray(x.to(device))
-        if gray.shape[-2:] != (28, 28):
-            gray = F.interpolate(gray, size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
-        return model.features(gray)
+    def gray(x: Tensor) -> Tensor:
+        if tuple(x.shape[-2:]) != (side, side):
+            raise FreqdiffError(f"extractor '{name}' sees {side}x{side} images, got {tuple(x.shape[1:])}; "
+                                "use --extractor auto to get the one that fits")
+        return to_gray(x.to(device))
 
-    return Extractor("lenet", f"lenet:{sha256_file(path)[:16]}", embed)
+    return Extractor(name, f"{name}:{sha256_file(path)[:16]}", lambda x: model.features(gray(x)),
+                     classify=lambda x: model(gray(x)), confidence=meta.get("confidence"))
+
+
+@EXTRACTORS.register("digits_cnn", ClassifierParams)
+def digits_cnn(params: ClassifierParams, device: str | torch.device = "cpu", **_: object) -> Extractor:
+    """32-d features of a CNN trained on the 8x8 digits at 8x8 (never on the held-out 256); its softmax too."""
+    return classifier_extractor("digits_cnn", DigitsCNN(), DIGITS_CNN_WEIGHTS, params.weights, 8, device)
+
+
+@EXTRACTORS.register("lenet", ClassifierParams)
+def lenet(params: ClassifierParams, device: str | torch.device = "cpu", **_: object) -> Extractor:
+    """84-d penultimate features of a LeNet-5 trained on MNIST digits, on 28x28 grayscale; its softmax too."""
+    return classifier_extractor("lenet", LeNet(), LENET_WEIGHTS, params.weights, 28, device)
 
 
 @dataclass(frozen=True)
 class InceptionParams:
-    weights: str | None = None  # a directory holding inception-2015-12-05.pt, or that file; None: clean-fid's cache
+    weights: str | None = None  # a directory holding inception-2015-12-05.pt, or that file; None: clean-fid's folder
+
+
+def cleanfid_folder() -> Path:
+    """clean-fid's own folder for its downloads (stats/ inside the installed package), found without importing it."""
+    spec = importlib.util.find_spec("cleanfid")
+    if spec is None or spec.origin is None:
+        raise FreqdiffError("extractor 'inception': clean-fid is not installed")
+    return Path(spec.origin).parent / "stats"
 
 
 def inception_dir(weights: str | None) -> Path:
     """The directory that holds (or will hold) clean-fid's Inception weights file."""
     if weights is None:
-        return CLEANFID_CACHE
+        return cleanfid_folder()
     path = Path(weights).expanduser()
     if path.is_dir():
         return path
@@ -106,18 +147,26 @@ def inception_dir(weights: str | None) -> Path:
     raise FreqdiffError(f"extractor 'inception': weights={weights} is neither a directory nor a file named {INCEPTION_FILE}")
 
 
+def check_private(folder: Path) -> None:
+    """Refuse a folder anyone can write to (like /tmp): a file planted there would run as the Inception network."""
+    if folder.is_dir() and folder.stat().st_mode & stat.S_IWOTH:
+        raise FreqdiffError(f"extractor 'inception': {folder} is world-writable; copy {INCEPTION_FILE} to a folder "
+                            "only you can write and pass --extractor.weights PATH")
+
+
 def load_inception(weights: str | None, device: str | torch.device) -> torch.nn.Module:
-    """clean-fid's InceptionV3W; downloads into clean-fid's cache only when no path is given."""
+    """clean-fid's InceptionV3W; downloads into clean-fid's own folder only when no path is given."""
     from cleanfid.inception_torchscript import InceptionV3W  # clean-fid imports torchvision (~3 s)
 
     folder = inception_dir(weights)
+    check_private(folder)
     try:
         return InceptionV3W(str(folder), download=weights is None).to(device).eval()
     except (OSError, ValueError, RuntimeError) as err:
         reason = " ".join(str(err).split())
         raise FreqdiffError(
             f"extractor 'inception': cannot load {folder / INCEPTION_FILE} ({reason}); copy it from a connected "
-            f"machine and pass extractor.weights=PATH, or use extractor 'lenet' or 'pixels'"
+            f"machine and pass --extractor.weights PATH, or use extractor 'auto', 'digits_cnn', 'lenet' or 'pixels'"
         ) from None
 
 
@@ -139,26 +188,36 @@ def inception(params: InceptionParams, device: str | torch.device = "cpu", **_: 
 
 @dataclass(frozen=True)
 class AutoParams:
-    weights: str | None = None  # Inception weights path, as for 'inception'
-    fallback: str = "lenet"  # the offline extractor used when Inception's weights are not on disk
+    weights: str | None = None  # Inception weights path: given, Inception is used
+    fallback: str = "pixels"  # used when no classifier fits the images and no Inception weights are on disk
+
+
+def auto_choice(params: AutoParams, image_shape: tuple[int, ...] | None) -> tuple[str, dict[str, str], str]:
+    """(extractor name, its parameters, why): given Inception weights, the dataset's classifier, Inception, fallback."""
+    if params.weights is not None:
+        return "inception", {"weights": params.weights}, "Inception weights given"
+    shape = tuple(image_shape) if image_shape is not None else None
+    if shape in CLASSIFIER_SHAPES:
+        return CLASSIFIER_SHAPES[shape], {}, f"its classifier fits images {shape}"
+    if (cleanfid_folder() / INCEPTION_FILE).is_file():
+        return "inception", {}, f"no classifier fits images {shape}; Inception found in {cleanfid_folder()}"
+    if params.fallback == "auto":
+        raise FreqdiffError("extractor 'auto': fallback must name a concrete extractor, e.g. 'pixels'")
+    warnings.warn(f"extractor 'auto': no classifier fits images {shape} and no Inception weights in "
+                  f"{cleanfid_folder()}; using '{params.fallback}' (comparable only with other "
+                  f"'{params.fallback}' values)", stacklevel=3)
+    return params.fallback, {}, f"fallback: nothing fits images {shape}"
 
 
 @EXTRACTORS.register("auto", AutoParams)
-def auto(params: AutoParams, **context: object) -> Extractor:
-    """'inception' if its weights are on disk (given path or clean-fid's cache), else `fallback`, said once."""
-    if params.fallback == "auto":
-        raise FreqdiffError("extractor 'auto': fallback must name an offline extractor, e.g. 'lenet' or 'pixels'")
-    where = inception_dir(params.weights) / INCEPTION_FILE
-    if where.is_file():
-        return EXTRACTORS.build("inception", InceptionParams(params.weights), **context)
-    warnings.warn(
-        f"FID extractor 'auto': no Inception weights at {where}; using '{params.fallback}' "
-        f"(its FIDs are comparable only with other '{params.fallback}' FIDs)",
-        stacklevel=3,
-    )
-    return EXTRACTORS.build(params.fallback, None, **context)
+def auto(params: AutoParams, image_shape: tuple[int, ...] | None = None, **context: object) -> Extractor:
+    """The dataset's classifier (8x8 -> digits_cnn, 28x28 -> lenet), Inception when its weights are given, else fallback."""
+    name, chosen_params, why = auto_choice(params, image_shape)
+    chosen = EXTRACTORS.build(name, chosen_params, image_shape=image_shape, **context)
+    return dataclasses.replace(chosen, note=f"extractor 'auto' -> '{name}' ({why})")
 
 
-def get_extractor(name: str, device: str | torch.device = "cpu", **params: object) -> Extractor:
-    """The extractor registered as `name` ('auto' resolves to a concrete one) with its parameters."""
-    return EXTRACTORS.build(name, params, device=device)
+def get_extractor(name: str, device: str | torch.device = "cpu", image_shape: tuple[int, ...] | None = None,
+                  **params: object) -> Extractor:
+    """The extractor registered as `name` ('auto' resolves to a concrete one for `image_shape`) with its parameters."""
+    return EXTRACTORS.build(name, params, device=device, image_shape=image_shape)
