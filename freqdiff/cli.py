@@ -19,6 +19,7 @@ commands:
   sweep   --recipe NAME [--n 8,16,32] [--seeds 0,1,2] [run options]   train+eval+window every (n, seed)
   compare DIR... [--format text|csv|json] [--reference NAME]             windows of several recipes side by side
   theory  [--psi_p 64 --psi_n 4,8,16,32 --t 0.01 ...]                   the solvable random-features model
+  calibrate [--out results/calibration] [--runs RUN[:STEP] ...]           every measure on known image sets -> the quality gate
   list                                every registry with its entries and parameters
 Options use one syntax: `--name value`, and `--component.param value` for a component's parameter
 (e.g. --regularizer fourier_penalty --regularizer.cutoff 0.25). `freqdiff train --help` lists them.
@@ -48,6 +49,10 @@ def help_text(command: str) -> str:
         from freqdiff.theory.cli import options_help
 
         return options_help()
+    if command == "calibrate":
+        from freqdiff.metrics.calibration import options_help as calibrate_help
+
+        return calibrate_help()
     return USAGE
 
 
@@ -120,6 +125,12 @@ def cmd_sweep(argv: list[str]) -> int:
     return sweep_main(argv)
 
 
+def cmd_calibrate(argv: list[str]) -> int:
+    from freqdiff.metrics.calibration import main
+
+    return main(argv)
+
+
 def cmd_compare(argv: list[str]) -> int:
     from freqdiff.analysis.reports.compare import compare_main
 
@@ -128,7 +139,7 @@ def cmd_compare(argv: list[str]) -> int:
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": cmd_train, "eval": cmd_eval, "window": cmd_window, "report": cmd_report,
-    "list": cmd_list, "sweep": cmd_sweep, "compare": cmd_compare, "theory": cmd_theory,
+    "list": cmd_list, "sweep": cmd_sweep, "compare": cmd_compare, "theory": cmd_theory, "calibrate": cmd_calibrate,
 }
 
 

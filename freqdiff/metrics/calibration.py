@@ -1,0 +1,369 @@
+"""`freqdiff calibrate`: every measure on image sets whose answer is known, and the quality gate derived from them.
+
+Reference sets, each n_samples images of the default data setup (digits 8x8, the last 256 held out, the
+default n training images):
+- image-like: held-out digits (neither trained on nor in the reference), exact copies of the training images,
+  noisy copies (the exact memorizer with its high-frequency eps shrunk by 1/(1+w), the optimum of the Fourier
+  penalty at weight w, sampled by the project's DDIM), blurred copies (a Gaussian blur of half a pixel);
+- noise-like: uniform noise, binary noise, Gaussian blobs with the training pool's mean and covariance;
+- diagnostic (shown, not used for the gate): copies through the spectral_filter recipe's hard low-pass at
+  0.25 cycles/pixel, which leaves blobs a digit classifier no longer recognizes;
+- runs: the samples of given run directories (their last checkpoint, or RUN:STEP).
+The gate is derived by code from the image-like and noise-like rows (derive_gate) and written to
+freqdiff/metrics/gates.json, where gate_for reads it.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from freqdiff.baselines.optimal_score import OptimalScore
+from freqdiff.config import EvalConfig, RunConfig, apply_flags
+from freqdiff.data import Split
+from freqdiff.io import read_json, save_figure, write_csv, write_json, write_text
+from freqdiff.metrics.extractors import Extractor, get_extractor
+from freqdiff.metrics.quality import GATES, HIGHER_IS_BETTER, MEASURED, QUALITY, Gate, measure_samples
+from freqdiff.pipeline import Pipeline, build_pipeline, load_pool, set_cpu_threads
+from freqdiff.process.ddpm import DDPM
+from freqdiff.registry import FreqdiffError
+from freqdiff.regularizers.spectral_filter import SpectralFilterParams
+from freqdiff.samplers import draw_samples
+from freqdiff.spectral import lowpass, lowpass_mask, radial_frequency
+
+DEFAULT_OUT = Path("results/calibration")
+FIDELITY = ("recognizable", "precision", "density")  # per-sample measures: a model copying few images still passes
+PENALTY_CUTOFF, PENALTY_WEIGHT = 0.25, 1.0  # the fourier_penalty recipe's cutoff and weight
+BLUR_SIGMA = 0.5  # pixels (blurred_copies' docstring says it): the gain is 0.73 at 0.25, 0.29 at 0.5 cycles/pixel
+COLUMNS = ["reference", "kind", *MEASURED, "extractor", "n_samples", "folds", "generates"]
+
+
+class PenalizedMemorizer(nn.Module):
+    """The exact memorizer (the training set's optimal eps) with its eps above `cutoff` shrunk by 1/(1 + weight).
+
+    This minimizes E||eps_hat - eps||^2 + weight ||highpass(eps_hat)||^2 per Fourier coefficient: the optimum
+    of the Fourier penalty on eps. Its samples are copies that keep residual high-frequency noise.
+    """
+
+    def __init__(self, train: Tensor, process: DDPM, cutoff: float = PENALTY_CUTOFF, weight: float = PENALTY_WEIGHT) -> None:
+        super().__init__()
+        self.memorizer = OptimalScore(train, process)
+        self.register_buffer("mask", lowpass_mask(train.shape[-2], train.shape[-1], cutoff))
+        self.weight = weight
+
+    def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
+        eps = self.memorizer(x_t, t)
+        low = lowpass(eps, self.mask)
+        return low + (eps - low) / (1 + self.weight)
+
+
+@dataclass
+class Setup:
+    """The data, pipeline and sizes every reference set is built from."""
+
+    cfg: RunConfig
+    pipe: Pipeline
+    n_samples: int
+    generator: torch.Generator
+
+    @property
+    def split(self) -> Split:
+        return self.pipe.split
+
+    def unit(self, images01: Tensor) -> Tensor:
+        """[0, 1] pixels -> the split's centered space."""
+        return images01 - self.split.mean.reshape(1, -1, 1, 1)
+
+    def training_pool(self) -> Tensor:
+        """The images that are not held out (the pool the training images come from), in [0, 1]."""
+        return load_pool(self.cfg)[:-self.cfg.data.test_size]
+
+
+def heldout_digits(s: Setup) -> Tensor:
+    """Pool images neither trained on nor in the reference set: what a perfect generalizing model draws."""
+    pool = s.training_pool()
+    unseen = torch.ones(len(pool), dtype=torch.bool)
+    unseen[s.split.train_indices] = False
+    candidates = torch.nonzero(unseen).flatten()
+    return s.unit(pool[candidates[torch.randperm(len(candidates), generator=s.generator)[:s.n_samples]]])
+
+
+def exact_copies(s: Setup) -> Tensor:
+    """Training images drawn uniformly with replacement."""
+    return s.split.train[torch.randint(0, len(s.split.train), (s.n_samples,), generator=s.generator)]
+
+
+def noisy_copies(s: Setup) -> Tensor:
+    """Samples of the exact memorizer at the Fourier penalty's optimum (w = 1, cutoff 0.25), by the default DDIM."""
+    model = PenalizedMemorizer(s.split.train, s.pipe.process)
+    seed = int(torch.randint(0, 2**31 - 1, (), generator=s.generator))
+    return draw_samples(s.pipe.sampler, model, s.pipe.process, s.n_samples, s.split.image_shape, seed)
+
+
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Images blurred by a Gaussian of `sigma` pixels: Fourier gain exp(-2 pi^2 sigma^2 |f|^2)."""
+    radius = radial_frequency(x.shape[-2], x.shape[-1], x.device)
+    return lowpass(x, torch.exp(-2 * math.pi**2 * sigma**2 * radius**2).to(x.dtype))
+
+
+def blurred_copies(s: Setup) -> Tensor:
+    """Exact copies blurred by a Gaussian of half a pixel: still legible digits, without their finest detail."""
+    return gaussian_blur(exact_copies(s), BLUR_SIGMA)
+
+
+def lowpassed_copies(s: Setup) -> Tensor:
+    """Exact copies through the spectral_filter recipe's low-pass (its default hard mask at 0.25 cycles/pixel)."""
+    p = SpectralFilterParams()
+    copies = exact_copies(s)
+    return lowpass(copies, lowpass_mask(*copies.shape[-2:], p.cutoff, p.kind, p.order))
+
+
+def uniform_noise(s: Setup) -> Tensor:
+    """Pixels uniform in [0, 1]."""
+    return s.unit(torch.rand(s.n_samples, *s.split.image_shape, generator=s.generator))
+
+
+def binary_noise(s: Setup) -> Tensor:
+    """Pixels 0 or 1 with probability 1/2."""
+    return s.unit(torch.randint(0, 2, (s.n_samples, *s.split.image_shape), generator=s.generator).float())
+
+
+def gaussian_blobs(s: Setup) -> Tensor:
+    """Draws of the Gaussian with the training pool's per-pixel mean and covariance, clipped to [0, 1]."""
+    pool = s.training_pool().flatten(1).double()
+    mean, cov = pool.mean(0), torch.cov(pool.T)
+    root = torch.linalg.cholesky(cov + 1e-6 * cov.diagonal().mean() * torch.eye(len(mean), dtype=cov.dtype))
+    draws = mean + torch.randn(s.n_samples, len(mean), generator=s.generator, dtype=cov.dtype) @ root.T
+    return s.unit(draws.float().clamp(0, 1).reshape(s.n_samples, *s.split.image_shape))
+
+
+REFERENCES: tuple[tuple[str, str, Callable[[Setup], Tensor]], ...] = (
+    ("held-out digits", "image-like", heldout_digits),
+    ("exact copies", "image-like", exact_copies),
+    ("noisy copies", "image-like", noisy_copies),
+    ("blurred copies", "image-like", blurred_copies),
+    ("low-passed copies", "diagnostic", lowpassed_copies),
+    ("uniform noise", "noise-like", uniform_noise),
+    ("binary noise", "noise-like", binary_noise),
+    ("gaussian blobs", "noise-like", gaussian_blobs),
+)
+
+
+def make_setup(n: int, n_samples: int, folds: int, seed: int) -> Setup:
+    """The default run configuration with n training images, its pipeline, and a seeded generator."""
+    cfg = apply_flags(RunConfig(), {"n": str(n), "n_samples": str(n_samples), "folds": str(folds)})
+    return Setup(cfg, build_pipeline(cfg), n_samples, torch.Generator().manual_seed(seed))
+
+
+def run_samples(spec: str, setup: Setup) -> tuple[str, Split, Tensor]:
+    """(label, split, samples) of a run directory's checkpoint: RUN (its last) or RUN:STEP."""
+    from freqdiff.checkpoint import list_checkpoints, load_run_config
+    from freqdiff.evaluate import load_weights
+
+    path, _, step_text = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    run_dir = Path(path)
+    cfg = load_run_config(run_dir)
+    steps = list_checkpoints(run_dir)
+    if not steps:
+        raise FreqdiffError(f"calibrate --runs: {run_dir} has no checkpoints")
+    step = int(step_text) if step_text else steps[-1]
+    if step not in steps:
+        raise FreqdiffError(f"calibrate --runs: {run_dir} has no checkpoint {step}; steps: {steps}")
+    if (cfg.dataset.name, cfg.data.test_size) != (setup.cfg.dataset.name, setup.cfg.data.test_size):
+        raise FreqdiffError(f"calibrate --runs: {run_dir} uses {cfg.dataset.name} with test_size {cfg.data.test_size}; "
+                            f"the calibration uses {setup.cfg.dataset.name} with {setup.cfg.data.test_size}")
+    pipe = build_pipeline(cfg)
+    load_weights(pipe.model, run_dir, step, cfg.eval.use_ema)
+    samples = draw_samples(pipe.sampler, pipe.model, pipe.process, setup.n_samples, pipe.split.image_shape,
+                           cfg.eval.sample_seed)
+    return f"{run_dir.name}@{step} ({cfg.regularizer.name}, n={cfg.data.n})", pipe.split, samples
+
+
+def calibration_rows(setup: Setup, extractor: Extractor, runs: Sequence[str] = (),
+                     cache_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """One row per reference set and run: every measure with its error."""
+    rows = []
+    for name, kind, build in REFERENCES:
+        rows.append({"reference": name, "kind": kind,
+                     **measure_samples(build(setup), setup.split, setup.cfg.eval, extractor, cache_dir)})
+    for spec in runs:
+        label, split, samples = run_samples(spec, setup)
+        rows.append({"reference": label, "kind": "run", **measure_samples(samples, split, setup.cfg.eval, extractor, cache_dir)})
+    return rows
+
+
+def separation(rows: Sequence[dict[str, Any]], measure: str) -> dict[str, Any]:
+    """The lowest image-like (value - err) and the highest noise-like (value + err) of a higher-is-better measure."""
+    def bound(kind: str, sign: int) -> tuple[float, str]:
+        values = [(r[measure] + sign * r[f"{measure}_err"], r["reference"]) for r in rows
+                  if r["kind"] == kind and r[measure] is not None]
+        return (min if sign < 0 else max)(values) if values else (float("nan"), "")
+
+    (image, image_ref), (noise, noise_ref) = bound("image-like", -1), bound("noise-like", +1)
+    margin = (image - noise) / image if image > 0 else float("-inf")
+    return {"measure": measure, "image_low": image, "image_ref": image_ref, "noise_high": noise,
+            "noise_ref": noise_ref, "relative_margin": margin}
+
+
+def derive_gate(rows: Sequence[dict[str, Any]], extractor: str, table: str) -> tuple[Gate, list[dict[str, Any]]]:
+    """The fidelity measure that best separates image-like from noise-like sets, and the midpoint threshold.
+
+    For each measure in FIDELITY: image_low = min over image-like sets of (value - err), noise_high = max over
+    noise-like sets of (value + err); the measure with the largest relative margin (image_low - noise_high) /
+    image_low wins, and the threshold is their midpoint. Then value - err >= threshold holds for every
+    image-like set and fails for every noise-like one, with room on both sides.
+    """
+    candidates = [separation(rows, m) for m in FIDELITY]
+    usable = [c for c in candidates if np.isfinite(c["relative_margin"]) and c["image_low"] > c["noise_high"]]
+    if not usable:
+        raise FreqdiffError(f"calibrate: no measure of {', '.join(FIDELITY)} separates image-like from noise-like sets "
+                            f"in '{extractor}' features; no gate")
+    best = max(usable, key=lambda c: c["relative_margin"])
+    threshold = (best["image_low"] + best["noise_high"]) / 2
+    source = (f"{table}: midpoint of the lowest image-like value-err ({best['image_low']:.4f}, {best['image_ref']}) "
+              f"and the highest noise-like value+err ({best['noise_high']:.4f}, {best['noise_ref']}) of "
+              f"'{best['measure']}', the fidelity measure ({', '.join(FIDELITY)}) with the widest relative margin")
+    return Gate(best["measure"], round(threshold, 6), extractor, source), candidates
+
+
+def install_gate(gate: Gate, path: Path = GATES) -> None:
+    """Write the gate into the gates file, keyed by its extractor, keeping the others."""
+    gates = read_json(path) if path.is_file() else {}
+    gates[gate.extractor] = {"measure": gate.measure, "threshold": gate.threshold, "source": gate.source}
+    write_json(path, dict(sorted(gates.items())))
+
+
+def cell(row: dict[str, Any], name: str) -> str:
+    """'value +- err' for a quality measure, 'value [low, high]' for a copy measure."""
+    if name in QUALITY:
+        value, err = row[name], row[f"{name}_err"]
+        return "n/a" if value is None else f"{value:.3g} ± {err:.2g}"
+    return f"{row[name]:.2f} [{row[f'{name}_low']:.2f}, {row[f'{name}_high']:.2f}]"
+
+
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    names = [*QUALITY, "fmem", "fmem_robust"]
+    lines = ["| set | kind | " + " | ".join(names) + " | generates |", "|---" * (len(names) + 3) + "|"]
+    lines += [f"| {r['reference']} | {r['kind']} | " + " | ".join(cell(r, n) for n in names) + f" | {r['generates']} |"
+              for r in rows]
+    return "\n".join(lines)
+
+
+def checks(rows: Sequence[dict[str, Any]], gate: Gate) -> list[str]:
+    """The orderings the table must show, each stated with its numbers and whether it holds."""
+    by = {r["reference"]: r for r in rows}
+    noise = max((r for r in rows if r["kind"] == "noise-like"), key=lambda r: r[gate.measure])
+    copies = by["exact copies"]
+    out = [f"- noise far below copies on the gate measure '{gate.measure}': highest noise-like {noise['reference']} "
+           f"{cell(noise, gate.measure)} vs exact copies {cell(copies, gate.measure)}: "
+           f"{'holds' if noise[gate.measure] + noise[gate.measure + '_err'] < copies[gate.measure] / 2 else 'FAILS'}"]
+    for m in ("recall", "coverage"):
+        held = by["held-out digits"]
+        below = copies[m] + copies[f"{m}_err"] < held[m] - held[f"{m}_err"]
+        out.append(f"- exact copies below held-out digits on {m}: {cell(copies, m)} vs {cell(held, m)}: "
+                   f"{'holds (beyond the errors)' if below else ('holds (within the errors)' if copies[m] < held[m] else 'FAILS')}")
+    return out
+
+
+def plot(rows: Sequence[dict[str, Any]], gate: Gate, path: Path) -> None:
+    """One panel per quality measure: each set's value +- err, the gate's threshold on its measure."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(16, 7))
+    axes = fig.subplots(2, 4).ravel()
+    colors = {"image-like": "C2", "noise-like": "C3", "diagnostic": "C7", "run": "C0"}
+    for ax, name in zip(axes, QUALITY):
+        shown = [(i, r) for i, r in enumerate(rows) if r[name] is not None]
+        for i, r in shown:
+            ax.errorbar(r[name], i, xerr=r[f"{name}_err"], fmt="o", color=colors[r["kind"]])
+        if name == gate.measure:
+            ax.axvline(gate.threshold, color="k", ls="--", lw=1, label=f"gate {gate.threshold:.3f}")
+            ax.legend(fontsize=7)
+        ax.set_yticks(range(len(rows)), [r["reference"] for r in rows], fontsize=7)
+        ax.set_title(f"{name} ({'higher' if name in HIGHER_IS_BETTER else 'lower'} is better)", fontsize=9)
+        ax.invert_yaxis()
+    fig.suptitle(f"calibration in '{rows[0]['extractor']}' features: mean ± 2 sigma over "
+                 f"{rows[0]['folds']} disjoint folds (green: image-like, red: noise-like, grey: diagnostic, blue: runs)")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def report(rows: Sequence[dict[str, Any]], gate: Gate, candidates: Sequence[dict[str, Any]], setup: Setup) -> str:
+    """calibration.md: the setup, the table, the gate and how it was derived, and the checks."""
+    e, d = setup.cfg.eval, setup.cfg.data
+    lines = [
+        "# Calibration of the quality and copy measures", "",
+        f"Made by `freqdiff calibrate` (freqdiff/metrics/calibration.py). Data: {setup.cfg.dataset.name}, "
+        f"the last {d.test_size} images held out (the reference of every quality measure), n = {d.n} training "
+        f"images (data_seed {d.data_seed}); {e.n_samples} images per set; quality measures in '{rows[0]['extractor']}' "
+        f"features, mean ± 2 sigma over {e.folds} disjoint (sample fold, reference fold) pairs; f_mem and "
+        f"f_mem_robust with their 95% bootstrap intervals.", "",
+        markdown_table(rows), "",
+        *[f"- **{name}** ({kind}): {build.__doc__}" for name, kind, build in REFERENCES],
+        *([f"- **runs**: {e.n_samples} samples of each run's checkpoint by its own sampler, measured against its own "
+           "training set (f_mem) and the same held-out reference."] if any(r["kind"] == "run" for r in rows) else []), "",
+        "## The quality gate", "",
+        f"A checkpoint generates images when `{gate.measure} - {gate.measure}_err >= {gate.threshold:.4f}` "
+        f"('{gate.extractor}'). Derivation: {gate.source}.", "",
+        "| measure | lowest image-like value-err | highest noise-like value+err | relative margin |", "|---|---|---|---|",
+        *[f"| {c['measure']} | {c['image_low']:.3f} ({c['image_ref']}) | {c['noise_high']:.3f} ({c['noise_ref']}) | "
+          f"{c['relative_margin']:.3f} |" for c in candidates], "",
+        "## Checks", "", *checks(rows, gate), "",
+    ]
+    return "\n".join(lines)
+
+
+def calibrate(out: Path = DEFAULT_OUT, runs: Sequence[str] = (), n: int = 16, n_samples: int = 256, folds: int = 4,
+              seed: int = 0, extractor: str = "auto", gates: Path = GATES, cache_dir: str | Path | None = None) -> Gate:
+    """Measure every reference set (and run), derive the gate, write the table, report, figure and gates file."""
+    set_cpu_threads(1)
+    setup = make_setup(n, n_samples, folds, seed)
+    feature_space = get_extractor(extractor, image_shape=setup.split.image_shape)
+    rows = calibration_rows(setup, feature_space, runs, cache_dir)
+    gate, candidates = derive_gate(rows, feature_space.name, f"{out / 'calibration.csv'}")
+    for row in rows:
+        row["generates"] = "yes" if gate.passes(row[gate.measure], row[f"{gate.measure}_err"]) else "no"
+    write_csv(out / "calibration.csv", rows, COLUMNS)
+    write_json(out / "gate.json", asdict(gate))
+    write_text(out / "calibration.md", report(rows, gate, candidates, setup))
+    plot(rows, gate, out / "calibration.png")
+    install_gate(gate, gates)
+    return gate
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one-line FreqdiffErrors, as every freqdiff command's."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise FreqdiffError(f"calibrate: {message}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="freqdiff calibrate", description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default %(default)s)")
+    p.add_argument("--runs", nargs="*", default=[], metavar="RUN[:STEP]",
+                   help="run directories whose samples join the table (last checkpoint, or STEP)")
+    p.add_argument("--n", type=int, default=16, help="training images of the copies (default %(default)s)")
+    p.add_argument("--n_samples", type=int, default=256, help="images per set (default %(default)s)")
+    p.add_argument("--folds", type=int, default=EvalConfig.folds, help="disjoint folds for the errors (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the reference sets (default %(default)s)")
+    p.add_argument("--extractor", default="auto", help="feature space (default %(default)s: the data's classifier)")
+    p.add_argument("--gates", type=Path, default=GATES, help="gates file to update (default: the package's)")
+    return p
+
+
+def options_help() -> str:
+    return parser().format_help()
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    gate = calibrate(args.out, args.runs, args.n, args.n_samples, args.folds, args.seed, args.extractor, args.gates)
+    print(f"gate ({gate.extractor}): {gate.measure} - err >= {gate.threshold:.4f}; wrote {args.out}/calibration.md")
+    return 0
