@@ -8,6 +8,7 @@ Outside `keyed_dropout` (or with keys of None) the layer falls back to torch's o
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -19,26 +20,27 @@ from torch import Tensor, nn
 MASK32 = 0xFFFFFFFF
 
 
-def _mul32(x: Tensor, constant: int) -> Tensor:
-    """(x * constant) mod 2^32 for x < 2^32, in 16-bit halves so no int64 product overflows."""
-    low, high = constant & 0xFFFF, constant >> 16
-    return (x * low + (((x * high) & 0xFFFF) << 16)) & MASK32
+def mix32(x: Tensor) -> Tensor:
+    """A 32-bit integer hash (xorshift-multiply, Wellons' hash prospector, bias 0.107) of int64 values < 2^32.
 
-
-def lowbias32(x: Tensor) -> Tensor:
-    """Chris Wellons' 32-bit integer hash (xorshift-multiply, bias ~0.17): a uniform, avalanching mix."""
+    Both multipliers are below 2^31, so no int64 product overflows."""
     x = x ^ (x >> 16)
-    x = _mul32(x, 0x7FEB352D)
+    x = (x * 0x21F0AAAD) & MASK32
     x = x ^ (x >> 15)
-    x = _mul32(x, 0x846CA68B)
-    return x ^ (x >> 16)
+    x = (x * 0x735A2D97) & MASK32
+    return x ^ (x >> 15)
+
+
+@functools.lru_cache(maxsize=64)
+def _positions(count: int, device: torch.device) -> Tensor:
+    """mix32 of the element positions 0..count-1 of one example: shared by every layer of that size."""
+    return mix32(torch.arange(count, device=device, dtype=torch.int64))
 
 
 def keyed_uniform(keys: Tensor, salt: int, shape: tuple[int, ...]) -> Tensor:
     """Uniform [0, 1) floats of `shape` = (B, ...): element e of example b is a hash of (keys[b], salt, e)."""
-    per_example = lowbias32(lowbias32((keys & MASK32) ^ lowbias32(torch.full_like(keys, salt))) ^ (keys >> 32))
-    elements = torch.arange(math.prod(shape[1:]), device=keys.device, dtype=torch.int64)
-    bits = lowbias32(rearrange(per_example, "b -> b 1") ^ _mul32(elements, 0x9E3779B9))
+    per_example = mix32(mix32((keys & MASK32) ^ mix32(torch.full_like(keys, salt))) ^ (keys >> 32))
+    bits = mix32(rearrange(per_example, "b -> b 1") ^ _positions(math.prod(shape[1:]), keys.device))
     return ((bits >> 8).float() * 2.0**-24).reshape(shape)
 
 
