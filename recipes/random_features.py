@@ -1,9 +1,11 @@
-"""The paper's random-features figures (Fig. 4 and 5): psi_p = 64, psi_n in {4, 8, 16, 32}, t in {0.01, 0.1}, d = 100.
+"""The random-features study: tau_mem against psi_n read four ways, in the theorem's regime (Gaussian-equivalent
+model, psi_p up to 2048) and in the exact model (psi_p = 32), with intervals over draws; tau_gen; a GD check.
 
-    python recipes/random_features.py                   # -> results/random_features/
-    python recipes/random_features.py --d 40 --out runs/rf_small
+    python recipes/random_features.py            # -> results/random_features/ (about 10 minutes on 2 cores)
+    python recipes/random_features.py --quick    # -> results/random_features_quick/ (about a minute)
+    python recipes/random_features.py --help     # every option
 
-Takes the same flags as `freqdiff theory` (see `--help`); an interrupted run resumes.
+Takes the same flags as `freqdiff theory`; an interrupted run resumes.
 """
 from __future__ import annotations
 

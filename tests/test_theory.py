@@ -8,9 +8,9 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from freqdiff.registry import FreqdiffError
-from freqdiff.theory import constants, dynamics, features, simulate, spectrum
-from freqdiff.theory.cli import main, parse
-from freqdiff.theory.study import run_study
+from freqdiff.theory import constants, dynamics, equivalent, features, readouts, simulate, slopes, spectrum
+from freqdiff.theory.cli import QUICK, main, options_help, parse
+from freqdiff.theory.study import MODELS, run_model
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -173,9 +173,9 @@ def test_tau_mem_grows_with_psi_n():
         U, V = features.U_V_empirical(problem)
         m = dynamics.modes(U, V, *features.U_V_population(problem))
         curves = dynamics.loss_curves(np.geomspace(1e-2, 1e8, 200), m, problem.Delta_t, problem.Sigma_t())
-        measured.append(spectrum.measured_timescales(curves).tau_mem)
+        measured.append(readouts.read_all(curves, m.eigenvalues, problem.n, 20, problem.p, problem.Delta_t, 0.5).half)
         edges = spectrum.predicted_edges(c, 32, psi_n)
-        predicted.append(spectrum.predicted_timescales(edges, problem.Delta_t, 32).tau_mem)
+        predicted.append(spectrum.predicted_timescales(c, edges, 32, psi_n).tau_mem)
     assert all(a < b for a, b in zip(measured, measured[1:])), measured
     assert all(a < b for a, b in zip(predicted, predicted[1:])), predicted
 
@@ -186,29 +186,155 @@ def test_mode_timescales_and_tau_from_lambda_agree():
     assert spectrum.tau_from_lambda(0.1, 0.2, 64) == pytest.approx(3200)
 
 
-def test_cli_parses_lists_and_rejects_bad_flags():
-    cfg = parse(["--psi_n", "4,8", "--t", "0.1", "--gd_psi_n", "4", "--d", "24"])
+def test_equivalent_model_in_n_plus_d_dimensions_equals_its_full_closed_form():
+    rng = np.random.default_rng(0)
+    c = constants.ge_constants(0.1)
+    d, p, n = 12, 200, 48
+    W, X, Omega = rng.standard_normal((p, d)), rng.standard_normal((n, d)), rng.standard_normal((p, n))
+    Sigma = np.ones(d)
+    full = dynamics.modes(*equivalent.equivalent_matrices(W, Omega, X, Sigma, c))
+    Z = np.hstack([W, Omega])
+    reduced = equivalent.equivalent_modes(Z.T @ Z, X, Sigma, c, p)
+    assert reduced.eigenvalues.size == n + d < p
+    tau = np.geomspace(1e-2, 1e8, 40)
+    Sigma_t = math.exp(-0.2) * Sigma + c.Delta_t
+    a, b = dynamics.loss_curves(tau, full, c.Delta_t, Sigma_t), dynamics.loss_curves(tau, reduced, c.Delta_t, Sigma_t)
+    assert np.abs(a.L_train - b.L_train).max() < 1e-10 and np.abs(a.L_test - b.L_test).max() < 1e-10
+    assert a.L_gen[-1] > 0.1  # the comparison covers memorization
+    top = np.sort(full.eigenvalues)[::-1][:n + d]
+    assert np.allclose(np.sort(reduced.eigenvalues)[::-1], top)  # the other p - n - d sit at s_t^2, weight 0
+    assert np.allclose(np.sort(full.eigenvalues)[:p - n - d], c.s_t**2)
+
+
+def test_wishart_draws_have_the_law_of_a_gram_matrix():
+    rng = np.random.default_rng(1)
+    for dof in (3, 12):  # below and above m: explicit Z^T Z, then Bartlett
+        H = np.array([equivalent.wishart(4, dof, rng) for _ in range(6000)])
+        assert np.allclose(H.mean(0), dof * np.eye(4), atol=0.12 * dof)
+        assert H[:, 0, 0].var() == pytest.approx(2 * dof, rel=0.1)  # chi^2_dof
+        assert H[:, 0, 1].var() == pytest.approx(dof, rel=0.1)
+    grams = equivalent.gram_increments(5, [20, 8], rng)
+    assert np.linalg.eigvalsh(grams[20] - grams[8]).min() > 0  # nested: more rows only add a Gram matrix
+
+
+def test_equivalent_spectrum_matches_theorem_3_2_where_psi_p_dominates():
+    rng = np.random.default_rng(2)
+    c = constants.ge_constants(0.1)
+    d, psi_p, psi_n = 60, 500, 4
+    n, p = psi_n * d, psi_p * d
+    m = equivalent.equivalent_modes(equivalent.wishart(d + n, p, rng), rng.standard_normal((n, d)), np.ones(d), c, p)
+    numerical, predicted = spectrum.numerical_edges(m.eigenvalues, n, d), spectrum.predicted_edges(c, psi_p, psi_n)
+    assert np.allclose(numerical.rho_1, predicted.rho_1, rtol=0.1)
+    assert np.allclose(numerical.rho_2, predicted.rho_2, rtol=0.2)
+    spectral = readouts.lambda_min_numerical(m.eigenvalues, n)
+    assert spectral == numerical.rho_1[0]
+
+
+def test_readouts_of_a_curve_shifted_in_time_shift_with_it():
+    """L_gen = L_inf / (1 + (tau_0/tau)^k): half = tau_0, onset = tau_0 e^{-2/k},
+    gap = tau_0 (eps / (L_inf - eps))^{1/k}; so doubling tau_0 doubles every readout."""
+    tau = np.geomspace(1e-2, 1e10, 4001)
+    k, L_inf, eps = 1.5, 4.0, 0.3
+    for tau_0 in (1e3, 4e3):
+        L_gen = L_inf / (1 + (tau_0 / tau) ** k)
+        curves = dynamics.LossCurves(tau=tau, L_train=1 - L_gen, L_test=np.ones_like(tau), L_gen=L_gen,
+                                     E_score=np.ones_like(tau))
+        r = readouts.read_all(curves, np.array([5.0, 4.0, 3.0, 0.1]), 3, 1, 10, 0.5, eps)
+        assert r.half == pytest.approx(tau_0, rel=1e-3)
+        assert r.onset == pytest.approx(tau_0 * math.exp(-2 / k), rel=1e-3)
+        assert r.gap == pytest.approx(tau_0 * (eps / (L_inf - eps)) ** (1 / k), rel=1e-3)
+        assert r.spectral == pytest.approx(10 / (0.5 * 3.0))  # psi_p / (Delta_t lambda), lambda the n-th largest
+
+
+def _lossless_modes(lam: np.ndarray, d: int, p: int) -> dynamics.Modes:
+    """Modes with U~ = U and V~ = V (no finite-n error) and equal loss weight |R_k|^2 / lambda_k = 1 per mode."""
+    weights = lam.copy()
+    return dynamics.Modes(eigenvalues=lam, weights=weights, M=np.diag(weights * lam), g=weights, d=d, p=p)
+
+
+def test_tau_gen_prediction_matches_the_closed_form_and_the_former_one_does_not():
+    Delta_t, d, p = 0.1813, 20, 1280
+    rng = np.random.default_rng(3)
+    for lam in (np.full(d, 12.0), rng.uniform(6.0, 50.0, d)):
+        curves = dynamics.loss_curves(np.r_[0.0, np.geomspace(1e-2, 1e5, 2000)], _lossless_modes(lam, d, p), Delta_t,
+                                      np.ones(d))
+        assert np.allclose(curves.L_gen, 0, atol=1e-12)
+        measured = readouts.tau_gen_measured(curves)
+        predicted = spectrum.tau_gen_bulk(lam, Delta_t, p / d)
+        assert measured == pytest.approx(predicted, rel=0.01)
+        former = (p / d) / (Delta_t * lam.min())  # psi_p / (Delta_t lambda_2^-)
+        assert former / measured > 1.7
+    assert spectrum.tau_gen_bulk(np.array([12.0]), Delta_t, 64) == pytest.approx(math.log(10) * 64 / (4 * Delta_t * 12))
+
+
+def test_predicted_rho_2_law_gives_the_numerical_tau_gen():
+    c = constants.ge_constants(0.1)
+    rng = np.random.default_rng(4)
+    d, psi_p, psi_n = 60, 256, 8
+    n, p = psi_n * d, psi_p * d
+    m = equivalent.equivalent_modes(equivalent.wishart(d + n, p, rng), rng.standard_normal((n, d)), np.ones(d), c, p)
+    top = np.sort(m.eigenvalues)[::-1][:d]
+    numerical = spectrum.tau_gen_bulk(top, c.Delta_t, psi_p)
+    predicted = spectrum.predicted_timescales(c, spectrum.predicted_edges(c, psi_p, psi_n), psi_p, psi_n).tau_gen
+    assert predicted == pytest.approx(numerical, rel=0.05)
+
+
+def test_interval_over_draws_covers_the_true_slope():
+    rng = np.random.default_rng(5)
+    psi_n = [2.0, 4.0, 8.0, 16.0]
+    hits, widths = 0, []
+    for _ in range(1000):  # 5 draws, each with its own slope and its own noise around the line
+        slopes_k = 1.0 + 0.1 * rng.standard_normal(5)
+        tau = [[10 * x**a * math.exp(0.05 * rng.standard_normal()) for x in psi_n] for a in slopes_k]
+        s = slopes.draw_slope(psi_n, tau)
+        hits += s.interval[0] <= 1.0 <= s.interval[1]
+        widths.append(s.interval[1] - s.interval[0])
+    assert 0.93 <= hits / 1000 <= 0.97
+    assert 0.2 < np.mean(widths) < 0.35  # ~ 2 * 2.78 * 0.1 / sqrt(5)
+    censored = slopes.draw_slope(psi_n, [[1, 2, 4, 8], [1, 2, None, 8], [1, 2.2, 4, 8]])
+    assert censored.censored == 1 and len(censored.per_draw) == 2
+    assert slopes.draw_slope(psi_n, [[1, 2, None, 8]]) is None
+    assert slopes.verdict(censored) in {"~ psi_n", "undecided"}
+    cells = slopes.local_slopes(64, psi_n, [[1, 2, 4, 8], [1, 2, 4, 8]])
+    assert [c.ratio for c in cells] == [(32, 16), (16, 8), (8, 4)] and cells[0].slope.mean == pytest.approx(1)
+
+
+def test_cli_parses_lists_quick_and_rejects_bad_flags():
+    cfg = parse(["--psi_n", "4,8", "--t", "0.1", "--gap_level", "0.5", "--exact_t", "0.1", "--d", "24"])
     assert cfg.psi_n == (4.0, 8.0) and cfg.t == (0.1,) and cfg.d == 24
+    quick = parse(["--quick", "--draws", "3"])
+    assert quick.draws == 3 and quick.out == QUICK["out"] and quick.psi_p == (32.0, 1024.0)
     with pytest.raises(FreqdiffError, match="unknown parameter 'psin'"):
         parse(["--psin", "4"])
     with pytest.raises(FreqdiffError, match="expected int"):
         parse(["--d", "ten"])
     with pytest.raises(FreqdiffError, match="GD setting"):
-        parse(["--psi_n", "8", "--gd_psi_n", "4"])
+        parse(["--exact_psi_n", "8", "--gd_psi_n", "4"])
+    with pytest.raises(FreqdiffError, match="gap_level"):
+        parse(["--gap_level", "1,2"])
+    with pytest.raises(FreqdiffError, match="out of range"):
+        parse(["--draws", "0"])
+    text = options_help()
+    assert "--quick" in text and "--exact_draws" in text and "independent draws" in text
     assert main(["--help"]) == 0
 
 
-def test_study_writes_results_resumes_and_refuses_stale_settings(tmp_path, capsys):
-    flags = ["--d", "10", "--psi_p", "6", "--psi_n", "2,3", "--t", "0.1", "--gd_psi_n", "2",
+def test_study_writes_results_resumes_and_refuses_stale_settings(tmp_path):
+    flags = ["--d", "10", "--psi_p", "6,50", "--psi_n", "2,3", "--t", "0.1", "--draws", "2", "--gap_level", "0.2",
+             "--exact_psi_p", "6", "--exact_psi_n", "2,3", "--exact_t", "0.1", "--exact_draws", "2", "--gd_psi_n", "2",
              "--gd_tau_end", "200", "--tau_points", "60", "--out", str(tmp_path / "rf")]
     assert main(flags) == 0
     out = tmp_path / "rf"
-    for name in ("report.md", "summary.json", "summary.csv", "config.json", "losses.png", "spectrum.png",
-                 "tau_mem.png", "gd_check.png"):
+    for name in ("report.md", "summary.json", "summary.csv", "config.json", "losses.png", "gen.png", "spectrum.png",
+                 "tau_mem.png", "phase.png", "gd_check.png"):
         assert (out / name).stat().st_size > 0, name
-    assert "tau_mem" in (out / "report.md").read_text()
-    assert main(flags) == 0
-    assert "loaded from" in capsys.readouterr().out
+    report = (out / "report.md").read_text()
+    assert "theorem's regime" in report and "interval over draws" in report
+    assert len(list((out / "settings").glob("*.npz"))) == 2 * 4 + 2 * 2  # equivalent: 2 draws x 4; exact: 2 x 2
+    computed: list[str] = []
+    loaded = {model: run_model(parse(flags), model, computed.append) for model in MODELS}
+    assert computed == [] and len(loaded["exact"]) == 4  # a rerun loads every setting
     with pytest.raises(FreqdiffError, match="other parameters"):
-        run_study(parse(flags[:-2] + ["--seed", "1", "--out", str(out)]))
-    assert run_study(parse(flags + ["--seed", "1", "--overwrite", "true"])).config.seed == 1
+        run_model(parse(flags[:-2] + ["--seed", "1", "--out", str(out)]), "equivalent", computed.append)
+    again = run_model(parse(flags + ["--seed", "1", "--overwrite", "true"]), "exact", computed.append)
+    assert len(computed) == len(again) == 4 and again[0].readouts != loaded["exact"][0].readouts

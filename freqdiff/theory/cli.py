@@ -1,34 +1,43 @@
-"""`freqdiff theory [--name value ...]`: run (or resume) the RF-model study; `--help` lists the settings."""
+"""`freqdiff theory [--quick] [--name value ...]`: run (or resume) the RF-model study; `--help` lists the settings."""
 from __future__ import annotations
 
 import dataclasses
 import typing
 
 from freqdiff.config import split_argv
-from freqdiff.registry import FreqdiffError, build_params, type_name
+from freqdiff.registry import FreqdiffError, build_params, range_text, type_name
 from freqdiff.theory.study import TheoryConfig, run_study
 
-USAGE = """usage: freqdiff theory [--name value ...]
-The exactly solvable random-features model (paper sec. 4): closed-form train/test losses against tau,
-the spectrum of U with its predicted bulk edges, tau_gen and tau_mem against psi_n, and a GD check.
-Lists are comma-separated (--psi_n 4,8,16,32). Results go to --out (resumed if it holds a matching study)."""
+USAGE = """usage: freqdiff theory [--quick] [--name value ...]
+The exactly solvable random-features model (paper sec. 4): closed-form train/test losses against tau for the
+Gaussian-equivalent model (Theorem 3.2's, any psi_p) and the exact model (modest psi_p), four readouts of tau_mem,
+their slopes against psi_n with intervals over draws of W and the data, the phase figure, tau_gen, a GD check.
+Lists are comma-separated (--psi_n 2,4,8). Results go to --out (resumed if it holds a matching study).
+  --quick   a first look in about a minute (the defaults below are the full study, about 10 minutes on 2 cores);
+            later flags override it, e.g. --quick --draws 5"""
+
+# --quick: fewer psi_p, t, psi_n and draws, a smaller exact model; its own output folder.
+QUICK = {"psi_p": "32,1024", "psi_n": "2,4,8,16", "t": "0.01,0.1", "draws": "4", "gap_level": "2,0.5",
+         "exact_psi_p": "32", "exact_psi_n": "2,4,8", "exact_t": "0.1", "exact_draws": "2", "gd_tau_end": "1000",
+         "out": "results/random_features_quick"}
 
 
 def options_help() -> str:
-    """USAGE and every setting of TheoryConfig with its type and default."""
+    """USAGE, the --quick preset and every setting of TheoryConfig with its type, default and range."""
     hints = typing.get_type_hints(TheoryConfig)
-    lines = [USAGE, "", "settings:"]
+    lines = [USAGE, "", "--quick sets: " + " ".join(f"--{k} {v}" for k, v in QUICK.items()), "", "settings:"]
     for f in dataclasses.fields(TheoryConfig):
-        lines.append(f"  --{f.name} {type_name(hints[f.name])} = {f.default!r}")
+        lines.append(f"  --{f.name} {type_name(hints[f.name])} = {f.default!r}{range_text(f)}: {f.metadata['help']}")
     return "\n".join(lines)
 
 
 def parse(argv: list[str]) -> TheoryConfig:
-    """A validated TheoryConfig from `--name value` flags."""
-    positional, flags = split_argv(argv)
+    """A validated TheoryConfig from `[--quick] --name value` flags (explicit flags override --quick)."""
+    quick = "--quick" in argv
+    positional, flags = split_argv([a for a in argv if a != "--quick"])
     if positional:
-        raise FreqdiffError(f"theory: unexpected argument {positional[0]!r}; options are --name value")
-    cfg = build_params(TheoryConfig, flags, "theory")
+        raise FreqdiffError(f"theory: unexpected argument {positional[0]!r}; options are --quick and --name value")
+    cfg = build_params(TheoryConfig, {**(QUICK if quick else {}), **flags}, "theory")
     cfg.validate()
     return cfg
 

@@ -1,4 +1,4 @@
-"""The spectrum of U (Theorem 3.2) and the two training timescales it sets, predicted and measured.
+"""The spectrum of U (Theorem 3.2) and the training timescales it predicts (readouts.py measures them).
 
 Gaussian equivalence writes U ~ G G^T / n + b_t^2 W W^T / d + s_t^2 I, G = e^{-t} a_t W X^T / sqrt(d) + v_t Omega.
 Counted from the top, its p eigenvalues form four groups:
@@ -10,17 +10,22 @@ Counted from the top, its p eigenvalues form four groups:
          + Delta_t) for mu in the Marchenko-Pastur law of X^T X / n. These modes separate signal e^{-t} x from noise
          sqrt(Delta_t) xi along the data directions; they carry most of V's weight beyond rho_2, so they, not
          rho_1 (nearly orthogonal to V), drive the late fall of L_train and the rise of L_gen at finite psi.
-  the remaining p - n - d eigenvalues near s_t^2, nearly orthogonal to V.
-Timescales follow the paper: a bulk is learned at tau = psi_p / (Delta_t lambda) of its slowest mode (two
-e-folding times, ~86% learned). tau_gen = psi_p / (Delta_t lambda_2^-); tau_mem = psi_p / (Delta_t lambda_min)
-with lambda_min the left edge of rho_1 (the paper's estimate, ~ psi_n / (Delta_t v_t^2) for psi_p >> psi_n >> 1);
-tau_x = psi_p / (Delta_t lambda_x^-) the same for rho_x (~ Gamma_t^2 psi_n / (Delta_t^2 v_t^2) for negligible s_t^2).
-Since lambda_x^- > s_t^2, tau_x saturates at tau_floor = psi_p / (Delta_t s_t^2) as psi_n grows: tau_mem ~ psi_n only
-while Delta_t v_t^2 psi_p / psi_n >> s_t^2.
-Measured on the closed-form curves: tau_gen = first tau where E_score has made 90% of its fall to its minimum;
-tau_mem = first tau where L_gen = L_test - L_train reaches half its tau -> infinity value (the memorization rise;
-the earlier shoulder of L_gen, the finite-n error of the slow population modes, stays far below half);
-tau_x = first tau where L_gen reaches 90% of it (memorization complete, to set against the slowest rho_x mode).
+  the remaining p - n - d eigenvalues near s_t^2, nearly orthogonal to V (in the Gaussian-equivalent model exactly
+         s_t^2 and orthogonal; in the exact model at finite d they spread around s_t^2, the more as p / d^2 grows:
+         the higher Hermite terms C^{ok} of the noise correlations are far from the identity when p >~ d^2).
+Timescales. A mode of eigenvalue lambda is learned as 1 - exp(-c lambda tau) in A (c = 2 Delta_t / psi_p) and as
+1 - exp(-2 c lambda tau) in the loss: its loss has made 90% of its fall at tau = ln(10) psi_p / (4 Delta_t lambda),
+0.58 of the paper's time psi_p / (Delta_t lambda) (two e-folding times of A).
+  tau_gen: E_score's fall is the learning of rho_2, each of whose d modes carries the same weight |V~^T q|^2/lambda
+    (for U~ ~ a_t^2 W Sigma_t W^T/d + const, V~ ~ b_t W/sqrt d both in range(W)). So the predicted tau_gen is the tau
+    at which the equally weighted rho_2 bulk has made GEN_LEVEL of its loss fall (tau_gen_bulk), with rho_2 taken as
+    psi_p a_t^2 (e^{-2t} sigma_x^2 mu + Delta_t) + v_t^2 + s_t^2, mu ~ MP(1/psi_n) (its psi_p >> 1 limit): about
+    1/Delta_t, independent of psi_p and n. The former prediction psi_p / (Delta_t lambda_2^-), the slowest mode at the
+    paper's constant, was 3-9x above the measurement: 1.7x from the constant, the rest from the edge against the bulk.
+  tau_mem = psi_p / (Delta_t lambda_min), lambda_min the left edge of rho_1 (the paper's, ~ psi_n / (Delta_t v_t^2)
+    for psi_p >> psi_n >> 1); tau_x = psi_p / (Delta_t lambda_x^-) the same for rho_x. As lambda_x^- > s_t^2, tau_x
+    saturates at tau_floor = psi_p / (Delta_t s_t^2) as psi_n grows: tau_mem ~ psi_n needs Delta_t v_t^2 psi_p / psi_n
+    >> s_t^2 for rho_x, v_t^2 psi_p / psi_n >> s_t^2 for rho_1.
 """
 from __future__ import annotations
 
@@ -28,16 +33,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize_scalar
+from scipy.optimize import brentq, minimize_scalar
 
 from freqdiff.theory.constants import GEConstants
-from freqdiff.theory.dynamics import LossCurves
+from freqdiff.theory.dynamics import rate
 
 Array = np.ndarray
 
-GEN_LEVEL = 0.9  # tau_gen: fraction of the fall of E_score to its minimum
-MEM_LEVEL = 0.5  # tau_mem: fraction of the final L_gen
-DONE_LEVEL = 0.9  # measured tau_x: fraction of the final L_gen
+GEN_LEVEL = 0.9  # tau_gen: fraction of the fall (of E_score, measured; of the rho_2 bulk, predicted)
 
 
 def rho_1_edges(c: GEConstants, psi_p: float, psi_n: float) -> tuple[float, float]:
@@ -148,45 +151,37 @@ def tau_floor(c: GEConstants, psi_p: float) -> float:
     return tau_from_lambda(c.s_t**2, c.Delta_t, psi_p)
 
 
+def rho_2_atoms(c: GEConstants, psi_p: float, psi_n: float) -> Array:
+    """Quantiles of rho_2 in its psi_p >> 1 limit: psi_p a_t^2 (e^{-2t} sigma_x^2 mu + Delta_t) + v_t^2 + s_t^2."""
+    mu = marchenko_pastur_atoms(min(1.0 / psi_n, 1.0))
+    return psi_p * c.a_t**2 * (math.exp(-2 * c.t) * c.sigma_x2 * mu + c.Delta_t) + c.v_t**2 + c.s_t**2
+
+
+def tau_gen_bulk(eigenvalues: Array, Delta_t: float, psi_p: float, level: float = GEN_LEVEL) -> float:
+    """The tau at which equally weighted modes have made `level` of their loss fall: mean exp(-2 c lambda tau) =
+    1 - level (one mode: ln(1/(1 - level)) psi_p / (4 Delta_t lambda))."""
+    lam = np.asarray(eigenvalues, float)
+    c = rate(Delta_t, psi_p)
+
+    def remaining(log_tau: float) -> float:
+        return float(np.mean(np.exp(-2 * c * lam * math.exp(log_tau)))) - (1 - level)
+
+    low = math.log(1e-3 / (2 * c * lam.max()))
+    high = math.log(1e3 / (2 * c * lam.min()))
+    return math.exp(brentq(remaining, low, high, xtol=1e-10))
+
+
 @dataclass(frozen=True)
 class Timescales:
-    """tau_gen, tau_mem and tau_x (slowest memorization modes), predicted or measured (None: never reached)."""
+    """Predicted tau_gen (rho_2 bulk), tau_mem (paper: rho_1's left edge) and tau_x (rho_x's left edge)."""
 
-    tau_gen: float | None
-    tau_mem: float | None
-    tau_x: float | None = None
-
-
-def predicted_timescales(edges: BulkEdges, Delta_t: float, psi_p: float) -> Timescales:
-    """tau_gen, tau_mem (paper: rho_1's left edge lambda_min) and tau_x from the left edges of rho_2, rho_1, rho_x."""
-    return Timescales(tau_gen=tau_from_lambda(edges.rho_2[0], Delta_t, psi_p),
-                      tau_mem=tau_from_lambda(edges.rho_1[0], Delta_t, psi_p),
-                      tau_x=tau_from_lambda(edges.rho_x[0], Delta_t, psi_p))
+    tau_gen: float
+    tau_mem: float
+    tau_x: float
 
 
-def first_crossing(tau: Array, values: Array, level: float) -> float | None:
-    """First tau where `values` reaches `level` from below (interpolated in log tau), None if it never does."""
-    above = np.flatnonzero(values >= level)
-    if len(above) == 0:
-        return None
-    i = int(above[0])
-    if i == 0:
-        return float(tau[0])
-    frac = (level - values[i - 1]) / (values[i] - values[i - 1])
-    return float(np.exp(np.log(tau[i - 1]) + frac * (np.log(tau[i]) - np.log(tau[i - 1]))))
-
-
-def measured_timescales(curves: LossCurves) -> Timescales:
-    """tau_gen: E_score has made GEN_LEVEL of its fall to its minimum; tau_mem, tau_x: L_gen reaches MEM_LEVEL,
-    DONE_LEVEL of its final value.
-
-    Needs a grid of positive tau that reaches the plateau (the last point stands for tau -> infinity).
-    """
-    low = int(np.argmin(curves.E_score))
-    target = curves.E_score[0] - GEN_LEVEL * (curves.E_score[0] - curves.E_score[low])
-    tau_gen = first_crossing(curves.tau[:low + 1], -curves.E_score[:low + 1], -target)
-    final = float(curves.L_gen[-1])
-    if final <= 0:
-        return Timescales(tau_gen=tau_gen, tau_mem=None, tau_x=None)
-    return Timescales(tau_gen=tau_gen, tau_mem=first_crossing(curves.tau, curves.L_gen / final, MEM_LEVEL),
-                      tau_x=first_crossing(curves.tau, curves.L_gen / final, DONE_LEVEL))
+def predicted_timescales(c: GEConstants, edges: BulkEdges, psi_p: float, psi_n: float) -> Timescales:
+    """tau_gen from the predicted rho_2 law, tau_mem and tau_x from the left edges of rho_1 and rho_x."""
+    return Timescales(tau_gen=tau_gen_bulk(rho_2_atoms(c, psi_p, psi_n), c.Delta_t, psi_p),
+                      tau_mem=tau_from_lambda(edges.rho_1[0], c.Delta_t, psi_p),
+                      tau_x=tau_from_lambda(edges.rho_x[0], c.Delta_t, psi_p))

@@ -1,114 +1,163 @@
-"""The RF-model study behind `freqdiff theory` and recipes/random_features.py (the paper's Fig. 4 and 5).
+"""The RF-model study behind `freqdiff theory` and recipes/random_features.py.
 
-For every (t, psi_n): draw W and X, build U, V, U~, V~, diagonalize U, evaluate the closed-form losses on a
-log grid of tau, read the bulk edges and the timescales; at one setting also run gradient descent. Each
-setting is saved under OUT/settings/ as soon as it is done, so an interrupted study resumes where it stopped;
-a saved setting made with other parameters is an error unless --overwrite true.
+Two models, each over (psi_p, t, psi_n) and several independent draws of W and the data:
+  equivalent  the Gaussian-equivalent model Theorem 3.2 describes, solved in n + d dimensions (equivalent.py), so
+              psi_p in the hundreds or thousands costs what psi_p = 2 costs: the theorem's regime psi_p >> psi_n >> 1;
+  exact       the RF model itself, noise expectation done exactly (Mehler), O(p^3) per setting: modest psi_p only.
+For each setting: the closed-form losses on a log grid of tau, the spectrum, and the readouts (readouts.py); at one
+exact setting also gradient descent. Each setting is saved under OUT/settings/ as soon as it is done, so an
+interrupted study resumes; a saved setting made with other parameters is an error unless --overwrite true.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from freqdiff.analysis.statistics import PowerLaw, fit_power_law
 from freqdiff.io import atomic_path, write_csv, write_json, write_text
-from freqdiff.registry import FreqdiffError, check_choice
-from freqdiff.theory import report, spectrum
+from freqdiff.registry import FreqdiffError, check_choice, param
+from freqdiff.theory import report, spectrum, tables
 from freqdiff.theory.constants import ACTIVATIONS, GEConstants, ge_constants
-from freqdiff.theory.dynamics import LossCurves, loss_curves, modes
-from freqdiff.theory.features import RFProblem, U_V_empirical, U_V_monte_carlo, U_V_population, make_problem
+from freqdiff.theory.dynamics import LossCurves, Modes, loss_curves, modes
+from freqdiff.theory.equivalent import equivalent_modes, gram_increments
+from freqdiff.theory.features import (RFProblem, Sigma_diagonal, U_V_empirical, U_V_monte_carlo, U_V_population,
+                                      make_problem)
+from freqdiff.theory.readouts import Readouts, read_all
 from freqdiff.theory.simulate import GDTrace, gd_step_tau, gradient_descent
 
 Array = np.ndarray
+
+MODELS = ("equivalent", "exact")
+MIN_RATIO = 2.0  # settings with psi_p / psi_n below this are skipped (the theorem needs psi_p > psi_n)
+
+
+def option(default: Any, help: str, **bounds: float) -> Any:
+    """A TheoryConfig field: its default, its valid range (registry.param) and the line `--help` prints."""
+    return field(default=default, metadata={**param(default, **bounds).metadata, "help": help})
 
 
 @dataclass
 class TheoryConfig:
     """Every setting of the RF study; `freqdiff theory --name value` sets them (lists comma-separated)."""
 
-    d: int = 100
-    psi_p: float = 64.0  # p = psi_p d random features
-    psi_n: tuple[float, ...] = (4.0, 8.0, 16.0, 32.0)  # n = psi_n d training points
-    t: tuple[float, ...] = (0.01, 0.1)  # diffusion times
-    Sigma_levels: tuple[float, ...] = (1.0,)  # eigenvalues of the diagonal data covariance, in equal blocks
-    sigma: str = "tanh"
-    seed: int = 0  # draws W and X (X nested across psi_n); GD noise uses seed + 1
-    noise_draws: int = 0  # 0: noise expectation in U, V done exactly; > 0: Monte Carlo with this many draws
-    tau_min: float = 1e-2
-    tau_max: float = 1e8
-    tau_points: int = 241
-    gd: bool = True  # run gradient descent at (gd_t, gd_psi_n), one of the settings
-    gd_t: float = 0.1
-    gd_psi_n: float = 4.0
-    gd_step: float = 0.5  # GD step in tau, in units of 1 / (c lambda_max) (2 is the stability limit)
-    gd_tau_end: float = 3000.0
-    gd_checkpoints: int = 40
-    out: str = "results/random_features"
-    overwrite: bool = False
+    d: int = option(32, "data dimension (p = psi_p d features, n = psi_n d points)", ge=2)
+    psi_p: tuple[float, ...] = option((64.0, 256.0, 1024.0, 4096.0), "Gaussian-equivalent model: psi_p = p/d", gt=1)
+    psi_n: tuple[float, ...] = option((2.0, 4.0, 8.0, 16.0, 32.0, 64.0),
+                                      "psi_n = n/d; pairs with psi_p/psi_n < 2 are skipped", gt=1)
+    t: tuple[float, ...] = option((0.01, 0.1, 0.3, 1.0), "diffusion times", gt=0)
+    draws: int = option(5, "independent draws of W, X, Omega (Gaussian-equivalent model)", ge=1)
+    gap_level: tuple[float, ...] = option((2.0, 0.5, 0.1, 0.02),
+                                          "the gap readout's absolute level of L_test - L_train, one per t or one",
+                                          gt=0)
+    exact_psi_p: tuple[float, ...] = option((64.0,), "exact model (O(p^3) per setting): psi_p values, empty: none",
+                                            gt=1)
+    exact_psi_n: tuple[float, ...] = option((2.0, 4.0, 8.0, 16.0, 32.0), "exact model: psi_n values", gt=1)
+    exact_t: tuple[float, ...] = option((0.01, 0.1), "exact model: diffusion times, each one of --t", gt=0)
+    exact_draws: int = option(3, "exact model: independent draws of W and X (0: none)", ge=0)
+    Sigma_levels: tuple[float, ...] = option((1.0,), "eigenvalues of the diagonal data covariance, equal blocks", gt=0)
+    sigma: str = option("tanh", "activation")
+    seed: int = option(0, "draw k uses seed + k")
+    noise_draws: int = option(0, "exact model: 0 = noise expectation done exactly, > 0 = Monte Carlo draws", ge=0)
+    tau_min: float = option(1e-2, "first tau of the log grid", gt=0)
+    tau_max: float = option(1e10, "last tau of the grid (stands for tau -> infinity)", gt=0)
+    tau_points: int = option(301, "points of the log grid of tau", ge=10)
+    gd: bool = option(True, "gradient descent at (exact_psi_p[0], gd_t, gd_psi_n), first draw")
+    gd_t: float = option(0.1, "GD check: t")
+    gd_psi_n: float = option(4.0, "GD check: psi_n")
+    gd_step: float = option(0.5, "GD step in tau, in units of 1/(c lambda_max) (2: stability limit)", gt=0, lt=2)
+    gd_tau_end: float = option(3000.0, "GD check: last tau", gt=0)
+    gd_checkpoints: int = option(40, "GD check: log-spaced checkpoints", ge=2)
+    threads: int = option(1, "BLAS threads (1 is fastest on a shared 2-core machine)", ge=1)
+    out: str = option("results/random_features", "output folder")
+    overwrite: bool = option(False, "replace saved settings made with other parameters")
 
     def validate(self) -> None:
         check_choice(self.sigma, tuple(ACTIVATIONS), "theory.sigma")
-        if not self.psi_n or not self.t:
-            raise FreqdiffError("theory: --psi_n and --t need at least one value each")
-        if min(self.psi_n) <= 1:
-            raise FreqdiffError(f"theory.psi_n: need psi_n > 1 (n > d) to count the bulks, got {self.psi_n}")
-        if min(self.t) <= 0 or self.tau_min <= 0 or self.tau_max <= self.tau_min or self.tau_points < 10:
-            raise FreqdiffError("theory: need t > 0, 0 < tau_min < tau_max and tau_points >= 10")
-        if self.gd and (self.gd_t not in self.t or self.gd_psi_n not in self.psi_n):
-            raise FreqdiffError(f"theory: the GD setting (gd_t={self.gd_t}, gd_psi_n={self.gd_psi_n}) "
-                                f"must be one of --t {self.t} and --psi_n {self.psi_n}")
-        if self.gd and not 0 < self.gd_step < 2:
-            raise FreqdiffError(f"theory.gd_step: need 0 < gd_step < 2 (stability), got {self.gd_step}")
+        if not self.psi_p or not self.psi_n or not self.t:
+            raise FreqdiffError("theory: --psi_p, --psi_n and --t need at least one value each")
+        if self.tau_max <= self.tau_min:
+            raise FreqdiffError(f"theory: need tau_min < tau_max, got {self.tau_min:g} >= {self.tau_max:g}")
+        if len(self.gap_level) not in (1, len(self.t)):
+            raise FreqdiffError(f"theory.gap_level: give one level or one per t ({len(self.t)}), got {self.gap_level}")
+        if self.exact and not set(self.exact_t) <= set(self.t):
+            raise FreqdiffError(f"theory.exact_t: each must be one of --t {self.t}, got {self.exact_t}")
+        if self.exact and self.gd and (self.gd_t not in self.exact_t or self.gd_psi_n not in self.exact_psi_n):
+            raise FreqdiffError(f"theory: the GD setting (gd_t={self.gd_t:g}, gd_psi_n={self.gd_psi_n:g}) must be one "
+                                f"of --exact_t {self.exact_t} and --exact_psi_n {self.exact_psi_n}")
+        if not self.grid("equivalent"):
+            raise FreqdiffError(f"theory: no (psi_p, psi_n) with psi_p / psi_n >= {MIN_RATIO:g}")
+
+    @property
+    def exact(self) -> bool:
+        return bool(self.exact_psi_p) and self.exact_draws > 0
+
+    def level(self, t: float) -> float:
+        """The gap readout's absolute level of L_test - L_train at time t."""
+        return self.gap_level[0] if len(self.gap_level) == 1 else self.gap_level[self.t.index(t)]
 
     def tau_grid(self) -> Array:
         return np.geomspace(self.tau_min, self.tau_max, self.tau_points)
 
-    def setting_key(self, t: float, psi_n: float) -> dict[str, Any]:
+    def grid(self, model: str) -> list[tuple[float, float, float]]:
+        """Every (psi_p, t, psi_n) of one model with psi_p / psi_n >= MIN_RATIO."""
+        psi_p, t, psi_n = ((self.psi_p, self.t, self.psi_n) if model == "equivalent"
+                           else (self.exact_psi_p, self.exact_t, self.exact_psi_n))
+        return [(a, b, c) for a in psi_p for b in t for c in psi_n if a / c >= MIN_RATIO]
+
+    def draw_count(self, model: str) -> int:
+        return self.draws if model == "equivalent" else (self.exact_draws if self.exact else 0)
+
+    def setting_key(self, model: str, psi_p: float, t: float, psi_n: float, draw: int) -> dict[str, Any]:
         """Every parameter one setting's numbers depend on (what a saved setting must match)."""
-        keep = ("d", "psi_p", "Sigma_levels", "sigma", "seed", "noise_draws", "tau_min", "tau_max", "tau_points")
+        keep = ["d", "Sigma_levels", "sigma", "seed", "tau_min", "tau_max", "tau_points"]
         key: dict[str, Any] = {k: getattr(self, k) for k in keep}
-        key.update(t=t, psi_n=psi_n)
-        if self.gd and (t, psi_n) == (self.gd_t, self.gd_psi_n):
-            key.update({k: getattr(self, k) for k in ("gd_step", "gd_tau_end", "gd_checkpoints")})
+        key.update(model=model, psi_p=psi_p, t=t, psi_n=psi_n, draw=draw)
+        if model == "equivalent":  # the Gram matrices are nested across psi_p and sized for the largest n
+            key.update(all_psi_p=self.psi_p, all_psi_n=self.psi_n)
+        else:
+            key.update(noise_draws=self.noise_draws)
+            if self.gd and draw == 0 and (psi_p, t, psi_n) == (self.exact_psi_p[0], self.gd_t, self.gd_psi_n):
+                key.update({k: getattr(self, k) for k in ("gd_step", "gd_tau_end", "gd_checkpoints")})
         return json.loads(json.dumps(key))
 
 
 @dataclass
 class Setting:
-    """Everything measured at one (t, psi_n)."""
+    """Everything computed at one (model, psi_p, t, psi_n, draw)."""
 
+    model: str
+    psi_p: float
     t: float
     psi_n: float
+    draw: int
     d: int
     n: int
-    eigenvalues: Array
-    weights: Array  # |V^T q_k|^2 per mode of U
+    p: int
+    eigenvalues: Array  # U's eigenvalues (equivalent model: the n + d above s_t^2; the rest carry no weight)
+    weights: Array  # |V^T q_k|^2 per mode
     curves: LossCurves
+    readouts: Readouts
     predicted: spectrum.BulkEdges
     numerical: spectrum.BulkEdges
     tau_predicted: spectrum.Timescales
-    tau_measured: spectrum.Timescales
     seconds: float
     gd: GDTrace | None = None
     gd_closed_form: LossCurves | None = None
 
     def summary(self) -> dict[str, Any]:
         """The numbers of this setting as JSON values."""
-        i = int(np.argmin(self.curves.L_test))
-        out = {"t": self.t, "psi_n": self.psi_n, "d": self.d, "n": self.n, "seconds": round(self.seconds, 1),
+        out = {"model": self.model, "psi_p": self.psi_p, "t": self.t, "psi_n": self.psi_n, "draw": self.draw,
+               "d": self.d, "n": self.n, "p": self.p, "seconds": round(self.seconds, 2),
+               "readouts": self.readouts.to_dict(), "tau_predicted": dataclasses.asdict(self.tau_predicted),
                "edges_predicted": self.predicted.to_dict(), "edges_numerical": self.numerical.to_dict(),
-               "tau_predicted": dataclasses.asdict(self.tau_predicted),
-               "tau_measured": dataclasses.asdict(self.tau_measured),
-               "tau_L_test_min": float(self.curves.tau[i]), "L_test_min": float(self.curves.L_test[i]),
-               "E_score_min": float(self.curves.E_score.min()),
-               "train_drop_share": spectrum.group_shares(self.eigenvalues, self.weights, self.n, self.d),
-               "final": {k: float(getattr(self.curves, k)[-1]) for k in ("L_train", "L_test", "L_gen", "E_score")}}
+               "train_drop_share": spectrum.group_shares(self.eigenvalues, self.weights, self.n, self.d)}
         if self.gd is not None and self.gd_closed_form is not None:
             out["gd"] = gd_agreement(self.gd, self.gd_closed_form)
         return out
@@ -129,70 +178,115 @@ def gd_agreement(gd: GDTrace, closed: LossCurves) -> dict[str, float]:
             "E_score_max_gap_pct_of_initial": worst(gd.E_score, closed.E_score, closed.E_score[0])}
 
 
-def _matrices(cfg: TheoryConfig, problem: RFProblem) -> tuple[Array, Array]:
-    """U and V, exactly or by Monte Carlo over the noise."""
-    if cfg.noise_draws > 0:
-        return U_V_monte_carlo(problem, cfg.noise_draws, cfg.seed + 2)
-    return U_V_empirical(problem)
+@dataclass(frozen=True)
+class Raw:
+    """What one setting's computation produces; everything else is derived from it (and saved)."""
+
+    n: int
+    p: int
+    eigenvalues: Array
+    weights: Array
+    curves: LossCurves
+    seconds: float
+    gd: GDTrace | None = None
+    gd_closed_form: LossCurves | None = None
 
 
-def make_setting(cfg: TheoryConfig, t: float, psi_n: float, d: int, n: int, eigenvalues: Array, weights: Array,
-                 curves: LossCurves, seconds: float, gd: GDTrace | None = None,
-                 gd_closed_form: LossCurves | None = None) -> Setting:
-    """A Setting from its raw results, with the predicted and numerical edges and both sets of timescales."""
-    psi_p, ratio_n = len(eigenvalues) / d, n / d
+def make_setting(cfg: TheoryConfig, where: tuple[str, float, float, float, int], raw: Raw) -> Setting:
+    """A Setting from its raw results: predicted and numerical edges, predicted timescales, readouts."""
+    model, psi_p, t, psi_n, draw = where
     c = ge_constants(t, float(np.mean(cfg.Sigma_levels)), cfg.sigma)
-    predicted = spectrum.predicted_edges(c, psi_p, ratio_n)
-    return Setting(t=t, psi_n=psi_n, d=d, n=n, eigenvalues=eigenvalues, weights=weights, curves=curves,
-                   predicted=predicted, numerical=spectrum.numerical_edges(eigenvalues, n, d),
-                   tau_predicted=spectrum.predicted_timescales(predicted, c.Delta_t, psi_p),
-                   tau_measured=spectrum.measured_timescales(curves), seconds=seconds,
-                   gd=gd, gd_closed_form=gd_closed_form)
+    predicted = spectrum.predicted_edges(c, psi_p, psi_n)
+    return Setting(model=model, psi_p=psi_p, t=t, psi_n=psi_n, draw=draw, d=cfg.d, n=raw.n, p=raw.p,
+                   eigenvalues=raw.eigenvalues, weights=raw.weights, curves=raw.curves,
+                   readouts=read_all(raw.curves, raw.eigenvalues, raw.n, cfg.d, raw.p, c.Delta_t, cfg.level(t)),
+                   predicted=predicted, numerical=spectrum.numerical_edges(raw.eigenvalues, raw.n, cfg.d),
+                   tau_predicted=spectrum.predicted_timescales(c, predicted, psi_p, psi_n), seconds=raw.seconds,
+                   gd=raw.gd, gd_closed_form=raw.gd_closed_form)
 
 
-def run_setting(cfg: TheoryConfig, t: float, psi_n: float, population: dict[float, tuple[Array, Array]]) -> Setting:
-    """Compute one (t, psi_n); U~, V~ (which depend only on W and t) are cached in `population`."""
+def _Sigma_t(cfg: TheoryConfig, t: float) -> Array:
+    return math.exp(-2 * t) * Sigma_diagonal(cfg.d, cfg.Sigma_levels) - math.expm1(-2 * t)
+
+
+def _raw_from_modes(cfg: TheoryConfig, m: Modes, n: int, t: float, start: float, **gd: Any) -> Raw:
+    curves = loss_curves(cfg.tau_grid(), m, -math.expm1(-2 * t), _Sigma_t(cfg, t))
+    return Raw(n=n, p=m.p, eigenvalues=m.eigenvalues, weights=m.weights, curves=curves,
+               seconds=time.time() - start, **gd)
+
+
+@dataclass
+class EquivalentDraw:
+    """One draw of the Gaussian-equivalent model: data X (largest n) and the Gram matrix of [W, Omega] per p."""
+
+    X: Array
+    grams: dict[int, Array]
+
+    @classmethod
+    def make(cls, cfg: TheoryConfig, draw: int) -> "EquivalentDraw":
+        rng = np.random.default_rng(cfg.seed + draw)
+        n_max = max(round(psi_n * cfg.d) for _, _, psi_n in cfg.grid("equivalent"))
+        X = rng.standard_normal((n_max, cfg.d)) * np.sqrt(Sigma_diagonal(cfg.d, cfg.Sigma_levels))
+        return cls(X=X, grams=gram_increments(cfg.d + n_max, [round(a * cfg.d) for a in cfg.psi_p], rng))
+
+
+def run_equivalent(cfg: TheoryConfig, psi_p: float, t: float, psi_n: float, sample: EquivalentDraw) -> Raw:
+    """One setting of the Gaussian-equivalent model: the leading (d + n) block of the draw's Gram matrix."""
     start = time.time()
-    problem = make_problem(cfg.d, cfg.psi_p, psi_n, t, cfg.seed, cfg.Sigma_levels, cfg.sigma)
-    if t not in population:
-        population[t] = U_V_population(problem)
-    U_pop, V_pop = population[t]
-    U, V = _matrices(cfg, problem)
+    d, n, p = cfg.d, round(psi_n * cfg.d), round(psi_p * cfg.d)
+    c = ge_constants(t, float(np.mean(cfg.Sigma_levels)), cfg.sigma)
+    H = sample.grams[p][:d + n, :d + n]
+    m = equivalent_modes(H, sample.X[:n], Sigma_diagonal(d, cfg.Sigma_levels), c, p)
+    return _raw_from_modes(cfg, m, n, t, start)
+
+
+def run_exact(cfg: TheoryConfig, psi_p: float, t: float, psi_n: float, draw: int,
+              population: dict[tuple[float, float, int], tuple[Array, Array]]) -> Raw:
+    """One setting of the exact model; U~, V~ (which depend only on W and t) are cached in `population`."""
+    start = time.time()
+    problem = make_problem(cfg.d, psi_p, psi_n, t, cfg.seed + draw, cfg.Sigma_levels, cfg.sigma)
+    if (psi_p, t, draw) not in population:
+        population[(psi_p, t, draw)] = U_V_population(problem)
+    U_pop, V_pop = population[(psi_p, t, draw)]
+    U, V = U_V_monte_carlo(problem, cfg.noise_draws, cfg.seed + 2) if cfg.noise_draws else U_V_empirical(problem)
     m = modes(U, V, U_pop, V_pop)
-    curves = loss_curves(cfg.tau_grid(), m, problem.Delta_t, problem.Sigma_t())
-    gd = gd_closed_form = None
-    if cfg.gd and (t, psi_n) == (cfg.gd_t, cfg.gd_psi_n):
-        step = gd_step_tau(m.eigenvalues, problem.Delta_t, problem.psi_p, cfg.gd_step)
-        steps = max(1, int(round(cfg.gd_tau_end / step)))
-        gd = gradient_descent(problem, U, V, U_pop, V_pop, step, steps, cfg.gd_checkpoints, cfg.seed + 1)
-        gd_closed_form = loss_curves(gd.tau, m, problem.Delta_t, problem.Sigma_t())
-    return make_setting(cfg, t, psi_n, problem.d, problem.n, m.eigenvalues, m.weights, curves,
-                        time.time() - start, gd, gd_closed_form)
+    extra: dict[str, Any] = {}
+    if cfg.gd and draw == 0 and (psi_p, t, psi_n) == (cfg.exact_psi_p[0], cfg.gd_t, cfg.gd_psi_n):
+        extra = _gradient_descent(cfg, problem, (U, V, U_pop, V_pop), m)
+    return _raw_from_modes(cfg, m, problem.n, t, start, **extra)
 
 
-def _setting_path(out: Path, t: float, psi_n: float) -> Path:
-    return out / "settings" / f"t{t:g}_psi_n{psi_n:g}.npz"
+def _gradient_descent(cfg: TheoryConfig, problem: RFProblem, matrices: tuple[Array, ...], m: Modes) -> dict[str, Any]:
+    step = gd_step_tau(m.eigenvalues, problem.Delta_t, problem.psi_p, cfg.gd_step)
+    steps = max(1, int(round(cfg.gd_tau_end / step)))
+    gd = gradient_descent(problem, *matrices, step, steps, cfg.gd_checkpoints, cfg.seed + 1)
+    return {"gd": gd, "gd_closed_form": loss_curves(gd.tau, m, problem.Delta_t, problem.Sigma_t())}
 
 
-def save_setting(path: Path, key: dict[str, Any], s: Setting) -> None:
-    """Write one setting's raw results (everything else is derived from them) atomically."""
-    arrays: dict[str, Any] = {"key": json.dumps(key), "d": s.d, "n": s.n, "seconds": s.seconds,
-                              "eigenvalues": s.eigenvalues, "weights": s.weights}
-    arrays.update({f"curve_{k}": v for k, v in dataclasses.asdict(s.curves).items()})
-    if s.gd is not None and s.gd_closed_form is not None:
-        arrays.update({f"gd_{k}": v for k, v in dataclasses.asdict(s.gd).items()})
-        arrays.update({f"gdcf_{k}": v for k, v in dataclasses.asdict(s.gd_closed_form).items()})
+def _setting_path(out: Path, where: tuple[str, float, float, float, int]) -> Path:
+    model, psi_p, t, psi_n, draw = where
+    return out / "settings" / f"{model}_psi_p{psi_p:g}_t{t:g}_psi_n{psi_n:g}_draw{draw}.npz"
+
+
+def save_raw(path: Path, key: dict[str, Any], raw: Raw) -> None:
+    """Write one setting's raw results atomically."""
+    arrays: dict[str, Any] = {"key": json.dumps(key), "n": raw.n, "p": raw.p, "seconds": raw.seconds,
+                              "eigenvalues": raw.eigenvalues, "weights": raw.weights}
+    arrays.update({f"curve_{k}": v for k, v in dataclasses.asdict(raw.curves).items()})
+    if raw.gd is not None and raw.gd_closed_form is not None:
+        arrays.update({f"gd_{k}": v for k, v in dataclasses.asdict(raw.gd).items()})
+        arrays.update({f"gdcf_{k}": v for k, v in dataclasses.asdict(raw.gd_closed_form).items()})
     with atomic_path(path) as tmp:
         np.savez_compressed(tmp, **arrays)
 
 
-def load_setting(cfg: TheoryConfig, t: float, psi_n: float, path: Path) -> Setting | None:
-    """The saved setting if it matches this config; None if absent (or stale with --overwrite true); else an error."""
+def load_raw(cfg: TheoryConfig, path: Path, key: dict[str, Any]) -> Raw | None:
+    """The saved setting if it matches `key`; None if absent (or stale with --overwrite true); else an error."""
     if not path.exists():
         return None
     with np.load(path) as z:
         data = {k: z[k] for k in z.files}
-    if json.loads(str(data["key"])) != cfg.setting_key(t, psi_n):
+    if json.loads(str(data["key"])) != key:
         if cfg.overwrite:
             return None
         raise FreqdiffError(f"theory: {path} was made with other parameters; pass --overwrite true or another --out")
@@ -203,49 +297,49 @@ def load_setting(cfg: TheoryConfig, t: float, psi_n: float, path: Path) -> Setti
             return None
         return cls(**{k: (float(data[prefix + k]) if data[prefix + k].ndim == 0 else data[prefix + k]) for k in names})
 
-    return make_setting(cfg, t, psi_n, int(data["d"]), int(data["n"]), data["eigenvalues"], data["weights"],
-                        pick("curve_", LossCurves), float(data["seconds"]), pick("gd_", GDTrace),
-                        pick("gdcf_", LossCurves))
-
-
-def fit(psi_n: list[float], tau: list[float | None]) -> PowerLaw | None:
-    """log-log slope of tau against psi_n with its 95% t-interval; None with fewer than 2 usable points."""
-    points = [(x, y) for x, y in zip(psi_n, tau) if y is not None and y > 0]
-    if len({x for x, _ in points}) < 2:
-        return None
-    return fit_power_law([x for x, _ in points], [y for _, y in points])
+    return Raw(n=int(data["n"]), p=int(data["p"]), eigenvalues=data["eigenvalues"], weights=data["weights"],
+               curves=pick("curve_", LossCurves), seconds=float(data["seconds"]), gd=pick("gd_", GDTrace),
+               gd_closed_form=pick("gdcf_", LossCurves))
 
 
 @dataclass
 class StudyResult:
-    """All settings of a study, with the constants per t and the tau_mem fits."""
+    """All settings of a study with the constants per t."""
 
     config: TheoryConfig
     settings: list[Setting]
     constants: dict[float, GEConstants] = field(default_factory=dict)
-    fits: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
-    def at(self, t: float) -> list[Setting]:
-        return sorted((s for s in self.settings if s.t == t), key=lambda s: s.psi_n)
+    def select(self, model: str, psi_p: float | None = None, t: float | None = None,
+               draw: int | None = None) -> list[Setting]:
+        """Settings of one model, optionally of one psi_p, t and draw, sorted by (psi_p, t, draw, psi_n)."""
+        chosen = [s for s in self.settings if s.model == model and psi_p in (None, s.psi_p) and t in (None, s.t)
+                  and draw in (None, s.draw)]
+        return sorted(chosen, key=lambda s: (s.psi_p, s.t, s.draw, s.psi_n))
 
 
-def fits_per_t(result: StudyResult) -> dict[str, Any]:
-    """Slopes of log tau against log psi_n, per t: tau_mem and tau_x, measured and predicted."""
-    out: dict[str, Any] = {}
-    for t in result.config.t:
-        rows = result.at(t)
-        psi = [s.psi_n for s in rows]
-        entry = {}
-        for name, values in (("tau_mem_measured", [s.tau_measured.tau_mem for s in rows]),
-                             ("tau_mem_predicted", [s.tau_predicted.tau_mem for s in rows]),
-                             ("tau_x_measured", [s.tau_measured.tau_x for s in rows]),
-                             ("tau_x_predicted", [s.tau_predicted.tau_x for s in rows])):
-            law = fit(psi, values)
-            entry[name] = None if law is None else {"slope": law.slope, "intercept": law.intercept,
-                                                    "interval": law.interval}
-        out[f"t={t:g}"] = entry
-    return out
+def run_model(cfg: TheoryConfig, model: str, log: Callable[[str], object]) -> list[Setting]:
+    """Every setting of one model over its draws, computed or loaded."""
+    out, settings = Path(cfg.out), []
+    population: dict[tuple[float, float, int], tuple[Array, Array]] = {}
+    for draw in range(cfg.draw_count(model)):
+        sample: EquivalentDraw | None = None
+        for psi_p, t, psi_n in cfg.grid(model):
+            where = (model, psi_p, t, psi_n, draw)
+            key, path = cfg.setting_key(*where), _setting_path(out, where)
+            raw = load_raw(cfg, path, key)
+            if raw is None:
+                if model == "equivalent":
+                    sample = sample or EquivalentDraw.make(cfg, draw)
+                    raw = run_equivalent(cfg, psi_p, t, psi_n, sample)
+                else:
+                    raw = run_exact(cfg, psi_p, t, psi_n, draw, population)
+                save_raw(path, key, raw)
+                log(f"theory: {model} psi_p={psi_p:g} t={t:g} psi_n={psi_n:g} draw {draw}: {raw.seconds:.1f} s")
+            settings.append(make_setting(cfg, where, raw))
+        population.clear()
+    return settings
 
 
 def run_study(cfg: TheoryConfig, log: Callable[[str], object] = print) -> StudyResult:
@@ -254,32 +348,20 @@ def run_study(cfg: TheoryConfig, log: Callable[[str], object] = print) -> StudyR
 
     cfg.validate()
     start = time.time()
-    out = Path(cfg.out)
-    population: dict[float, tuple[Array, Array]] = {}
-    settings = []
-    for t in cfg.t:
-        for psi_n in cfg.psi_n:
-            path = _setting_path(out, t, psi_n)
-            setting = load_setting(cfg, t, psi_n, path)
-            if setting is None:
-                setting = run_setting(cfg, t, psi_n, population)
-                save_setting(path, cfg.setting_key(t, psi_n), setting)
-                log(f"theory: t={t:g} psi_n={psi_n:g} done in {setting.seconds:.0f} s")
-            else:
-                log(f"theory: t={t:g} psi_n={psi_n:g} loaded from {path}")
-            settings.append(setting)
-        population.clear()
+    with threadpool_limits(limits=cfg.threads, user_api="blas"):
+        settings = [s for model in MODELS for s in run_model(cfg, model, log)]
     sigma_x2 = float(np.mean(cfg.Sigma_levels))
     result = StudyResult(config=cfg, settings=settings,
                          constants={t: ge_constants(t, sigma_x2, cfg.sigma) for t in cfg.t})
-    result.fits = fits_per_t(result)
+    analysis = tables.analyze(result)
     result.seconds = time.time() - start
+    out = Path(cfg.out)
     write_json(out / "config.json", dataclasses.asdict(cfg))
     write_json(out / "summary.json", {"constants": {f"t={t:g}": c.to_dict() for t, c in result.constants.items()},
-                                      "fits": result.fits, "settings": [s.summary() for s in settings],
+                                      "slopes": analysis.slopes_json(), "settings": [s.summary() for s in settings],
                                       "compute_seconds": round(sum(s.seconds for s in settings), 1),
                                       "seconds_this_run": round(result.seconds, 1)})
-    write_csv(out / "summary.csv", report.csv_rows(result), report.CSV_COLUMNS)
-    plots.write_figures(result, out)
-    write_text(out / "report.md", report.markdown(result))
+    write_csv(out / "summary.csv", tables.csv_rows(result), tables.CSV_COLUMNS)
+    plots.write_figures(result, analysis, out)
+    write_text(out / "report.md", report.markdown(result, analysis))
     return result
