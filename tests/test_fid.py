@@ -196,6 +196,15 @@ def test_inception_offline_fails_with_one_clear_line(offline: Path) -> None:
         get_extractor("inception", weights=str(offline))  # a directory without the file
 
 
+def test_inception_downloads_only_into_clean_fids_own_folder(offline: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
+    fresh = tmp_path / "site-packages" / "cleanfid" / "stats"
+    monkeypatch.setattr(extractors, "cleanfid_folder", lambda: fresh)
+    with pytest.raises(FreqdiffError, match=f"cannot load {fresh / extractors.INCEPTION_FILE}"):
+        get_extractor("inception")  # the download (offline here) targets clean-fid's folder, made for it
+    assert fresh.is_dir()
+
+
 def test_inception_never_loads_from_a_world_writable_folder(offline: Path, tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()

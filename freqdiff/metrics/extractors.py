@@ -161,6 +161,8 @@ def load_inception(weights: str | None, device: str | torch.device) -> torch.nn.
     folder = inception_dir(weights)
     check_private(folder)
     try:
+        if weights is None:
+            folder.mkdir(parents=True, exist_ok=True)  # clean-fid makes its stats/ folder only for statistics
         return InceptionV3W(str(folder), download=weights is None).to(device).eval()
     except (OSError, ValueError, RuntimeError) as err:
         reason = " ".join(str(err).split())
