@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from freqdiff.analysis.statistics import mean_and_err
@@ -85,7 +86,7 @@ def quality(samples01: Tensor, reference01: Tensor, extractor: Extractor, folds:
             cache_dir: str | Path | None = None) -> dict[str, float | None]:
     """Mean and 2-sigma error over folds of each measure in QUALITY; None where the extractor cannot give it."""
     feats, ref_feats = extractor(samples01), reference_features(reference01, extractor, cache_dir)
-    check_finite(Tensor(feats), f"'{extractor.name}' features of the samples", "quality")
+    check_finite(torch.from_numpy(feats), f"'{extractor.name}' features of the samples", "quality")
     probabilities = extractor.probabilities(samples01) if extractor.classify is not None else None
     per_fold = [fold_quality(feats[s], ref_feats[r], samples01[s], reference01[r],
                              None if probabilities is None else probabilities[s], extractor.confidence, seed=j)
