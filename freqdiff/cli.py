@@ -53,6 +53,14 @@ def help_text(command: str) -> str:
         from freqdiff.metrics.calibration import options_help as calibrate_help
 
         return calibrate_help()
+    if command == "window":
+        from freqdiff.analysis.reports.run import window_help
+
+        return window_help()
+    if command == "compare":
+        from freqdiff.analysis.reports.compare import compare_help
+
+        return compare_help()
     return USAGE
 
 

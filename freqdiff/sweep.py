@@ -198,10 +198,10 @@ def sweep_main(argv: list[str]) -> int:
 def scaling_summary(runs: list[PlannedRun]) -> str:
     """The log-log slope of tau_mem against n over the sweep's runs, with its interval (the paper: 1)."""
     from freqdiff.analysis.reports.report import fit_text
-    from freqdiff.analysis.reading.scaling import fit_tau_mem
+    from freqdiff.analysis.reading.scaling import exact_tau_mem, fit_tau_mem
     from freqdiff.analysis.reading.curves import load_run
     from freqdiff.analysis.reading.window import read_window
 
     windows = [read_window(load_run(r.run_dir)[1], n=r.n) for r in runs]
-    lines = [f"n={w.n}: tau_gen {w.tau_gen}, tau_mem {'>= ' if w.tau_mem_censored else ''}{w.tau_mem}" for w in windows]
-    return "\n".join([*lines, fit_text(fit_tau_mem(windows), len(windows))])
+    lines = [f"n={w.n}: tau_gen {w.tau_gen}, tau_mem {w.tau_mem_earlier}; {w.verdict}" for w in windows]
+    return "\n".join([*lines, fit_text(fit_tau_mem(windows), len(exact_tau_mem(windows)))])

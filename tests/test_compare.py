@@ -1,4 +1,4 @@
-"""`freqdiff compare` over hand-made recipes: the table, the factors between recipes, outputs, bad input."""
+"""`freqdiff compare` over hand-made recipes: generation and quality first, then factors, outputs, bad input."""
 from __future__ import annotations
 
 import csv
@@ -8,13 +8,21 @@ import math
 
 import pytest
 
-from freqdiff.analysis.reports.compare import compare_main, render
 from freqdiff.analysis.reading.comparison import compare
+from freqdiff.analysis.reports.compare import compare_main, render
 from freqdiff.io import write_csv, write_json
 from freqdiff.registry import FreqdiffError
+from test_window import metrics, use_test_gate
+
+
+@pytest.fixture(autouse=True)
+def gate_lookup(monkeypatch):
+    """Every run here has the hand-set gate of its digits_cnn features; lenet runs have none."""
+    use_test_gate(monkeypatch)
+
 
 STEPS = [25, 50, 100, 250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000, 16000]
-# running median over 3: 250 200 21 20 ... -> plateau 20, band 22: tau_gen = 100 (FID 21 there)
+# running median over 3: 250 200 21 20 ... -> plateau 20, band 22: tau_gen = 100 (FD 21 there)
 FID = [300, 200, 21] + [20] * 11
 
 
@@ -28,24 +36,22 @@ def config(n, seed, regularizer="none", params=None, **data):
             "train": {"steps": STEPS[-1], "seed": seed}, "eval": {"k": 1 / 3}}
 
 
-def make_run(run_dir, cfg, onset, fid=FID):
+def make_run(run_dir, cfg, onset, fid=FID, **quality):
     """metrics.csv whose f_mem 95% lower bound is > 0 from step `onset` on (never when None)."""
     write_json(run_dir / "config.json", cfg)
-    rows = []
-    for step, f in zip(STEPS, fid):
-        low = 0.05 if onset is not None and step >= onset else 0.0
-        rows.append({"step": step, "fid": f, "kid": "", "fmem": low + 0.02 * (low > 0), "fmem_low": low,
-                     "fmem_high": low + 0.04, "loss_train": 0.05, "loss_test": 0.06, "extractor": "lenet",
-                     "n_samples": 64})
+    low = [0.05 if onset is not None and step >= onset else 0.0 for step in STEPS]
+    rows = metrics(STEPS, fid, low, **quality)
     write_csv(run_dir / "metrics.csv", rows, list(rows[0]))
 
 
-def make_recipe(root, base, regularizer="none", params=None, seeds=(0, 1), censor=(), fid=FID, **data):
+def make_recipe(root, base, regularizer="none", params=None, seeds=(0, 1), censor=(), fid=FID, data=None,
+                **quality):
     """Runs at n = 16, 64: tau_mem = base * n/16 * (1 + seed/2); (n, seed) in `censor` never memorizes."""
     for n in (16, 64):
         for seed in seeds:
             onset = None if (n, seed) in censor else int(base * n / 16 * (1 + seed / 2))
-            make_run(root / f"n{n:05d}-seed{seed}", config(n, seed, regularizer, params, **data), onset, fid)
+            make_run(root / f"n{n:05d}-seed{seed}", config(n, seed, regularizer, params, **(data or {})), onset, fid,
+                     **quality)
     return root
 
 
@@ -65,30 +71,33 @@ def test_table_values_and_censoring(two):
     assert row.group.n == 16 and str(row.group.tau_gen) == "100 ± 0 [100, 100]"
     assert str(row.group.tau_mem) == "1250 ± 354 [1000, 1500]"
     assert str(row.width) == "1150 ± 354 [900, 1400]" and str(row.ratio) == "12.5 ± 3.54 [10, 15]"
-    assert str(row.fid_at_gen) == "21 ± 0 [21, 21]" and row.extractor == "lenet"
+    assert str(row.at_gen["fid"]) == "21 ± 0.35" and str(row.at_gen["recognizable"]) == "0.95 ± 0.014"
     censored = wide.rows[1]
     assert censored.group.censored == 1 and str(censored.group.tau_mem).startswith(">= 12000")
     assert str(censored.width) == ">= 11900 ± 5657 [7900, 15900]"
     text = render(c)
-    assert "| wide (fourier_penalty(weight=0.1)) | 64 | 2 | 100 ± 0 [100, 100] | >= 12000" in text
-    assert "21 ± 0 [21, 21] (lenet)" in text
+    assert "| wide (fourier_penalty(weight=0.1)) | 64 | 2 | 2 of 2 | 100 ± 0 [100, 100] | >= 12000" in text
+    assert "FD (digits_cnn features) 21 ± 0.35; recognizable 0.95 ± 0.014" in text
+    assert "digits_cnn features: recognizable - recognizable_err >= 0.8" in text
     assert plain.fit.slope == pytest.approx(1.0) and wide.fit_runs == 3
 
 
-def test_width_factor_interval_and_verdict(two):
+def test_width_factor_interval_and_verdict_at_matched_quality(two):
     (v,) = compare(two).versus
+    assert [m.status for m in v.matches] == ["matched", "matched"]
     n16, n64 = v.width
     # geometric means sqrt(1900*2900) / sqrt(900*1400); two seeds each: the bootstrap spans every pairing
     assert n16.estimate == pytest.approx(math.sqrt(1900 * 2900 / (900 * 1400)))
     assert n16.interval == pytest.approx((1900 / 1400, 2900 / 900)) and n16.bound == ""
-    assert n64.bound == ">=" and n64.interval[1] is None
+    assert n64.bound == ">=" and n64.interval[1] is None and "wide's width is a lower bound (tau_mem censored)" in n64.note
     assert n64.estimate == pytest.approx(math.sqrt(7900 * 15900 / (3900 * 5900)))
     assert n64.interval[0] == pytest.approx(7900 / 5900)
     assert v.tau_mem[0].estimate == pytest.approx(2.0)
     assert v.pooled_width is None  # per-n intervals exist: no fallback
     assert v.verdict.startswith("wide widens the window against plain: width >= 2.34 times the reference's at n = 64")
-    assert "excludes 1; a lower bound: the recipe has censored runs" in v.verdict and "At equal quality" in v.verdict
-    assert all(q.worse is False for q in v.quality)
+    assert "excludes 1; wide's width is a lower bound (tau_mem censored))" in v.verdict
+    assert ("At matched quality on recognizable (digits_cnn) and FD (digits_cnn features) (within their combined "
+            "2-sigma errors) at n = 16, 64.") in v.verdict
 
 
 def test_reference_flag_reverses_direction(two):
@@ -97,13 +106,60 @@ def test_reference_flag_reverses_direction(two):
     assert v.verdict.startswith("plain narrows the window against wide: width <= 0.428 times")
 
 
-def test_worse_quality_is_flagged(tmp_path):
+def test_noise_recipe_reads_no_generation_never_wider(tmp_path):
+    """Samples that never pass the gate: a late (censored) tau_mem must not read as a wider window."""
     plain = make_recipe(tmp_path / "plain", 1000)
+    noise = make_recipe(tmp_path / "noise", 1000, censor={(16, 0), (16, 1), (64, 0), (64, 1)},
+                        fid=[300, 200, 21] + [19] * 11, recognizable=0.2)
+    (v,) = compare([plain, noise]).versus
+    assert [m.status for m in v.matches] == ["no generation", "no generation"]
+    assert all(f.estimate is None for f in (*v.width, *v.tau_mem)) and v.pooled_width is v.pooled_tau_mem is None
+    assert v.verdict.startswith("noise against plain: no window factor. n = 16, 64: no generation in 2 of 2 seeds")
+    assert "widen" not in v.verdict and "wider" not in v.verdict
+    text = render(compare([plain, noise]))
+    assert "| noise (none) | 16 | 2 | 0 of 2 |" in text
+    (back,) = compare([noise, plain]).versus
+    assert back.matches[0].status == "reference does not generate" and back.width[0].estimate is None
+
+
+def test_lower_quality_is_named_and_gets_no_factor(tmp_path):
+    plain = make_recipe(tmp_path / "plain", 1000)
+    faint = make_recipe(tmp_path / "faint", 2000, recognizable=0.88)
+    (v,) = compare([plain, faint]).versus
+    assert [m.status for m in v.matches] == ["lower quality", "lower quality"] and v.width[0].estimate is None
+    assert "generation at lower quality: recognizable (digits_cnn) 0.88 ± 0.014 vs 0.95 ± 0.014" in v.verdict
     blurry = make_recipe(tmp_path / "blurry", 2000, fid=[300, 200, 31] + [30] * 11)
     (v,) = compare([plain, blurry]).versus
-    assert [q.worse for q in v.quality] == [True, True]
-    assert v.quality[0].difference == pytest.approx(10) and v.quality[0].tolerance == pytest.approx(2.1)
-    assert "Not at equal quality" in v.verdict and "n = 16 (+10" in v.verdict
+    assert "generation at lower quality: FD (digits_cnn features) 31 ± 0.35 vs 21 ± 0.35" in v.verdict
+    assert "widen" not in v.verdict
+
+
+def test_better_quality_still_compares(tmp_path):
+    plain = make_recipe(tmp_path / "plain", 1000, recognizable=0.85)
+    sharp = make_recipe(tmp_path / "sharp", 2000)
+    (v,) = compare([plain, sharp]).versus
+    assert [m.status for m in v.matches] == ["matched", "matched"] and v.verdict.startswith("sharp widens")
+    assert {q.side for m in v.matches for q in m.measures} == {"better", "matched"}
+
+
+def test_without_a_gate_compare_refuses_to_judge(tmp_path):
+    plain = make_recipe(tmp_path / "plain", 1000, extractor="lenet")
+    late = make_recipe(tmp_path / "late", 4000, extractor="lenet")
+    (v,) = compare([plain, late]).versus
+    assert v.verdict == ("late against plain: no window factor. n = 16, 64: no quality gate for lenet: "
+                         "cannot judge generation.")
+    assert all(f.estimate is None for f in v.width)
+    assert "lenet features: no calibrated quality gate" in render(compare([plain, late]))
+
+
+def test_bound_notes_name_the_end_that_is_bounded(tmp_path):
+    # the reference's tau_gen is at the first checkpoint (width >=), the recipe's tau_mem is censored (width >=)
+    plain = make_recipe(tmp_path / "plain", 1000, seeds=(0,), fid=[20] * 14, fid_err=2)
+    wide = make_recipe(tmp_path / "wide", 2000, seeds=(0,), censor={(16, 0), (64, 0)}, fid_err=2)
+    (v,) = compare([plain, wide]).versus
+    assert v.width[0].estimate is None and "censored in both" not in v.width[0].note
+    assert v.width[0].note == ("undefined: the bounds leave no direction: wide's width is a lower bound "
+                               "(tau_mem censored); plain's width is a lower bound (tau_gen at the first checkpoint)")
 
 
 def test_one_seed_falls_back_to_pooled_t_interval(tmp_path):
@@ -126,7 +182,7 @@ def test_single_seed_single_n_interval_undefined(tmp_path):
     make_run(wide / "r", config(16, 0), 3000)
     (v,) = compare([plain, wide]).versus
     assert v.pooled_width.estimate is None and "need 2" in v.pooled_width.note
-    assert "one seed" in v.verdict and "no confidence can be given" in v.verdict
+    assert "no confidence can be given" in v.verdict
 
 
 def test_cli_text_csv_json_and_overwrite(two, tmp_path, capsys):
@@ -144,10 +200,13 @@ def test_cli_text_csv_json_and_overwrite(two, tmp_path, capsys):
     window = next(r for r in rows if r["kind"] == "window" and r["recipe"] == "wide" and r["n"] == "64"
                   and r["quantity"] == "tau_mem")
     assert window["bound"] == ">=" and float(window["max"]) == 16000
+    match = next(r for r in rows if r["kind"] == "match" and r["n"] == "16" and r["quantity"] == "fid_at_tau_gen_difference")
+    assert match["flag"] == "matched" and float(match["value"]) == 0 and float(match["err"]) == pytest.approx(0.5)
     assert compare_main([str(d) for d in two] + ["--out", str(out), "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["reference"] == "plain" and data["versus"][0]["width"][1]["bound"] == ">="
     assert data["recipes"][1]["rows"][1]["group"]["censored"] == 1
+    assert data["recipes"][0]["gate"]["threshold"] == 0.8
     with pytest.raises(FreqdiffError, match="not from a comparison of these DIRs"):
         compare_main([str(two[0]), "--out", str(out)])
 
@@ -159,7 +218,7 @@ def test_bad_input(two, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FreqdiffError, match="empty: holds no runs"):
         compare([plain, tmp_path / "empty"])
-    other = make_recipe(tmp_path / "other", 1000, test_size=512)
+    other = make_recipe(tmp_path / "other", 1000, data={"test_size": 512})
     with pytest.raises(FreqdiffError, match=r"different data.*differ in data.test_size \(256 vs 512\)"):
         compare([plain, other])
     make_run(wide / "extra", config(256, 0, "fourier_penalty", {"weight": 0.1}, center=False), 4000)

@@ -1,7 +1,9 @@
 """One run's measured curves: metrics.csv (and config.json) read into arrays sorted by step.
 
-An old-format table is refused in one line naming its missing columns; a cell left empty means
-the value was not computed (nan), never zero.
+The columns are those evaluate.py writes (METRICS_COLUMNS). A table without the columns the window
+cannot do without (REQUIRED_COLUMNS) is refused in one line naming them; a table from before the
+quality measures lacks the others, which then read as not computed (nan) and are listed in
+`Curves.absent`. An empty cell means the value was not computed (nan), never zero.
 """
 from __future__ import annotations
 
@@ -15,20 +17,29 @@ import numpy as np
 from freqdiff.io import read_csv, read_json
 from freqdiff.registry import FreqdiffError
 
+METRICS_COLUMNS = (
+    "step", "fid", "fid_err", "kid", "kid_err",
+    "precision", "precision_err", "recall", "recall_err", "density", "density_err", "coverage", "coverage_err",
+    "recognizable", "recognizable_err", "spectral", "spectral_err",
+    "fmem", "fmem_low", "fmem_high", "fmem_robust", "fmem_robust_low", "fmem_robust_high",
+    "loss_train", "loss_test", "extractor", "n_samples", "folds",
+)
 REQUIRED_COLUMNS = ("step", "fid", "fmem", "fmem_low", "fmem_high", "loss_train", "loss_test", "extractor")
-VALUE_COLUMNS = ("fid", "fmem", "fmem_low", "fmem_high", "loss_train", "loss_test")
+VALUE_COLUMNS = tuple(c for c in METRICS_COLUMNS if c not in ("step", "extractor"))
+
+
 @dataclass(frozen=True)
 class Curves:
     """One run's metrics table as arrays sorted by step; nan marks a value that was not computed."""
 
     step: np.ndarray
-    fid: np.ndarray
-    fmem: np.ndarray
-    fmem_low: np.ndarray
-    fmem_high: np.ndarray
-    loss_train: np.ndarray
-    loss_test: np.ndarray
-    extractor: str  # the feature extractor behind every finite FID ('' when no FID was computed)
+    values: dict[str, np.ndarray]  # every VALUE_COLUMNS column; all nan where the table lacks it
+    extractor: str  # the feature extractor behind every finite FD ('' when no FD was computed)
+    absent: tuple[str, ...] = ()  # METRICS_COLUMNS the table lacks (written before they existed)
+
+    def __getitem__(self, column: str) -> np.ndarray:
+        """The values of one metrics column, by name."""
+        return self.values[column]
 
 
 def _number(text: Any) -> float:
@@ -50,7 +61,7 @@ def _step(text: Any) -> int:
 
 
 def check_columns(present: Sequence[str], where: str) -> None:
-    """Fail naming the missing columns: a metrics table from an incompatible version."""
+    """Fail naming the missing columns the window cannot do without: a metrics table from an incompatible version."""
     missing = [c for c in REQUIRED_COLUMNS if c not in present]
     if missing:
         raise FreqdiffError(
@@ -71,11 +82,13 @@ def curves_from_rows(rows: Sequence[Mapping[str, Any]], where: str = "metrics") 
     """Arrays from metrics rows (csv or dicts), sorted by step; a repeated step keeps its last row."""
     if not rows:
         raise FreqdiffError(f"{where}: no evaluated checkpoints (empty metrics table)")
-    check_columns(list(rows[0]), where)
+    present = list(rows[0])
+    check_columns(present, where)
     by_step = {_step(r["step"]): r for r in rows}
     ordered = [by_step[s] for s in sorted(by_step)]
-    values = {c: np.array([_number(r[c]) for r in ordered]) for c in VALUE_COLUMNS}
-    return Curves(step=np.array(sorted(by_step)), extractor=_extractor(ordered), **values)
+    values = {c: np.array([_number(r.get(c)) for r in ordered]) for c in VALUE_COLUMNS}
+    absent = tuple(c for c in METRICS_COLUMNS if c not in present)
+    return Curves(np.array(sorted(by_step)), values, _extractor(ordered), absent)
 
 
 def as_curves(data: Curves | Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]) -> Curves:

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from freqdiff.analysis.reading.curves import Curves
+from freqdiff.analysis.reading.onsets import Onset
 from freqdiff.analysis.reading.window import Window
 from freqdiff.analysis.statistics import PowerLaw, fit_power_law
 
@@ -30,7 +31,8 @@ class Spread:
     """Mean, sample std (ddof=1; 0 for one value), min and max over seeds.
 
     bound is '>=' when some value is a censored lower bound (then so is every statistic),
-    '<=' when some value is an upper bound, '' otherwise.
+    '<=' when some value is an upper bound, 'mixed' when there are bounds both ways (then the
+    statistics bound nothing), '' otherwise.
     """
 
     mean: float
@@ -41,7 +43,7 @@ class Spread:
     bound: str
 
     def __str__(self) -> str:
-        prefix = f"{self.bound} " if self.bound else ""
+        prefix = "mixed bounds: " if self.bound == "mixed" else f"{self.bound} " if self.bound else ""
         if self.count == 1:
             return prefix + _num(self.mean)
         return f"{prefix}{_num(self.mean)} ± {_num(self.std)} [{_num(self.low)}, {_num(self.high)}]"
@@ -60,8 +62,9 @@ class WindowGroup:
     n: int
     seeds: tuple[Any, ...]
     tau_gen: Spread | None
-    tau_mem: Spread | None
-    censored: int  # seeds whose tau_mem is censored
+    tau_mem: Spread | None  # the earlier of the two copy measures' tau_mem
+    censored: int  # seeds whose tau_mem is censored (never memorized)
+    no_generation: int  # seeds that never pass the quality gate
 
 
 def recipe_of(config: Mapping[str, Any]) -> str:
@@ -81,10 +84,15 @@ def component_label(config: dict[str, Any], name: str) -> str:
     return f"{comp.get('name', '?')}({params})" if params else str(comp.get("name", "?"))
 
 
+def exact_tau_mem(windows: Iterable[Window]) -> list[tuple[int, int]]:
+    """(n, tau_mem) of the windows whose tau_mem (the earlier of the two copy measures) is no bound."""
+    return [(w.n, w.tau_mem_earlier.step) for w in windows
+            if w.n and w.tau_mem_earlier.step and w.tau_mem_earlier.step > 0 and not w.tau_mem_earlier.bound]
+
+
 def fit_tau_mem(windows: Iterable[Window], bootstrap: int = 0) -> PowerLaw | None:
-    """tau_mem against n over the uncensored windows; None with fewer than 2 distinct n."""
-    points = [(w.n, w.tau_mem) for w in windows
-              if w.n and w.tau_mem and w.tau_mem > 0 and not w.tau_mem_censored]
+    """tau_mem against n over the windows whose tau_mem is no bound; None with fewer than 2 distinct n."""
+    points = exact_tau_mem(windows)
     if len({n for n, _ in points}) < 2:
         return None
     n, tau = zip(*points)
@@ -98,13 +106,13 @@ def spread(values: Sequence[float], bound: str = "") -> Spread:
     return Spread(float(a.mean()), std, float(a.min()), float(a.max()), len(a), bound)
 
 
-def _tau_spread(windows: Sequence[Window], which: str) -> Spread | None:
-    """Spread of tau_gen or tau_mem over seeds; censored values make it a bound, never dropped."""
-    values = [getattr(w, which) for w in windows if getattr(w, which) is not None]
-    if not values:
+def onset_spread(onsets: Sequence[Onset]) -> Spread | None:
+    """Spread of one window end over seeds; bounded values make it a bound, never dropped."""
+    defined = [o for o in onsets if o.step is not None]
+    if not defined:
         return None
-    censored = any(getattr(w, f"{which}_censored") for w in windows)
-    return spread(values, ({"tau_mem": ">=", "tau_gen": "<="}[which]) if censored else "")
+    bounds = {o.bound for o in defined} - {""}
+    return spread([o.step for o in defined], "mixed" if len(bounds) > 1 else bounds.pop() if bounds else "")
 
 
 def group_windows(runs: Iterable[tuple[str, Any, Window]]) -> list[WindowGroup]:
@@ -116,14 +124,18 @@ def group_windows(runs: Iterable[tuple[str, Any, Window]]) -> list[WindowGroup]:
     groups = []
     for (recipe, n), members in sorted(pooled.items()):
         windows = [w for _, w in members]
-        groups.append(WindowGroup(recipe, n, tuple(s for s, _ in members), _tau_spread(windows, "tau_gen"),
-                                  _tau_spread(windows, "tau_mem"), sum(w.tau_mem_censored for w in windows)))
+        groups.append(WindowGroup(recipe, n, tuple(s for s, _ in members),
+                                  onset_spread([w.tau_gen for w in windows]),
+                                  onset_spread([w.tau_mem_earlier for w in windows]),
+                                  sum(w.tau_mem_earlier.bound == ">=" for w in windows),
+                                  sum(w.generation.generates is False for w in windows)))
     return groups
 
 
 def collapse_curve(curves: Curves, n: int) -> tuple[np.ndarray, np.ndarray] | None:
     """tau/n and f_mem(tau)/f_mem(tau_max) for the collapse plot; None when f_mem(tau_max) is 0."""
-    ok = np.isfinite(curves.fmem)
-    if not ok.any() or curves.fmem[ok][-1] <= 0:
+    fmem = curves["fmem"]
+    ok = np.isfinite(fmem)
+    if not ok.any() or fmem[ok][-1] <= 0:
         return None
-    return curves.step[ok] / n, curves.fmem[ok] / curves.fmem[ok][-1]
+    return curves.step[ok] / n, fmem[ok] / fmem[ok][-1]

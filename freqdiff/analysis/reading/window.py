@@ -1,185 +1,197 @@
-"""Read the generalization window [tau_gen, tau_mem] off one run's measured curves.
+"""Read the generalization window [tau_gen, tau_mem] off one run's measured curves, and judge the run.
 
-tau_gen is where the FID reaches its plateau near the minimum (about constant in n in the paper);
-tau_mem is where f_mem leaves zero with confidence (it grows like n). Both are evaluated
-checkpoint steps: the true crossing lies between the previous evaluated checkpoint and the one
-reported. A run that never memorizes reports tau_mem censored at its last evaluated step.
+tau_gen is where the FD reaches its plateau (about constant in n in the paper), counted only where
+the calibrated quality gate says the samples are images; tau_mem is where a copy measure leaves zero
+with confidence (it grows like n), read for the paper's f_mem and for the copy measure robust to
+residual noise. Width, ratio and the verdict use the earlier of the two tau_mem, so samples that are
+noisy copies cannot pass for a wider window. A run that never passes the gate reports "no
+generation": tau_gen censored at its last step, no width, no ratio.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from freqdiff.analysis.reading.curves import Curves, as_curves
+from freqdiff.analysis.reading.onsets import (COPY_MEASURES, Onset, WindowRule, earlier, first_confirmed, gate_passes,
+                                              gate_text, read_tau_gen, read_tau_mem)
 from freqdiff.registry import FreqdiffError, build_params
 
-CRITERIA = ("ci", "threshold")
+if TYPE_CHECKING:
+    from freqdiff.metrics.quality import Gate
+
+LOOKUP = "lookup"  # read_window's default gate: the calibrated gate of the run's feature extractor
 
 
 @dataclass(frozen=True)
-class WindowRule:
-    """Parameters of the detection rules; each is a `freqdiff window --name value` option."""
+class Generation:
+    """Whether the run generates images by its quality gate: True, False, or None (cannot judge, and why)."""
 
-    rel_tol: float = 0.1  # tau_gen band: FID <= min + max(rel_tol * |min|, abs_tol)
-    abs_tol: float = 0.0  # floor of the band, for distances whose minimum is near 0
-    smooth: int = 3  # width (odd) of the running median applied to FID before reading tau_gen
-    criterion: str = "ci"  # ci: 95% lower bound of f_mem > 0; threshold: f_mem >= threshold
-    threshold: float = 0.01  # f_mem level of criterion=threshold
-    confirm: int = 1  # following checkpoints that must agree before a crossing counts
-
-    def __post_init__(self) -> None:
-        if self.criterion not in CRITERIA:
-            raise FreqdiffError(f"window.criterion: unknown value {self.criterion!r}; choices: {', '.join(CRITERIA)}")
-        if self.smooth < 1 or self.smooth % 2 == 0:
-            raise FreqdiffError(f"window.smooth: need an odd width >= 1, got {self.smooth}")
-        if self.confirm < 0 or self.rel_tol < 0 or self.abs_tol < 0:
-            raise FreqdiffError("window: confirm, rel_tol and abs_tol must be >= 0")
+    gate: Gate | None
+    generates: bool | None
+    how: str
 
 
 @dataclass(frozen=True)
 class Window:
-    """The generalization window of one run, in optimizer steps, with how each end was read."""
+    """The generalization window of one run, in optimizer steps, with how each end was read and a verdict."""
 
-    tau_gen: int | None  # None when no FID was computed
-    tau_mem: int | None  # None when no f_mem was computed; the last step when censored
-    width: int | None  # tau_mem - tau_gen
-    ratio: float | None  # tau_mem / tau_gen
     n: int | None  # training-set size
-    tau_mem_censored: bool  # f_mem never left zero: tau_mem >= the value given
-    tau_gen_censored: bool  # FID was already on its plateau at the first checkpoint: tau_gen <= the value
-    lower_bounds: bool  # width and ratio are lower bounds (a censored end)
-    tau_gen_how: str
-    tau_mem_how: str
-    rule: dict[str, Any]
-    flags: tuple[str, ...]  # anything a reader must know before trusting the numbers
-    min_fid: float | None  # the FID plateau level: lowest smoothed FID held for confirm+1 checkpoints
-    extractor: str
-    final_fmem: tuple[float, float | None, float | None] | None  # (f_mem, low, high) at the last checkpoint
     last_step: int
+    extractor: str  # the features behind every FD value below
+    tau_gen: Onset  # the FD on its plateau while the quality gate passes
+    tau_mem: Onset  # the paper's f_mem leaves zero
+    tau_mem_robust: Onset  # the copy measure robust to residual high-frequency noise leaves zero
+    tau_mem_earlier: Onset  # the earlier of the two: width, ratio and verdict use it
+    width: int | None  # tau_mem_earlier - tau_gen; None when undefined (see width_note)
+    ratio: float | None  # tau_mem_earlier / tau_gen
+    bound: str  # of width and ratio: '>=' lower bounds, '<=' upper bounds, '' exact up to checkpoint spacing
+    width_note: str  # why width is undefined, or which end makes it a bound ('' when exact)
+    generation: Generation
+    min_fid: float | None  # the FD plateau level
+    fid_err: float | None  # the FD's 2-sigma sampling error at the plateau (the band's floor)
+    final_fmem: tuple[float, float | None, float | None] | None  # (f_mem, low, high) at the last checkpoint
+    final_fmem_robust: tuple[float, float | None, float | None] | None
+    verdict: str  # 'memorized: ...', 'generalized: ...', 'no generation: ...', or why it cannot be judged
+    flags: tuple[str, ...]  # anything a reader must know before trusting the numbers
+    rule: dict[str, Any]
 
     def summary(self) -> str:
-        """The window in a few terminal lines: both ends (with their bounds), width, ratio and flags."""
-        gen = f"<= {self.tau_gen}" if self.tau_gen_censored else f"{self.tau_gen}"
-        mem = f">= {self.tau_mem}" if self.tau_mem_censored else f"{self.tau_mem}"
-        bound = ">= " if self.lower_bounds else ""
-        ratio = "n/a" if self.ratio is None else f"{self.ratio:.3g}"
-        head = f"n={self.n}: tau_gen {gen}, tau_mem {mem}, width {bound}{self.width}, ratio {bound}{ratio}"
-        quality = f" (min FD {self.min_fid:.4g}, {self.extractor} features)" if self.min_fid is not None else ""
-        return "\n".join([head + quality, *(f"  flag: {flag}" for flag in self.flags)])
+        """The window in a few terminal lines: both ends with their bounds, width, ratio, verdict, flags."""
+        bound = f"{self.bound} " if self.bound else ""
+        span = (f"width {bound}{self.width}, ratio {bound}{self.ratio:.3g}" if self.ratio is not None
+                else f"width {bound}{self.width}" if self.width is not None else f"no width ({self.width_note})")
+        err = "" if self.fid_err is None else f" ± {self.fid_err:.3g}"
+        plateau = f"FD plateau {self.min_fid:.4g}{err} ({self.extractor} features)" if self.min_fid is not None else ""
+        lines = [f"n={self.n}: tau_gen {self.tau_gen}, tau_mem {self.tau_mem} (f_mem), {self.tau_mem_robust} "
+                 f"(robust); {span}", f"  verdict: {self.verdict}",
+                 f"  generation: {self.generation.how}", *([f"  {plateau}"] if plateau else [])]
+        return "\n".join(lines + [f"  flag: {flag}" for flag in self.flags])
 
 
-def running_median(values: np.ndarray, width: int) -> np.ndarray:
-    """Centered running median over `width` points, the window truncated at both ends."""
-    half = width // 2
-    return np.array([np.median(values[max(0, i - half): i + half + 1]) for i in range(len(values))])
+def find_gate(extractor: str) -> Gate | None:
+    """The calibrated quality gate of a feature space (freqdiff.metrics.quality.gate_for); None when none.
+
+    Imported here, not at the top: freqdiff.metrics loads torch, which the rest of the window never needs.
+    """
+    from freqdiff.metrics.quality import gate_for
+
+    return gate_for(extractor) if extractor else None
 
 
-def first_lasting(mask: np.ndarray, confirm: int) -> int | None:
-    """First index i with mask true at i and at the next `confirm` indices that exist."""
-    for i in range(len(mask)):
-        if mask[i: i + confirm + 1].all():
-            return i
-    return None
+def judge_generation(curves: Curves, rule: WindowRule,
+                     gate: Gate | None) -> tuple[Generation, np.ndarray | None, list[str]]:
+    """Does any checkpoint, confirmed by the next `confirm`, pass the gate (and which pass); or why this cannot be judged."""
+    name = curves.extractor or "unknown"
+    if gate is None:
+        how = f"no quality gate for {name}: cannot judge generation"
+        return Generation(None, None, how), None, [f"no_quality_gate: no calibrated quality gate for {name} "
+                                                   "features; tau_gen is read off the FD alone"]
+    if gate.measure not in curves.values:
+        raise FreqdiffError(f"quality gate measure {gate.measure!r} is not a metrics column; "
+                            f"choices: {', '.join(curves.values)}")
+    if not np.isfinite(curves[gate.measure]).any():
+        why = "is not in metrics.csv (older metrics)" if gate.measure in curves.absent else "was never computed"
+        how = f"the quality gate's measure {gate.measure} {why}: cannot judge generation"
+        return Generation(gate, None, how), None, [f"no_quality_gate: {how}"]
+    passes, flags = gate_passes(curves, gate)
+    i = first_confirmed(passes, rule.confirm)
+    if i is None:
+        how = f"no generation: {gate_text(gate)} at no {rule.confirm + 1} consecutive checkpoints"
+        return Generation(gate, False, how), passes, flags
+    how = f"generates from step {curves.step[i]}: {gate_text(gate)} there and at the next {rule.confirm} checkpoint(s)"
+    return Generation(gate, True, how), passes, flags
 
 
-def sustained(values: np.ndarray, confirm: int) -> np.ndarray:
-    """Per index i, the highest value over i and the next `confirm` indices that exist."""
-    return np.array([values[i: i + confirm + 1].max() for i in range(len(values))])
+def span(gen: Onset, mem: Onset, generation: Generation) -> tuple[int | None, float | None, str, str]:
+    """width = tau_mem - tau_gen and ratio = tau_mem / tau_gen, the side their true values lie on, and why.
+
+    The note says why the width is undefined, or which end makes it a bound ('' when exact).
+    """
+    if gen.step is None or mem.step is None:
+        return None, None, "", "undefined: an end of the window was not computed"
+    if generation.generates is False:
+        return None, None, "", "no generation"
+    if gen.bound == ">=":
+        return None, None, "", "tau_gen not reached"
+    reasons = {">=": [], "<=": []}
+    if gen.bound == "<=":
+        reasons[">="].append("tau_gen at the first checkpoint")
+    if mem.bound:
+        reasons[mem.bound].append("tau_mem censored" if mem.bound == ">=" else "tau_mem at the first checkpoint")
+    if reasons[">="] and reasons["<="]:
+        return None, None, "", "undefined: tau_gen and tau_mem are both upper bounds (first checkpoint)"
+    bound = ">=" if reasons[">="] else "<=" if reasons["<="] else ""
+    ratio = mem.step / gen.step if gen.step > 0 else None
+    return mem.step - gen.step, ratio, bound, ", ".join(reasons.get(bound, []))
 
 
-def _tau_gen(curves: Curves, rule: WindowRule) -> tuple[int | None, bool, float | None, str, list[str]]:
-    """tau_gen, whether it is censored, the plateau level, how it was read and flags."""
-    ok = np.isfinite(curves.fid)
-    if not ok.any():
-        return None, False, None, "no FID computed", ["no_fid: no checkpoint has an FID; tau_gen undefined"]
-    steps, fid = curves.step[ok], running_median(curves.fid[ok], rule.smooth)
-    level = float(sustained(fid, rule.confirm).min())
-    band = level + max(rule.rel_tol * abs(level), rule.abs_tol)
-    i = first_lasting(fid <= band, rule.confirm)
-    assert i is not None, "the checkpoints that hold the plateau level are in the band"
-    how = (f"FID smoothed by a running median over {rule.smooth} checkpoints; plateau level {level:.4g} = lowest "
-           f"value held for {rule.confirm + 1} consecutive checkpoints; tau_gen = first checkpoint with FID <= "
-           f"{band:.4g} (level + max({rule.rel_tol:g} x level, {rule.abs_tol:g})) there and at the next "
-           f"{rule.confirm} checkpoint(s)")
-    flags = []
-    censored = i == 0
-    if censored:
-        flags.append("tau_gen_at_first_checkpoint: FID already on its plateau at the first checkpoint; tau_gen <= this")
-    if len(fid) > 1 and fid.argmin() == len(fid) - 1:
-        flags.append("fid_still_falling: the lowest FID is at the last checkpoint; the plateau may lie later")
-    return int(steps[i]), censored, level, how, flags
+def _copied_by(window_mem: Onset, onsets: Mapping[str, Onset]) -> str:
+    """Which copy measures set the earlier tau_mem."""
+    return " and ".join(COPY_MEASURES[m] for m, o in onsets.items() if o.step == window_mem.step and o.reached)
 
 
-def _memorized(curves: Curves, rule: WindowRule) -> tuple[np.ndarray, np.ndarray]:
-    """Steps where f_mem was evaluated and whether each counts as memorizing under the rule."""
-    if rule.criterion == "ci":
-        ok = np.isfinite(curves.fmem_low)
-        return curves.step[ok], curves.fmem_low[ok] > 0
-    ok = np.isfinite(curves.fmem)
-    return curves.step[ok], curves.fmem[ok] >= rule.threshold
+def verdict(gen: Onset, mem: Onset, onsets: Mapping[str, Onset], generation: Generation, last: int) -> str:
+    """One sentence: memorized, generalized, no generation, or why generation cannot be judged."""
+    if mem.reached:
+        return f"memorized: samples copy training images from step {mem} on (seen by {_copied_by(mem, onsets)})"
+    if not generation.generates:
+        return generation.how
+    if not gen.reached:
+        return "tau_gen not reached: the gate passes but the FD never settles on its plateau while it does"
+    return f"generalized: generates from tau_gen {gen}; no copies up to the last checkpoint {last}"
 
 
-def _tau_mem(curves: Curves, rule: WindowRule) -> tuple[int | None, bool, str, list[str]]:
-    """tau_mem, whether it is censored (never memorized), how it was read and flags."""
-    steps, mask = _memorized(curves, rule)
-    if len(steps) == 0:
-        flag = "no_fmem: no checkpoint has the f_mem value the criterion reads; tau_mem undefined"
-        return None, False, "no f_mem computed", [flag]
-    test = ("95% lower bound of f_mem > 0" if rule.criterion == "ci" else f"f_mem >= {rule.threshold:g}")
-    i = first_lasting(mask, rule.confirm)
-    confirmed = i is not None and i + rule.confirm < len(mask)
-    if confirmed:
-        how = f"first checkpoint with {test}, confirmed at the next {rule.confirm} checkpoint(s)"
-        flags = ["tau_mem_at_first_checkpoint: memorizing at the first checkpoint; tau_mem <= this"] if i == 0 else []
-        return int(steps[i]), False, how, flags
-    flags = [f"fmem_unconfirmed: {test} only in the last checkpoint(s), not confirmed"] if i is not None else []
-    how = f"never {test} at {rule.confirm + 1} consecutive checkpoints: censored at the last evaluated step"
-    return int(steps[-1]), True, how, flags
-
-
-def _final_fmem(curves: Curves) -> tuple[float, float | None, float | None] | None:
-    """(f_mem, low, high) at the last checkpoint that has f_mem."""
-    ok = np.flatnonzero(np.isfinite(curves.fmem))
+def _final(curves: Curves, measure: str) -> tuple[float, float | None, float | None] | None:
+    """(value, low, high) of a copy measure at the last checkpoint that has it."""
+    ok = np.flatnonzero(np.isfinite(curves[measure]))
     if len(ok) == 0:
         return None
     j = ok[-1]
-    low, high = (float(v) if math.isfinite(v) else None for v in (curves.fmem_low[j], curves.fmem_high[j]))
-    return float(curves.fmem[j]), low, high
+    low, high = (float(v) if math.isfinite(v) else None
+                 for v in (curves[f"{measure}_low"][j], curves[f"{measure}_high"][j]))
+    return float(curves[measure][j]), low, high
 
 
 def read_window(data: Curves | Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
-                n: int | None = None, **options: Any) -> Window:
-    """Read tau_gen and tau_mem off the curves with the WindowRule `options` (strings accepted).
+                n: int | None = None, gate: Gate | None | str = LOOKUP, **options: Any) -> Window:
+    """Read tau_gen, both tau_mem and the verdict off the curves with the WindowRule `options` (strings accepted).
 
-    tau_gen: smooth the FID with a running median over `smooth` checkpoints (a single outlier,
-    low or high, is removed); the plateau level is the lowest value the smoothed FID holds for
-    `confirm`+1 consecutive checkpoints (so an isolated low value cannot set it either); the band
-    is level + max(rel_tol*|level|, abs_tol); tau_gen is the first checkpoint inside the band
-    whose next `confirm` checkpoints are also inside.
-    tau_mem: a checkpoint memorizes when the 95% lower bound of f_mem is > 0 (criterion=ci) or
-    f_mem >= threshold (criterion=threshold); tau_mem is the first memorizing checkpoint whose
-    next `confirm` checkpoints also memorize, so a single blip does not count. Without one,
-    tau_mem is censored at the last evaluated step and width/ratio become lower bounds.
+    tau_gen: smooth the FD with a running median over `smooth` checkpoints (a single outlier, low or
+    high, is removed); the plateau level is the lowest value that full median windows hold for
+    `confirm`+1 consecutive checkpoints; the band is level + max(rel_tol*|level|, abs_tol, the FD's
+    2-sigma error there), so sampling noise cannot move tau_gen; tau_gen is the first checkpoint in
+    the band that passes the quality gate (value - err >= threshold), there and at the next
+    `confirm` checkpoints. `gate`: a Gate, None for none, or looked up for the run's extractor.
+    tau_mem: a checkpoint memorizes when the 95% lower bound of the copy measure is > 0
+    (criterion=ci) or the measure >= threshold (criterion=threshold), confirmed by the next
+    `confirm` checkpoints; without one it is censored at the last evaluated step.
     """
     rule = build_params(WindowRule, options, "window")
     curves = as_curves(data)
-    tau_gen, gen_censored, level, gen_how, gen_flags = _tau_gen(curves, rule)
-    tau_mem, mem_censored, mem_how, mem_flags = _tau_mem(curves, rule)
-    both = tau_gen is not None and tau_mem is not None
-    flags = gen_flags + mem_flags
-    if both and not mem_censored and tau_mem <= tau_gen:
-        flags.append("no_window: f_mem leaves zero before FID reaches its plateau")
+    generation, passes, flags = judge_generation(curves, rule, find_gate(curves.extractor) if gate == LOOKUP else gate)
+    tau_gen, plateau, gen_flags = read_tau_gen(curves, rule, generation.gate, passes)
+    onsets, mem_flags = {}, []
+    for measure in COPY_MEASURES:
+        onsets[measure], measure_flags = read_tau_mem(curves, rule, measure)
+        mem_flags += measure_flags
+    mem = earlier(onsets["fmem"], onsets["fmem_robust"])
+    width, ratio, bound, note = span(tau_gen, mem, generation)
+    flags += gen_flags + mem_flags
+    if curves.absent:
+        flags.append(f"old_metrics: metrics.csv has no {', '.join(curves.absent)}; read as not computed")
+    if width is not None and not bound and width <= 0:
+        flags.append("no_window: copies appear before the FD reaches its plateau")
     return Window(
-        tau_gen=tau_gen, tau_mem=tau_mem,
-        width=tau_mem - tau_gen if both else None,
-        ratio=tau_mem / tau_gen if both and tau_gen > 0 else None,
-        n=n, tau_mem_censored=mem_censored, tau_gen_censored=gen_censored,
-        lower_bounds=both and (mem_censored or gen_censored),
-        tau_gen_how=gen_how, tau_mem_how=mem_how, rule=dataclasses.asdict(rule), flags=tuple(flags),
-        min_fid=level, extractor=curves.extractor, final_fmem=_final_fmem(curves),
-        last_step=int(curves.step[-1]),
+        n=n, last_step=int(curves.step[-1]), extractor=curves.extractor, tau_gen=tau_gen,
+        tau_mem=onsets["fmem"], tau_mem_robust=onsets["fmem_robust"], tau_mem_earlier=mem,
+        width=width, ratio=ratio, bound=bound, width_note=note, generation=generation,
+        min_fid=plateau.level if plateau else None, fid_err=plateau.err if plateau else None,
+        final_fmem=_final(curves, "fmem"), final_fmem_robust=_final(curves, "fmem_robust"),
+        verdict=verdict(tau_gen, mem, onsets, generation, int(curves.step[-1])), flags=tuple(flags),
+        rule=dataclasses.asdict(rule),
     )

@@ -10,16 +10,18 @@ import dataclasses
 import math
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
-from matplotlib.figure import Figure
 
-from freqdiff.analysis.reports.plots import TAU_LABEL, fid_label
-from freqdiff.analysis.reports.report import fit_text, markdown_table
-from freqdiff.analysis.reading.comparison import (COVERAGE, DRAWS, SEED, Comparison, Factor, Recipe, Versus, compare,
-                                               interval_text)
+from freqdiff.analysis.reading.comparison import (COVERAGE, DRAWS, MATCHED, SEED, Comparison, Factor, Versus, compare,
+                                                  interval_text)
+from freqdiff.analysis.reading.onsets import gate_text
+from freqdiff.analysis.reading.pooling import Recipe, Row
 from freqdiff.analysis.reading.scaling import Spread
+from freqdiff.analysis.reports.comparison_figure import comparison_figure
+from freqdiff.analysis.reports.report import fit_text, markdown_table
+from freqdiff.analysis.reports.run import window_options_help
 from freqdiff.analysis.statistics import PowerLaw
 from freqdiff.config import split_argv
 from freqdiff.io import read_json, save_figure, write_csv, write_json, write_text
@@ -27,24 +29,41 @@ from freqdiff.registry import FreqdiffError, check_choice
 
 FORMATS = ("text", "csv", "json")
 FILES = ("report.md", "comparison.png", "comparison.csv", "comparison.json")
-CSV_COLUMNS = ["kind", "recipe", "reference", "n", "quantity", "value", "std", "min", "max", "bound", "seeds",
-               "ci_low", "ci_high", "tolerance", "flag", "method", "note"]
-QUANTITIES = ("tau_gen", "tau_mem", "width", "ratio", "fid_at_tau_gen", "final_fmem")
+CSV_COLUMNS = ["kind", "recipe", "reference", "n", "quantity", "value", "err", "std", "min", "max", "bound", "seeds",
+               "ci_low", "ci_high", "flag", "method", "note"]
+QUANTITIES = ("tau_gen", "tau_mem", "width", "ratio", "final_fmem", "final_fmem_robust")
 
 
 # ----------------------------------------------------------------------------- rendering
 
 
-def _cell(s: Spread | None, suffix: str = "") -> str:
-    """A spread as text, or an em dash."""
+def _cell(s: object | None, suffix: str = "") -> str:
+    """A spread or level as text, or an em dash."""
     return "—" if s is None else f"{s}{suffix}"
+
+
+def measure_label(measure: str, extractor: str) -> str:
+    """A quality column as a reader sees it: the FD always with the features that made it."""
+    return f"FD ({extractor or 'unknown'} features)" if measure == "fid" else measure
+
+
+def _quality_cell(row: Row) -> str:
+    """Quality at tau_gen: each measure's mean over seeds ± its 2-sigma error."""
+    return "; ".join(f"{measure_label(c, row.extractor)} {level}" for c, level in row.at_gen.items()) or "—"
+
+
+def _generating(recipe: Recipe, row: Row) -> str:
+    """'k of m' seeds that pass the quality gate, or why it cannot be judged."""
+    if recipe.gate is None:
+        return f"unknown: no quality gate for {recipe.extractor or 'unknown'}"
+    return f"{len(row.group.seeds) - row.group.no_generation} of {len(row.group.seeds)}"
 
 
 def _window_rows(comparison: Comparison) -> list[list[str]]:
     """The per-(recipe, n) table rows."""
-    return [[f"{r.label} ({r.regularizer})", str(row.group.n), str(len(row.group.seeds)), _cell(row.group.tau_gen),
-             _cell(row.group.tau_mem), _cell(row.width), _cell(row.ratio),
-             _cell(row.fid_at_gen, f" ({row.extractor or 'unknown'})"), _cell(row.final_fmem), str(row.group.censored)]
+    return [[f"{r.label} ({r.regularizer})", str(row.group.n), str(len(row.group.seeds)), _generating(r, row),
+             _cell(row.group.tau_gen), _cell(row.group.tau_mem), _cell(row.width), _cell(row.ratio),
+             _quality_cell(row), _cell(row.final_fmem), _cell(row.final_fmem_robust), str(row.group.censored)]
             for r in comparison.recipes for row in r.rows]
 
 
@@ -59,46 +78,57 @@ def _factor_text(f: Factor | None) -> str:
 
 def _versus_rows(v: Versus) -> list[list[str]]:
     """The factor table rows of one recipe against the reference, pooled row last."""
-    rows = []
-    for w, t, q in zip(v.width, v.tau_mem, v.quality):
-        fid = "—" if q.difference is None else f"{q.difference:+.3g} (tolerance {q.tolerance:.3g})"
-        equal = {None: f"unchecked: {q.note}", True: "NO: worse", False: "yes"}[q.worse]
-        rows.append([v.recipe, str(w.n), _factor_text(w), interval_text(w), _factor_text(t), interval_text(t),
-                     fid, equal])
+    rows = [[v.recipe, str(m.n), m.note, _factor_text(w) if m.status == MATCHED else "—",
+             interval_text(w) if m.status == MATCHED else "—", _factor_text(t) if m.status == MATCHED else "—",
+             interval_text(t) if m.status == MATCHED else "—"] for m, w, t in zip(v.matches, v.width, v.tau_mem)]
     if v.pooled_width or v.pooled_tau_mem:
         pw, pt = v.pooled_width, v.pooled_tau_mem
-        rows.append([v.recipe, "pooled", _factor_text(pw), interval_text(pw) if pw else "—",
-                     _factor_text(pt), interval_text(pt) if pt else "—", "", ""])
+        rows.append([v.recipe, "pooled", "", _factor_text(pw), interval_text(pw) if pw else "—",
+                     _factor_text(pt), interval_text(pt) if pt else "—"])
     return rows
 
 
+def _gates(comparison: Comparison) -> list[str]:
+    """One line per feature space: its quality gate, or that it has none."""
+    gates = {r.extractor: r.gate for r in comparison.recipes}
+    return [f"- {extractor or 'unknown'} features: " + (gate_text(g) if g else "no calibrated quality gate; "
+                                                           "generation cannot be judged")
+            for extractor, g in gates.items()]
+
+
+INTRO = ("Steps are optimizer steps at evaluated checkpoints. '>=' marks a lower bound (a censored tau_mem: no "
+         "copies by the last checkpoint; or a tau_gen not reached), '<=' an upper bound (reached at the first "
+         "checkpoint). tau_mem is the earlier of the paper's f_mem and the copy measure robust to residual noise. "
+         "A run generates when its quality gate passes (value - 2-sigma error >= threshold) at consecutive "
+         "checkpoints; tau_gen counts only where it passes.")
+AGAINST = ("A factor (geometric mean over seeds of the recipe's value / the reference's) is given only at an n "
+           "where every seed of both generates and the two match in quality at tau_gen: the gate's measure and the "
+           "FD each differ by no more than their combined 2-sigma errors (each the larger of the seed scatter and "
+           "the propagated sampling error). Interval: percentile bootstrap ({draws} draws, seed {seed}), resampling "
+           "each recipe's seeds with replacement; undefined with one seed. {coverage} When no n has an interval, a "
+           "'pooled' row gives the geometric mean of the per-n factors with a t-interval over n (needs 2 n; assumes "
+           "the factor does not depend on n). A bounded tau makes a factor a bound: then only one end of its "
+           "interval is given.")
+
+
 def render(comparison: Comparison) -> str:
-    """The comparison as markdown: windows table, factors against the reference, slopes, verdicts."""
-    rule = comparison.rule
+    """The comparison as markdown: gates, windows table, matches and factors, slopes, verdicts."""
     recipes = [[r.label, str(r.path), r.recipe, r.regularizer, str(len(r.runs)), str(len(r.skipped))]
                for r in comparison.recipes]
-    lines = ["# freqdiff comparison", "",
-             f"Reference: {comparison.reference}. Steps are optimizer steps at evaluated checkpoints. "
-             "'>=' marks a lower bound (a censored tau_mem: no memorization seen), '<=' an upper bound "
-             "(FID already on its plateau at the first checkpoint).", "",
+    lines = ["# freqdiff comparison", "", f"Reference: {comparison.reference}. {INTRO}", "",
              *markdown_table(("recipe", "directory", "recipe id", "regularizer", "runs", "skipped"), recipes), "",
-             "## Windows", "", "Mean ± sample std [min, max] over seeds. FID at tau_gen: the FID measured at the "
-             "tau_gen checkpoint, with the features that made it.", "",
-             *markdown_table(("recipe", "n", "seeds", "tau_gen", "tau_mem", "width", "ratio", "FID at tau_gen",
-                      "final f_mem", "censored seeds"), _window_rows(comparison)), ""]
+             "Quality gates:", "", *_gates(comparison), "",
+             "## Windows", "", "Mean ± sample std [min, max] over seeds. Quality at tau_gen: each measure at the "
+             "tau_gen checkpoint, mean over the seeds that reach it ± its 2-sigma error.", "",
+             *markdown_table(("recipe", "n", "seeds", "generating seeds", "tau_gen", "tau_mem", "width", "ratio",
+                              "quality at tau_gen", "final f_mem", "final f_mem robust", "censored seeds"),
+                             _window_rows(comparison)), ""]
     if comparison.versus:
         lines += [f"## Against {comparison.reference}", "",
-                  "Factor = geometric mean over seeds of the recipe's value / the reference's, at each n both have. "
-                  f"Interval: percentile bootstrap ({DRAWS} draws, seed {SEED}), resampling each recipe's seeds "
-                  f"with replacement; undefined with one seed. {COVERAGE} When no n has an interval, a 'pooled' row "
-                  "gives the geometric mean of the per-n factors with a t-interval over n (needs 2 n; assumes the "
-                  "factor does not depend on n). A censored tau_mem makes a factor a bound: then only one end of "
-                  "its interval is given. Equal quality: the recipe's mean FID at tau_gen exceeds the reference's by "
-                  f"no more than max(either seed std, the plateau band max({rule['rel_tol']:g} x FID, "
-                  f"{rule['abs_tol']:g})).", "",
-                  *markdown_table(("recipe", "n", "width factor", "95% interval", "tau_mem factor", "95% interval",
-                           "FID at tau_gen difference", "equal quality"),
-                          [row for v in comparison.versus for row in _versus_rows(v)]), ""]
+                  AGAINST.format(draws=DRAWS, seed=SEED, coverage=COVERAGE), "",
+                  *markdown_table(("recipe", "n", "generation and quality", "width factor", "95% interval",
+                                   "tau_mem factor", "95% interval"),
+                                  [row for v in comparison.versus for row in _versus_rows(v)]), ""]
     lines += ["## tau_mem against n", "", *(f"- {r.label}: {fit_text(r.fit, r.fit_runs)}" for r in comparison.recipes),
               "", "## Verdict", ""]
     lines += [f"- {v.verdict}" for v in comparison.versus] or ["- One recipe only: nothing to compare against."]
@@ -123,24 +153,31 @@ def _csv_factor(v: Versus, f: Factor) -> dict[str, Any]:
 
 
 def csv_rows(comparison: Comparison) -> list[dict[str, Any]]:
-    """Long-format rows: kind window | factor | quality | slope | verdict."""
+    """Long-format rows: kind window | quality | slope | match | factor | verdict."""
     rows = []
     for r in comparison.recipes:
         for row in r.rows:
-            spreads = (row.group.tau_gen, row.group.tau_mem, row.width, row.ratio, row.fid_at_gen, row.final_fmem)
-            rows += [{"kind": "window", "recipe": r.label, "n": row.group.n, "quantity": q, **_csv_spread(s),
-                      "note": row.extractor if q == "fid_at_tau_gen" else ""} for q, s in zip(QUANTITIES, spreads)]
+            spreads = (row.group.tau_gen, row.group.tau_mem, row.width, row.ratio, row.final_fmem,
+                       row.final_fmem_robust)
+            rows += [{"kind": "window", "recipe": r.label, "n": row.group.n, "quantity": q, **_csv_spread(s)}
+                     for q, s in zip(QUANTITIES, spreads)]
+            rows += [{"kind": "quality", "recipe": r.label, "n": row.group.n, "quantity": f"{c}_at_tau_gen",
+                      "value": level.value, "err": level.err, "seeds": level.seeds,
+                      "note": measure_label(c, row.extractor)} for c, level in row.at_gen.items()]
         fit = r.fit
         rows.append({"kind": "slope", "recipe": r.label, "quantity": "tau_mem_vs_n_slope", "seeds": r.fit_runs,
                      "value": fit.slope if fit else None, "ci_low": fit.interval[0] if fit and fit.interval else None,
                      "ci_high": fit.interval[1] if fit and fit.interval else None, "note": fit_text(fit, r.fit_runs)})
     for v in comparison.versus:
+        for m in v.matches:
+            rows.append({"kind": "match", "recipe": v.recipe, "reference": v.reference, "n": m.n,
+                         "quantity": "generation_and_quality", "flag": m.status, "note": m.note})
+            rows += [{"kind": "match", "recipe": v.recipe, "reference": v.reference, "n": m.n,
+                      "quantity": f"{q.measure}_at_tau_gen_difference",
+                      "value": q.mine.value - q.ref.value if q.mine and q.ref else None, "err": q.tolerance,
+                      "flag": q.side, "note": str(q)} for q in m.measures]
         factors = [*v.width, *v.tau_mem, *(f for f in (v.pooled_width, v.pooled_tau_mem) if f)]
         rows += [_csv_factor(v, f) for f in factors]
-        rows += [{"kind": "quality", "recipe": v.recipe, "reference": v.reference, "n": q.n,
-                  "quantity": "fid_at_tau_gen_difference", "value": q.difference, "tolerance": q.tolerance,
-                  "flag": {None: "unchecked", True: "worse", False: "equal"}[q.worse], "note": q.note}
-                 for q in v.quality]
         rows.append({"kind": "verdict", "recipe": v.recipe, "reference": v.reference, "note": v.verdict})
     return rows
 
@@ -174,60 +211,6 @@ def _dir_key(comparison: Comparison) -> list[str]:
     return sorted(str(r.path.resolve()) for r in comparison.recipes)
 
 
-def comparison_figure(comparison: Comparison) -> Figure:
-    """Left: tau_gen and tau_mem against n per recipe (log-log), window shaded, censored tau_mem open.
-
-    Right: the FID at tau_gen against n. Bars span min..max over seeds; markers are means.
-    """
-    fig = Figure(figsize=(12, 4.5))
-    ax, fid_ax = fig.subplots(1, 2)
-    ax.set_yscale("log")
-    for i, recipe in enumerate(comparison.recipes):
-        _draw_recipe(ax, fid_ax, recipe, f"C{i % 10}", 1.04 ** i)
-    ns = sorted({row.group.n for r in comparison.recipes for row in r.rows})
-    for axis in (ax, fid_ax):
-        axis.set_xscale("log")
-        axis.set_xticks(ns, [str(n) for n in ns])
-        axis.minorticks_off()
-    ax.set_xlabel("n (training-set size)")
-    ax.set_ylabel(TAU_LABEL)
-    ax.set_title("generalization window: tau_gen (x, dashed) to tau_mem (o, solid)", fontsize=9)
-    ax.legend(fontsize=7)
-    extractors = {r.extractor for r in comparison.recipes}
-    fid_ax.set_ylabel(f"{fid_label(extractors.pop()) if len(extractors) == 1 else 'FID (features differ)'} at tau_gen")
-    fid_ax.set_xlabel("n (training-set size)")
-    fid_ax.set_title("quality at the window's start", fontsize=9)
-    fid_ax.legend(fontsize=7)
-    return fig
-
-
-def _bars(spreads: Sequence[Spread]) -> np.ndarray:
-    """Error-bar lengths (below, above) from the mean to min and max."""
-    return np.array([[s.mean - s.low for s in spreads], [s.high - s.mean for s in spreads]])
-
-
-def _draw_recipe(ax: Any, fid_ax: Any, recipe: Recipe, color: str, shift: float) -> None:
-    """One recipe's window band and FID at tau_gen; x shifted slightly so recipes do not hide each other."""
-    rows = [r for r in recipe.rows if r.group.tau_gen and r.group.tau_mem]
-    if rows:
-        n = np.array([r.group.n for r in rows]) * shift
-        gen, mem = [r.group.tau_gen for r in rows], [r.group.tau_mem for r in rows]
-        gen_mean, mem_mean = np.array([s.mean for s in gen]), np.array([s.mean for s in mem])
-        ax.fill_between(n, gen_mean, mem_mean, color=color, alpha=0.12, lw=0)
-        ax.errorbar(n, gen_mean, yerr=_bars(gen), fmt="x--", color=color, label=f"{recipe.label}: tau_gen")
-        ax.errorbar(n, mem_mean, yerr=_bars(mem), fmt="-", color=color, label=f"{recipe.label}: tau_mem")
-        censored = np.array([r.group.censored > 0 for r in rows])
-        ax.plot(n[~censored], mem_mean[~censored], "o", color=color)
-        if censored.any():
-            ax.plot(n[censored], mem_mean[censored], "^", mfc="none", ms=9, color=color,
-                    label=f"{recipe.label}: tau_mem censored (>=)")
-    fid_rows = [r for r in recipe.rows if r.fid_at_gen]
-    if fid_rows:
-        fid = [r.fid_at_gen for r in fid_rows]
-        fid_ax.errorbar(np.array([r.group.n for r in fid_rows]) * shift, [s.mean for s in fid], yerr=_bars(fid),
-                        fmt="o-", color=color, label=f"{recipe.label} ({recipe.extractor or 'unknown'})")
-
-
 # ----------------------------------------------------------------------------- command
 
 
@@ -257,6 +240,15 @@ def write_comparison(comparison: Comparison, out: Path) -> tuple[dict[str, Path]
     write_json(paths["json"], to_json(comparison))
     write_text(paths["md"], render(comparison))
     return paths, overwrite
+
+
+def compare_help() -> str:
+    """`freqdiff compare --help`."""
+    return ("usage: freqdiff compare DIR... [--reference NAME] [--format text|csv|json] [--out DIR] [window options]\n"
+            "  --reference NAME  the DIR (by name) the others are compared to (default: the first)\n"
+            "  --format FORMAT   what to print: text (the report), csv or json (default text)\n"
+            "  --out DIR         where report.md, comparison.png/.csv/.json go (default comparison)\n"
+            + window_options_help())
 
 
 def compare_main(argv: list[str]) -> int:

@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from freqdiff.analysis.reading.curves import Curves
-from freqdiff.analysis.reading.scaling import collapse_curve
+from freqdiff.analysis.reading.scaling import collapse_curve, exact_tau_mem
 from freqdiff.analysis.reading.window import Window
 from freqdiff.analysis.statistics import PowerLaw
 from freqdiff.io import save_figure
@@ -39,18 +39,21 @@ def _positive(curves: Curves, values: np.ndarray) -> np.ndarray:
 
 def _shade_window(ax: Axes, window: Window) -> None:
     """Mark tau_gen and tau_mem; shade between them, hatched and open-ended when tau_mem is censored."""
-    if window.tau_gen is None or window.tau_mem is None or window.tau_gen <= 0:
+    gen, mem = window.tau_gen, window.tau_mem_earlier
+    if window.generation.generates is False:
+        ax.plot([], [], " ", label=f"no generation: no window ({window.generation.gate.measure} gate never passes)")
+    if not gen.reached or not gen.step or mem.step is None:
         return
-    ax.axvline(window.tau_gen, color="C2", ls="--", lw=1, label=f"tau_gen = {window.tau_gen}")
-    if window.tau_mem_censored:
+    ax.axvline(gen.step, color="C2", ls="--", lw=1, label=f"tau_gen {gen}")
+    if mem.bound == ">=":
         right = ax.get_xlim()[1]
-        ax.axvspan(window.tau_gen, right, fill=False, hatch="//", edgecolor="C2", lw=0,
-                   label=f"window, open: tau_mem >= {window.tau_mem} (censored)")
+        ax.axvspan(gen.step, right, fill=False, hatch="//", edgecolor="C2", lw=0,
+                   label=f"window, open: tau_mem {mem} (censored)")
         ax.set_xlim(right=right)
         return
-    ax.axvline(window.tau_mem, color="C3", ls="--", lw=1, label=f"tau_mem = {window.tau_mem}")
-    if window.tau_mem > window.tau_gen:
-        ax.axvspan(window.tau_gen, window.tau_mem, color="C2", alpha=0.15, lw=0, label="generalization window")
+    ax.axvline(mem.step, color="C3", ls="--", lw=1, label=f"tau_mem {mem}")
+    if mem.step > gen.step:
+        ax.axvspan(gen.step, mem.step, color="C2", alpha=0.15, lw=0, label="generalization window")
 
 
 def _legend(*axes: Axes) -> None:
@@ -63,27 +66,57 @@ def _legend(*axes: Axes) -> None:
     axes[0].legend(handles, labels, fontsize=7, loc="best")
 
 
-def curves_figure(curves: Curves, window: Window, title: str) -> Figure:
-    """FID (left) and f_mem with its 95% band (right) against log tau, with the window shaded."""
-    fig = Figure(figsize=(7, 4))
-    ax = fig.add_subplot()
-    ax.set_xscale("log")
+def _errorbars(ax: Axes, curves: Curves, column: str, color: str, marker: str, label: str) -> None:
+    """A measured curve with its 2-sigma error as bars (none where the error was not computed)."""
+    ok = _positive(curves, curves[column])
+    err = np.nan_to_num(curves[f"{column}_err"][ok]) if f"{column}_err" in curves.values else None
+    ax.errorbar(curves.step[ok], curves[column][ok], yerr=err, fmt=f"{marker}-", ms=3, color=color, capsize=2,
+                label=label)
+
+
+def _quality_panel(ax: Axes, curves: Curves, window: Window) -> None:
+    """FD ± 2 sigma against log tau; the gate's measure ± 2 sigma with its threshold on a twin axis."""
     label = fid_label(curves.extractor)
-    has_fid = _positive(curves, curves.fid)
-    ax.plot(curves.step[has_fid], curves.fid[has_fid], "o-", ms=3, color="C0", label=label)
-    ax.set_xlabel(TAU_LABEL)
+    _errorbars(ax, curves, "fid", "C0", "o", f"{label} ± 2 sigma")
     ax.set_ylabel(label, color="C0")
-    fmem_ax = ax.twinx()
-    has_fmem = _positive(curves, curves.fmem)
-    steps = curves.step[has_fmem]
-    fmem_ax.fill_between(steps, curves.fmem_low[has_fmem], curves.fmem_high[has_fmem], color="C3", alpha=0.2,
-                         lw=0, label="f_mem 95% interval")
-    fmem_ax.plot(steps, curves.fmem[has_fmem], "s-", ms=3, color="C3", label="f_mem")
-    fmem_ax.set_ylabel("f_mem (memorized fraction)", color="C3")
-    fmem_ax.set_ylim(bottom=0)
+    gate = window.generation.gate
+    axes = [ax]
+    if gate is not None and np.isfinite(curves[gate.measure]).any():
+        gate_ax = ax.twinx()
+        _errorbars(gate_ax, curves, gate.measure, "C4", "d", f"{gate.measure} ± 2 sigma")
+        gate_ax.axhline(gate.threshold, color="C4", ls=":", lw=1, label=f"gate: {gate.measure} - err >= {gate.threshold:g}")
+        gate_ax.set_ylabel(f"{gate.measure} (quality gate)", color="C4")
+        axes.append(gate_ax)
     _shade_window(ax, window)
-    _legend(ax, fmem_ax)
-    ax.set_title(title, fontsize=9)
+    _legend(*axes)
+
+
+def _copy_panel(ax: Axes, curves: Curves, window: Window) -> None:
+    """The paper's f_mem and the robust copy measure, each with its 95% interval, against log tau."""
+    for measure, color, marker, name in (("fmem", "C3", "s", "f_mem (paper)"),
+                                         ("fmem_robust", "C1", "^", "f_mem robust to residual noise")):
+        ok = _positive(curves, curves[measure])
+        if not ok.any():
+            continue
+        steps = curves.step[ok]
+        ax.fill_between(steps, curves[f"{measure}_low"][ok], curves[f"{measure}_high"][ok], color=color,
+                        alpha=0.2, lw=0)
+        ax.plot(steps, curves[measure][ok], f"{marker}-", ms=3, color=color, label=f"{name}, 95% interval")
+    ax.set_ylabel("memorized fraction")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel(TAU_LABEL)
+    _shade_window(ax, window)
+    _legend(ax)
+
+
+def curves_figure(curves: Curves, window: Window, title: str) -> Figure:
+    """Top: FD and the quality gate's measure; bottom: both copy measures; the window shaded on both."""
+    fig = Figure(figsize=(7, 6.5))
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    top.set_xscale("log")
+    _quality_panel(top, curves, window)
+    _copy_panel(bottom, curves, window)
+    top.set_title(f"{title}\n{window.verdict}", fontsize=8)
     return fig
 
 
@@ -92,9 +125,9 @@ def losses_figure(curves: Curves, window: Window, title: str) -> Figure:
     fig = Figure(figsize=(7, 3.5))
     ax = fig.add_subplot()
     ax.set_xscale("log")
-    for values, name, color in ((curves.loss_train, "train loss", "C0"), (curves.loss_test, "test loss", "C1")):
-        ok = _positive(curves, values)
-        ax.plot(curves.step[ok], values[ok], "o-", ms=3, color=color, label=name)
+    for column, name, color in (("loss_train", "train loss", "C0"), ("loss_test", "test loss", "C1")):
+        ok = _positive(curves, curves[column])
+        ax.plot(curves.step[ok], curves[column][ok], "o-", ms=3, color=color, label=name)
     ax.set_xlabel(TAU_LABEL)
     ax.set_ylabel("denoising loss at fixed t")
     _shade_window(ax, window)
@@ -145,14 +178,22 @@ def nearest_figure(path: Path, k: float | None = None, max_pairs: int = 16) -> F
     return fig
 
 
-def chosen_nearest(paths: Sequence[Path], window: Window) -> list[Path]:
-    """The nearest-neighbour files closest (in log step) to tau_gen, tau_mem and the last step."""
+def chosen_nearest(paths: Sequence[Path], window: Window) -> list[tuple[str, Path]]:
+    """(role, file) of the nearest-neighbour files closest (in log step) to tau_gen, tau_mem and the last step."""
     if not paths:
         return []
     steps = np.array([step_of(p) for p in paths])
-    targets = [t for t in (window.tau_gen, window.tau_mem, window.last_step) if t is not None]
-    picks = {int(np.argmin(np.abs(np.log1p(steps) - math.log1p(t)))) for t in targets}
-    return [paths[i] for i in sorted(picks, key=lambda i: steps[i])]
+    targets = [(f"tau_gen {window.tau_gen}", window.tau_gen.step),
+               (f"tau_mem {window.tau_mem_earlier}", window.tau_mem_earlier.step),
+               ("the last checkpoint", window.last_step)]
+    return [(role, paths[int(np.argmin(np.abs(np.log1p(steps) - math.log1p(t))))])
+            for role, t in targets if t is not None]
+
+
+def nearest_roles(run_dir: Path, window: Window) -> list[tuple[str, int, Path]]:
+    """(role, step, figure path) of the samples-beside-nearest-training-images figures a run's report shows."""
+    chosen = chosen_nearest(sorted((run_dir / "nearest").glob("step_*.npz")), window)
+    return [(role, step_of(path), run_dir / "figures" / f"nearest_{path.stem}.png") for role, path in chosen]
 
 
 def plot_run(run_dir: Path, curves: Curves, window: Window, k: float | None = None) -> list[Path]:
@@ -161,7 +202,7 @@ def plot_run(run_dir: Path, curves: Curves, window: Window, k: float | None = No
     title = f"{run_dir.name}: n = {window.n}"
     figures = {out / "curves.png": curves_figure(curves, window, title),
                out / "losses.png": losses_figure(curves, window, title)}
-    for path in chosen_nearest(sorted((run_dir / "nearest").glob("step_*.npz")), window):
+    for _, path in chosen_nearest(sorted((run_dir / "nearest").glob("step_*.npz")), window):
         figures[out / f"nearest_{path.stem}.png"] = nearest_figure(path, k)
     for path, fig in figures.items():
         save_figure(fig, path)
@@ -202,27 +243,28 @@ def _fit_label(fit: PowerLaw) -> str:
 
 
 def scaling_figure(windows: Sequence[Window], fit: PowerLaw | None, title: str) -> Figure:
-    """tau_mem (and tau_gen) against n, log-log, with the fitted slope; censored runs drawn open."""
+    """tau_mem (the earlier copy measure) and tau_gen against n, log-log, with the fitted slope; bounds drawn open."""
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
     ax.set_xscale("log")
     ax.set_yscale("log")
-    drawn = [w for w in windows if w.n and w.tau_mem and w.tau_mem > 0]
-    for censored, style in ((False, dict(marker="o", color="C3", label="tau_mem")),
-                            (True, dict(marker="^", mfc="none", color="C3",
-                                        label="tau_mem censored (>=, excluded from the fit)"))):
-        points = [(w.n, w.tau_mem) for w in drawn if w.tau_mem_censored == censored]
+    styles = {"": dict(marker="o", color="C3", label="tau_mem"),
+              ">=": dict(marker="^", mfc="none", color="C3", label="tau_mem censored (>=, excluded from the fit)"),
+              "<=": dict(marker="v", mfc="none", color="C3", label="tau_mem at the first checkpoint (<=, excluded)")}
+    for bound, style in styles.items():
+        points = [(w.n, w.tau_mem_earlier.step) for w in windows
+                  if w.n and w.tau_mem_earlier.step and w.tau_mem_earlier.bound == bound]
         if points:
             ax.plot(*zip(*points), ls="none", **style)
-    gen = [(w.n, w.tau_gen) for w in windows if w.n and w.tau_gen and w.tau_gen > 0]
+    gen = [(w.n, w.tau_gen.step) for w in windows if w.n and w.tau_gen.reached and w.tau_gen.step > 0]
     if gen:
         ax.plot(*zip(*gen), "x", color="C0", label="tau_gen")
     if fit is not None:
-        fitted = [w.n for w in drawn if not w.tau_mem_censored]
+        fitted = [n for n, _ in exact_tau_mem(windows)]
         n = np.geomspace(min(fitted), max(fitted), 50)
         ax.plot(n, 10 ** fit.intercept * n ** fit.slope, "-", color="C3", lw=1, label=_fit_label(fit))
     else:
-        ax.plot([], [], " ", label="no fit: fewer than 2 n with uncensored tau_mem")
+        ax.plot([], [], " ", label="no fit: fewer than 2 n with a tau_mem that is no bound")
     ax.set_xlabel("n (training-set size)")
     ax.set_ylabel(TAU_LABEL)
     ax.legend(fontsize=7)

@@ -6,17 +6,18 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from freqdiff.analysis.reports.plots import collapse_figure, scaling_figure
-from freqdiff.analysis.reports.run import RunAnalysis, analyse_run
 from freqdiff.analysis.reading.curves import find_runs
-from freqdiff.analysis.reading.scaling import component_label, fit_tau_mem, group_windows, recipe_of
+from freqdiff.analysis.reading.scaling import component_label, exact_tau_mem, fit_tau_mem, group_windows, recipe_of
 from freqdiff.analysis.reading.window import Window, WindowRule
+from freqdiff.analysis.reports.plots import collapse_figure, nearest_roles, scaling_figure
+from freqdiff.analysis.reports.run import RunAnalysis, analyse_run
 from freqdiff.analysis.statistics import PowerLaw
 from freqdiff.io import save_figure, write_text
 from freqdiff.registry import FreqdiffError, build_params
 
-RUN_COLUMNS = ("run", "recipe", "n", "seed", "regularizer", "tau_gen", "tau_mem", "width", "ratio",
-               "min FID (extractor)", "final f_mem [95% CI]")
+RUN_COLUMNS = ("run", "recipe", "n", "seed", "regularizer", "verdict", "tau_gen", "tau_mem (f_mem)",
+               "tau_mem (robust)", "width", "ratio", "FD plateau ± 2 sigma (features)", "final f_mem [95% CI]",
+               "final f_mem robust [95% CI]")
 
 
 def _seed(run: RunAnalysis) -> Any:
@@ -35,50 +36,59 @@ def markdown_table(columns: tuple[str, ...] | list[str], rows: list[list[str]]) 
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
-def _bounded(value: float | int | None, bound: bool, sign: str, spec: str = "") -> str:
-    """A number with its bound sign ('>=' / '<=') when it is only a bound; an em dash when undefined."""
-    if value is None:
+def _fraction_text(final: tuple[float, float | None, float | None] | None) -> str:
+    """A final copy fraction with its interval."""
+    if final is None:
         return "—"
-    return f"{sign + ' ' if bound else ''}{value:{spec}}"
-
-
-def _fmem_text(window: Window) -> str:
-    """Final f_mem with its interval."""
-    if window.final_fmem is None:
-        return "—"
-    value, low, high = window.final_fmem
+    value, low, high = final
     return f"{value:.3f}" if low is None or high is None else f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def span_text(w: Window) -> tuple[str, str]:
+    """Width and ratio with their bound sign, or why they are undefined."""
+    if w.width is None:
+        return f"— ({w.width_note})", "—"
+    sign = f"{w.bound} " if w.bound else ""
+    return f"{sign}{w.width}", "—" if w.ratio is None else f"{sign}{w.ratio:.3g}"
+
+
+def _plateau_text(w: Window) -> str:
+    """The FD plateau level with its 2-sigma error and the features that made it."""
+    if w.min_fid is None:
+        return "—"
+    err = "" if w.fid_err is None else f" ± {w.fid_err:.3g}"
+    return f"{w.min_fid:.4g}{err} ({w.extractor or 'unknown'})"
 
 
 def _run_row(run: RunAnalysis, root: Path) -> list[str]:
     """One run's line of the runs table."""
     w = run.window
-    fid = "—" if w.min_fid is None else f"{w.min_fid:.4g} ({w.extractor or 'unknown'})"
-    return [run.run_dir.relative_to(root).as_posix(), recipe_of(run.config), str(w.n),
-            str(_seed(run)), component_label(run.config, "regularizer"),
-            _bounded(w.tau_gen, w.tau_gen_censored, "<="), _bounded(w.tau_mem, w.tau_mem_censored, ">="),
-            _bounded(w.width, w.lower_bounds, ">="), _bounded(w.ratio, w.lower_bounds, ">=", ".3g"),
-            fid, _fmem_text(w)]
+    return [run.run_dir.relative_to(root).as_posix(), recipe_of(run.config), str(w.n), str(_seed(run)),
+            component_label(run.config, "regularizer"), w.verdict.split(":")[0], str(w.tau_gen), str(w.tau_mem),
+            str(w.tau_mem_robust), *span_text(w), _plateau_text(w), _fraction_text(w.final_fmem),
+            _fraction_text(w.final_fmem_robust)]
 
 
 def _seeds_section(runs: list[RunAnalysis]) -> list[str]:
-    """Mean ± std [min, max] over seeds of each (recipe, n); a censored seed makes it a bound."""
+    """Mean ± std [min, max] over seeds of each (recipe, n); a bounded seed makes it a bound."""
     groups = group_windows((recipe_of(r.config), _seed(r), r.window) for r in runs)
-    rows = [[g.recipe, str(g.n), str(len(g.seeds)), str(g.tau_gen or "—"), str(g.tau_mem or "—"), str(g.censored)]
-            for g in groups]
+    rows = [[g.recipe, str(g.n), str(len(g.seeds)), str(g.no_generation), str(g.tau_gen or "—"),
+             str(g.tau_mem or "—"), str(g.censored)] for g in groups]
     return ["## Across seeds", "",
-            "Mean ± sample std [min, max] over seeds. '>=': some seed never memorized, its tau_mem is a "
-            "lower bound and so is the mean; '<=': FID was already on its plateau at a first checkpoint.", "",
-            *markdown_table(("recipe", "n", "seeds", "tau_gen", "tau_mem", "censored seeds"), rows), ""]
+            "Mean ± sample std [min, max] over seeds. '>=': some seed's value is a lower bound (tau_mem censored, "
+            "or tau_gen not reached), and so is the mean; '<=': an upper bound (reached at the first checkpoint). "
+            "tau_mem is the earlier of the two copy measures.", "",
+            *markdown_table(("recipe", "n", "seeds", "seeds without generation", "tau_gen", "tau_mem",
+                             "censored seeds"), rows), ""]
 
 
 def fit_text(fit: PowerLaw | None, count: int) -> str:
     """One sentence on the tau_mem ~ n^slope fit."""
     if fit is None:
-        return "No fit: fewer than 2 values of n with an uncensored tau_mem."
+        return "No fit: fewer than 2 values of n with a tau_mem that is no bound."
     interval = ("interval undefined (2 points)" if fit.interval is None
                 else f"95% interval [{fit.interval[0]:.2f}, {fit.interval[1]:.2f}]")
-    return (f"tau_mem ~ n^slope: slope {fit.slope:.2f}, {interval}, over {count} uncensored runs "
+    return (f"tau_mem ~ n^slope: slope {fit.slope:.2f}, {interval}, over {count} runs whose tau_mem is no bound "
             "(the paper: slope 1). Censored runs are excluded, which biases the slope low when the "
             "largest n are censored.")
 
@@ -105,20 +115,35 @@ def _scaling_sections(runs: list[RunAnalysis], root: Path) -> list[str]:
                    f"{stem}_scaling.png": scaling_figure(windows, fit, recipe)}
         for rel, fig in figures.items():
             save_figure(fig, root / rel)
-        count = sum(1 for w in windows if w.tau_mem and not w.tau_mem_censored)
-        lines += [f"### {recipe}", "", fit_text(fit, count), "",
+        lines += [f"### {recipe}", "", fit_text(fit, len(exact_tau_mem(windows))), "",
                   *(f"![{Path(rel).stem}]({rel})" for rel in figures), ""]
     return ["## Scaling with n", "", *lines] if lines else []
 
 
-def _details(run: RunAnalysis, root: Path) -> list[str]:
-    """How a run's window was read, its flags and its figures."""
-    w = run.window
-    lines = [f"### {run.run_dir.relative_to(root).as_posix()}", "",
-             f"- tau_gen: {w.tau_gen_how}", f"- tau_mem: {w.tau_mem_how}"]
-    lines += [f"- flag: {flag}" for flag in w.flags]
-    lines += [""] + [f"![{p.stem}]({p.relative_to(root).as_posix()})" for p in run.figures] + [""]
+def _nearest_lines(run: RunAnalysis, root: Path) -> list[str]:
+    """The sample grids beside their nearest training images at tau_gen, tau_mem and the last checkpoint."""
+    roles = nearest_roles(run.run_dir, run.window)
+    if not roles:
+        return ["No nearest-neighbour files (nearest/step_*.npz): no sample grids to show.", ""]
+    lines = ["Samples (upper image of each pair) above their nearest training image, titled with d1/d2 "
+             "(red: below k, a copy):", ""]
+    for role, step, figure in roles:
+        lines += [f"- at {role} (evaluated checkpoint {step}):", "",
+                  f"  ![{role}]({figure.relative_to(root).as_posix()})", ""]
     return lines
+
+
+def _details(run: RunAnalysis, root: Path) -> list[str]:
+    """How a run's window was read, its verdict, flags, figures and nearest-neighbour grids."""
+    w = run.window
+    lines = [f"### {run.run_dir.relative_to(root).as_posix()}", "", f"- verdict: {w.verdict}",
+             f"- generation: {w.generation.how}", f"- tau_gen {w.tau_gen}: {w.tau_gen.how}",
+             f"- tau_mem {w.tau_mem} (the paper's f_mem): {w.tau_mem.how}",
+             f"- tau_mem {w.tau_mem_robust} (robust to residual noise): {w.tau_mem_robust.how}"]
+    lines += [f"- flag: {flag}" for flag in w.flags]
+    curves = [p for p in run.figures if not p.name.startswith("nearest_")]
+    lines += [""] + [f"![{p.stem}]({p.relative_to(root).as_posix()})" for p in curves] + [""]
+    return lines + _nearest_lines(run, root)
 
 
 def write_report(root: Path, **options: Any) -> Path:
@@ -137,8 +162,10 @@ def write_report(root: Path, **options: Any) -> Path:
     if not runs and not skipped:
         raise FreqdiffError(f"{root}: no run directories (config.json + metrics.csv) found")
     lines = ["# freqdiff report", "",
-             f"{len(runs)} runs under {root}. Steps are optimizer steps at evaluated checkpoints; "
-             "'>=' marks a censored tau_mem (no memorization seen), so width and ratio are lower bounds.", "",
+             f"{len(runs)} runs under {root}. Steps are optimizer steps at evaluated checkpoints; '>=' marks a "
+             "lower bound (tau_mem censored: no copies by the last checkpoint), '<=' an upper bound (reached at "
+             "the first checkpoint). A run generates when its quality gate passes; one that never does has no "
+             "window. Width and ratio use the earlier of the two tau_mem.", "",
              "## Runs", "", *markdown_table(RUN_COLUMNS, [_run_row(r, root) for r in runs]), "",
              *_seeds_section(runs), *_scaling_sections(runs, root),
              "## Run details", "", *(line for r in runs for line in _details(r, root))]

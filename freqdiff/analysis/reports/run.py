@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from freqdiff.analysis.reports.plots import plot_run
 from freqdiff.analysis.reading.curves import Curves, load_run
+from freqdiff.analysis.reading.onsets import WindowRule
 from freqdiff.analysis.reading.window import Window, read_window
 from freqdiff.io import write_json
+from freqdiff.registry import range_text
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,11 @@ class RunAnalysis:
 
 
 def analyse_run(run_dir: Path, **options: Any) -> RunAnalysis:
-    """Read a run's window, draw its figures, then write RUN_DIR/window.json (last, atomically)."""
+    """Read a run's window, draw its figures, then write RUN_DIR/window.json (last, atomically).
+
+    window.json holds every field of the Window: both ends with their bounds and how they were read, the
+    quality gate (measure, threshold, extractor, source) under generation.gate, the verdict and the flags.
+    """
     run_dir = Path(run_dir)
     config, curves = load_run(run_dir)
     window = read_window(curves, n=config.get("data", {}).get("n"), **options)
@@ -37,3 +44,18 @@ def analyse_run(run_dir: Path, **options: Any) -> RunAnalysis:
 def window_main(run_dir: Path, **options: Any) -> Window:
     """`freqdiff window RUN_DIR`: read the window, write RUN_DIR/window.json and the run's figures."""
     return analyse_run(run_dir, **options).window
+
+
+def window_options_help() -> str:
+    """The detection rules' options, each with its type, default and valid range (window and compare)."""
+    hints = typing.get_type_hints(WindowRule)
+    return "\n".join(["window options:", *(f"  --{f.name} {hints[f.name].__name__} = {f.default!r}{range_text(f)}"
+                                          for f in dataclasses.fields(WindowRule)),
+                      "tau_gen counts only where the calibrated quality gate of the run's feature extractor passes;",
+                      "tau_mem is read for the paper's f_mem and for the copy measure robust to residual noise."])
+
+
+def window_help() -> str:
+    """`freqdiff window --help`."""
+    return "usage: freqdiff window RUN_DIR [window options]   -> RUN_DIR/window.json, RUN_DIR/figures/\n" + \
+        window_options_help()

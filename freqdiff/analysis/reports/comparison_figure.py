@@ -1,0 +1,80 @@
+"""The figure of `freqdiff compare`: each recipe's window against n, and its quality at the window's start."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from freqdiff.analysis.reading.comparison import Comparison
+from freqdiff.analysis.reading.pooling import Recipe
+from freqdiff.analysis.reading.scaling import Spread
+from freqdiff.analysis.reports.plots import TAU_LABEL, fid_label
+
+
+def _bars(spreads: Sequence[Spread]) -> np.ndarray:
+    """Error-bar lengths (below, above) from the mean to min and max."""
+    return np.array([[s.mean - s.low for s in spreads], [s.high - s.mean for s in spreads]])
+
+
+def _draw_window(ax: Any, recipe: Recipe, color: str, shift: float) -> None:
+    """Window band from tau_gen to tau_mem where every seed generates; tau_mem alone elsewhere."""
+    rows = [r for r in recipe.rows if r.group.tau_mem]
+    if not rows:
+        return
+    n = np.array([r.group.n for r in rows]) * shift
+    mem = [r.group.tau_mem for r in rows]
+    mem_mean = np.array([s.mean for s in mem])
+    ax.errorbar(n, mem_mean, yerr=_bars(mem), fmt="-", color=color, label=f"{recipe.label}: tau_mem")
+    censored = np.array([r.group.censored > 0 for r in rows])
+    ax.plot(n[~censored], mem_mean[~censored], "o", color=color)
+    if censored.any():
+        ax.plot(n[censored], mem_mean[censored], "^", mfc="none", ms=9, color=color,
+                label=f"{recipe.label}: tau_mem censored (>=)")
+    windowed = [i for i, r in enumerate(rows) if r.group.tau_gen and not r.group.no_generation
+                and r.group.tau_gen.bound not in (">=", "mixed")]
+    if windowed:
+        gen = [rows[i].group.tau_gen for i in windowed]
+        gen_mean = np.array([s.mean for s in gen])
+        ax.fill_between(n[windowed], gen_mean, mem_mean[windowed], color=color, alpha=0.12, lw=0)
+        ax.errorbar(n[windowed], gen_mean, yerr=_bars(gen), fmt="x--", color=color, label=f"{recipe.label}: tau_gen")
+    silent = [i for i, r in enumerate(rows) if r.group.no_generation]
+    if silent:
+        ax.plot(n[silent], mem_mean[silent], "X", ms=10, color=color,
+                label=f"{recipe.label}: no generation (no window)")
+
+
+def _draw_quality(ax: Any, recipe: Recipe, color: str, shift: float) -> None:
+    """The FD at tau_gen (mean over seeds ± its 2-sigma error) where tau_gen is reached."""
+    rows = [r for r in recipe.rows if "fid" in r.at_gen]
+    if rows:
+        levels = [r.at_gen["fid"] for r in rows]
+        errs = np.nan_to_num(np.array([lv.err for lv in levels]))
+        ax.errorbar(np.array([r.group.n for r in rows]) * shift, [lv.value for lv in levels], yerr=errs,
+                    fmt="o-", color=color, label=f"{recipe.label} ({recipe.extractor or 'unknown'})")
+
+
+def comparison_figure(comparison: Comparison) -> Figure:
+    """Left: tau_gen and tau_mem against n per recipe (log-log), window shaded, censored tau_mem open,
+    no-generation points crossed. Right: the FD at tau_gen against n with its 2-sigma error.
+    """
+    fig = Figure(figsize=(12, 4.5))
+    ax, fid_ax = fig.subplots(1, 2)
+    ax.set_yscale("log")
+    for i, recipe in enumerate(comparison.recipes):
+        _draw_window(ax, recipe, f"C{i % 10}", 1.04 ** i)
+        _draw_quality(fid_ax, recipe, f"C{i % 10}", 1.04 ** i)
+    ns = sorted({row.group.n for r in comparison.recipes for row in r.rows})
+    for axis in (ax, fid_ax):
+        axis.set_xscale("log")
+        axis.set_xticks(ns, [str(n) for n in ns])
+        axis.minorticks_off()
+        axis.set_xlabel("n (training-set size)")
+    ax.set_ylabel(TAU_LABEL)
+    ax.set_title("generalization window: tau_gen (x, dashed) to tau_mem (o, solid)", fontsize=9)
+    ax.legend(fontsize=7)
+    extractors = {r.extractor for r in comparison.recipes}
+    fid_ax.set_ylabel(f"{fid_label(extractors.pop()) if len(extractors) == 1 else 'FD (features differ)'} at tau_gen")
+    fid_ax.set_title("quality at the window's start (mean over seeds ± 2 sigma)", fontsize=9)
+    fid_ax.legend(fontsize=7)
+    return fig
