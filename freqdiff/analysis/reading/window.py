@@ -67,8 +67,8 @@ class Window:
                 else f"width {bound}{self.width}" if self.width is not None else f"no width ({self.width_note})")
         err = "" if self.fid_err is None else f" ± {self.fid_err:.3g}"
         plateau = f"FD plateau {self.min_fid:.4g}{err} ({self.extractor} features)" if self.min_fid is not None else ""
-        lines = [f"n={self.n}: tau_gen {self.tau_gen}, tau_mem {self.tau_mem} (f_mem), {self.tau_mem_robust} "
-                 f"(robust); {span}", f"  verdict: {self.verdict}",
+        lines = [f"n={self.n}: tau_gen {self.tau_gen}, tau_mem {self.tau_mem}, tau_mem_robust {self.tau_mem_robust}; "
+                 f"{span}", f"  verdict: {self.verdict}",
                  f"  generation: {self.generation.how}", *([f"  {plateau}"] if plateau else [])]
         return "\n".join(lines + [f"  flag: {flag}" for flag in self.flags])
 

@@ -18,7 +18,7 @@ def _bars(spreads: Sequence[Spread]) -> np.ndarray:
 
 
 def _draw_window(ax: Any, recipe: Recipe, color: str, shift: float) -> None:
-    """Window band from tau_gen to tau_mem where every seed generates; tau_mem alone elsewhere."""
+    """Window band from tau_gen to tau_mem where the gate says every seed generates; tau_mem alone elsewhere."""
     rows = [r for r in recipe.rows if r.group.tau_mem]
     if not rows:
         return
@@ -36,8 +36,11 @@ def _draw_window(ax: Any, recipe: Recipe, color: str, shift: float) -> None:
     if windowed:
         gen = [rows[i].group.tau_gen for i in windowed]
         gen_mean = np.array([s.mean for s in gen])
-        ax.fill_between(n[windowed], gen_mean, mem_mean[windowed], color=color, alpha=0.12, lw=0)
-        ax.errorbar(n[windowed], gen_mean, yerr=_bars(gen), fmt="x--", color=color, label=f"{recipe.label}: tau_gen")
+        judged = recipe.gate is not None
+        if judged:
+            ax.fill_between(n[windowed], gen_mean, mem_mean[windowed], color=color, alpha=0.12, lw=0)
+        ax.errorbar(n[windowed], gen_mean, yerr=_bars(gen), fmt="x--" if judged else "x:", color=color,
+                    label=f"{recipe.label}: tau_gen" + ("" if judged else " (FD alone: no quality gate, unshaded)"))
     silent = [i for i, r in enumerate(rows) if r.group.no_generation]
     if silent:
         ax.plot(n[silent], mem_mean[silent], "X", ms=10, color=color,
@@ -71,7 +74,8 @@ def comparison_figure(comparison: Comparison) -> Figure:
         axis.minorticks_off()
         axis.set_xlabel("n (training-set size)")
     ax.set_ylabel(TAU_LABEL)
-    ax.set_title("generalization window: tau_gen (x, dashed) to tau_mem (o, solid)", fontsize=9)
+    ax.set_title("generalization window: tau_gen (x, dashed) to tau_mem (o, solid),\n"
+                 "shaded where the quality gate confirms generation", fontsize=9)
     ax.legend(fontsize=7)
     extractors = {r.extractor for r in comparison.recipes}
     fid_ax.set_ylabel(f"{fid_label(extractors.pop()) if len(extractors) == 1 else 'FD (features differ)'} at tau_gen")

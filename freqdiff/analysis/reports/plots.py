@@ -38,11 +38,17 @@ def _positive(curves: Curves, values: np.ndarray) -> np.ndarray:
 
 
 def _shade_window(ax: Axes, window: Window) -> None:
-    """Mark tau_gen and tau_mem; shade between them, hatched and open-ended when tau_mem is censored."""
+    """Mark tau_gen and tau_mem; shade between them (hatched and open-ended when tau_mem is censored), only
+    where the quality gate confirms generation."""
     gen, mem = window.tau_gen, window.tau_mem_earlier
     if window.generation.generates is False:
         ax.plot([], [], " ", label=f"no generation: no window ({window.generation.gate.measure} gate never passes)")
-    if not gen.reached or not gen.step or mem.step is None:
+    if mem.step is not None and mem.bound != ">=":
+        ax.axvline(mem.step, color="C3", ls="--", lw=1, label=f"tau_mem {mem}")
+    if not gen.reached or not gen.step:
+        return
+    if window.generation.generates is None:
+        ax.axvline(gen.step, color="C2", ls=":", lw=1, label=f"tau_gen {gen} (FD alone: no quality gate, unshaded)")
         return
     ax.axvline(gen.step, color="C2", ls="--", lw=1, label=f"tau_gen {gen}")
     if mem.bound == ">=":
@@ -50,9 +56,7 @@ def _shade_window(ax: Axes, window: Window) -> None:
         ax.axvspan(gen.step, right, fill=False, hatch="//", edgecolor="C2", lw=0,
                    label=f"window, open: tau_mem {mem} (censored)")
         ax.set_xlim(right=right)
-        return
-    ax.axvline(mem.step, color="C3", ls="--", lw=1, label=f"tau_mem {mem}")
-    if mem.step > gen.step:
+    elif mem.step is not None and mem.step > gen.step:
         ax.axvspan(gen.step, mem.step, color="C2", alpha=0.15, lw=0, label="generalization window")
 
 
