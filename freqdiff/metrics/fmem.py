@@ -2,9 +2,9 @@
 
 A sample x is memorized when ||x - a1|| / ||x - a2|| < k, with a1 and a2 its nearest and
 second-nearest training images in raw L2 of the training data's own (centered) pixel space and
-k = 1/3 (Gu et al. 2023, Bonnaire et al. 2025). The nearest-neighbour search is exact and runs in
-blocks of `batch_size` samples x `batch_size` training images, so the full distance matrix is
-never held in memory.
+k = 1/3 (Gu et al. 2023, Bonnaire et al. 2025). The nearest-neighbour search is exact, pruned by a
+principal-subspace bound and run in blocks of `batch_size` samples (freqdiff.metrics.nearest); the
+training set's index is built once and reused at every checkpoint.
 
 `fmem_robust` is the same test after one identical low-pass of samples and training images, so that a
 copy carrying residual high-frequency noise, or missing its high frequencies, still counts as a copy.
@@ -18,6 +18,7 @@ from einops import rearrange
 from torch import Tensor
 
 from freqdiff.analysis.statistics import proportion_interval
+from freqdiff.metrics.nearest import cached_index, two_nearest
 from freqdiff.registry import FreqdiffError
 from freqdiff.spectral import lowpass, lowpass_mask
 
@@ -48,34 +49,6 @@ def quantize_uint8(x: Tensor, mean: float | Tensor) -> Tensor:
     """Round centered images to the uint8 grid as DiffMemorize does: clamp(round((x+mean)*255))/255 - mean."""
     mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device)
     return torch.clamp(torch.round((x + mean) * 255), 0, 255) / 255 - mean
-
-
-def _block_top2(x: Tensor, a: Tensor, a_sq: Tensor) -> tuple[Tensor, Tensor]:
-    """The two training rows of `a` nearest to each row of x, ranked by |a|^2 - 2 x.a (|x|^2 is constant per row)."""
-    return torch.addmm(a_sq[None, :], x, a.T, alpha=-2).topk(min(2, a.shape[0]), dim=1, largest=False)
-
-
-def two_nearest(samples: Tensor, train: Tensor, batch_size: int = 2048) -> tuple[Tensor, Tensor, Tensor]:
-    """Exact (d1, d2, index of a1) for every sample, keeping a running top-2 over training blocks."""
-    x_all = rearrange(samples, "n ... -> n (...)")
-    a_all = rearrange(train, "m ... -> m (...)").to(x_all)
-    a_sq_all = (a_all * a_all).sum(dim=1)
-    d1, d2, i1 = [], [], []
-    for x in x_all.split(batch_size):
-        best_d = torch.full((x.shape[0], 2), float("inf"), dtype=x.dtype, device=x.device)
-        best_i = torch.zeros((x.shape[0], 2), dtype=torch.long, device=x.device)
-        for start in range(0, a_all.shape[0], batch_size):
-            a, a_sq = a_all[start:start + batch_size], a_sq_all[start:start + batch_size]
-            d, i = _block_top2(x, a, a_sq)
-            d, j = torch.cat([best_d, d], dim=1).topk(2, dim=1, largest=False)
-            best_d, best_i = d, torch.cat([best_i, i + start], dim=1).gather(1, j)
-        # The ranking score is not a distance and loses digits for near copies: measure the two winners exactly.
-        exact = (x[:, None, :].double() - a_all[best_i].double()).norm(dim=2)
-        exact, order = exact.sort(dim=1)
-        d1.append(exact[:, 0])
-        d2.append(exact[:, 1])
-        i1.append(best_i.gather(1, order)[:, 0])
-    return torch.cat(d1), torch.cat(d2), torch.cat(i1)
 
 
 def _as_float(x: Tensor) -> Tensor:
@@ -133,7 +106,7 @@ def fmem(samples: Tensor, train: Tensor, k: float = 1 / 3, quantize: bool = Fals
     samples, train = _as_float(samples), _as_float(train)
     _check_inputs(samples, train, k, n_boot, batch_size)
     samples = _quantized(samples, quantize, mean)
-    d1, d2, nearest = two_nearest(samples, train, batch_size)
+    d1, d2, nearest = two_nearest(samples, cached_index(train), batch_size)
     ratio = d1 / d2.clamp_min(torch.finfo(d2.dtype).tiny)
     memorized = ratio < k
     low, high = proportion_interval(memorized.numpy(force=True), n_boot, seed)
