@@ -1,8 +1,8 @@
 """Exact two-nearest-neighbour search for f_mem: a bfloat16 screen with a rigorous error bound, then exact distances.
 
 The ranking score of training image a for sample x is S(a) = ||a||^2 - 2 x.a (= ||x - a||^2 - ||x||^2). Computed
-from bfloat16 copies of x and a (8-bit mantissas, float32 accumulation, a bfloat16 result), its error is at most
-2^-7 ||x|| ||a|| (input and output rounding); BF16_ERROR doubles that. With U the second smallest upper bound
+from bfloat16 copies of x and a (unit roundoff u = 2^-8, float32 accumulation, a bfloat16 result), x.a is off by at
+most (2u + u) ||x|| ||a|| (inputs, then result), so S by at most 3 * 2^-7 ||x|| ||a||, below BF16_ERROR = 2^-5. With U the second smallest upper bound
 S~ + e over all a, only images with S~ - e <= U can be among the two nearest; those few are measured exactly by
 direct differences. The screen runs on the CPU's bfloat16 matrix units (AMX), several times faster than a float32
 product, and the result is exact. A block whose screen leaves more than FALLBACK of all pairs (never seen on
@@ -18,7 +18,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-BF16_ERROR = 2.0**-6  # |S~ - S| <= BF16_ERROR ||x|| ||a||: twice the worst-case bfloat16 rounding of inputs and result
+BF16_ERROR = 2.0**-5  # |S~ - S| <= BF16_ERROR ||x|| ||a||: above the worst-case bfloat16 rounding, 3 * 2^-7
 FALLBACK = 0.05  # a block whose screen keeps more than this share of all pairs uses the float32 product
 SCREEN_MIN_DIM = 256  # smaller images: the plain float32 product is already cheap
 
