@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -39,10 +40,13 @@ TEXT = {"encoding": "utf-8", "errors": "surrogateescape"}
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds.
 
-    The temporary's name carries the writer's pid, so remove_orphan_temps can tell a killed writer's leftovers
-    from a live writer's file; it ends with the target's suffix (np.savez and PIL read it)."""
+    The temporary's name carries the writer's pid, so a killed writer's leftovers are told from a live writer's
+    file: those of this target are removed here, those of a whole run when its lock is taken. The name ends
+    with the target's suffix (np.savez and PIL read it)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*{TEMP_MARK}*"):
+        _remove_if_orphan(leftover)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}-",
                                suffix=f"{TEMP_MARK}{target.suffix}")
     os.close(fd)
@@ -66,15 +70,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _remove_if_orphan(path: Path) -> bool:
+    """Delete a temporary of atomic_path whose writer process is gone; True if it was one."""
+    match = _TEMP_NAME.match(path.name)
+    if match is None or not path.is_file() or _alive(int(match.group(1))):
+        return False
+    path.unlink(missing_ok=True)
+    return True
+
+
 def remove_orphan_temps(directory: str | os.PathLike[str]) -> list[Path]:
     """Delete the temporaries of atomic_path below `directory` whose writer is gone (a killed run); returns them."""
-    removed = []
-    for path in Path(directory).rglob(f".*{TEMP_MARK}*"):
-        match = _TEMP_NAME.match(path.name)
-        if match and path.is_file() and not _alive(int(match.group(1))):
-            path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
+    return [path for path in Path(directory).rglob(f".*{TEMP_MARK}*") if _remove_if_orphan(path)]
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -130,11 +137,13 @@ def torch_load(path: str | os.PathLike[str]) -> dict[str, Any]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise FreqdiffError(f"{path}: no such file") from None
-    except pickle.UnpicklingError:
-        raise FreqdiffError(f"{path}: refused: it holds Python objects beyond tensors and plain values (possibly "
-                            "code); freqdiff loads only weights") from None
-    except Exception as err:  # torch raises RuntimeError, EOFError, ValueError, ... for a damaged file
-        reason = " ".join(str(err).split())[:120]
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for a damaged file
+        forbidden = re.search(r"GLOBAL (\S+) was not an allowed global", str(err))
+        if isinstance(err, pickle.UnpicklingError) and forbidden:
+            raise FreqdiffError(f"{path}: refused: it asks to build the Python object {forbidden.group(1)} (possibly "
+                                "code); freqdiff loads only tensors and plain values") from None
+        unsupported = re.search(r"Unsupported [^.\n]*", str(err))  # the useful part of torch's long message
+        reason = unsupported.group(0) if unsupported else " ".join(str(err).split())[:120]
         raise FreqdiffError(f"{path}: unreadable, truncated or not a torch file ({type(err).__name__}: {reason})") from None
     if not isinstance(obj, dict):
         raise FreqdiffError(f"{path}: not a freqdiff file (holds a {type(obj).__name__}, expected a dict)")

