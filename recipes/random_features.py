@@ -1,8 +1,8 @@
 """The random-features study: tau_mem against psi_n read four ways, in the theorem's regime (Gaussian-equivalent
-model, psi_p up to 2048) and in the exact model (psi_p = 32), with intervals over draws; tau_gen; a GD check.
+model, psi_p up to 4096) and in the exact model (psi_p = 64), with intervals over draws; tau_gen; a GD check.
 
-    python recipes/random_features.py            # -> results/random_features/ (about 10 minutes on 2 cores)
-    python recipes/random_features.py --quick    # -> results/random_features_quick/ (about a minute)
+    python recipes/random_features.py            # -> results/random_features/ (about 15 minutes on 2 busy cores)
+    python recipes/random_features.py --quick    # -> runs/random_features_quick/ (under a minute)
     python recipes/random_features.py --help     # every option
 
 Takes the same flags as `freqdiff theory`; an interrupted run resumes.

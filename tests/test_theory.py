@@ -230,6 +230,28 @@ def test_equivalent_spectrum_matches_theorem_3_2_where_psi_p_dominates():
     assert spectral == numerical.rho_1[0]
 
 
+def test_equivalent_model_memorizes_like_psi_n_only_where_psi_p_over_psi_n_beats_the_floor():
+    rng = np.random.default_rng(6)
+    d, psi_p, psi_n = 24, 2000, (8, 16, 32)
+    n_max = psi_n[-1] * d
+    X, H = rng.standard_normal((n_max, d)), equivalent.wishart(d + n_max, psi_p * d, rng)
+    tau = np.geomspace(1e-2, 1e10, 241)
+    for t, band in ((0.1, (0.9, 1.15)), (1.0, (0.0, 0.7))):  # s_t^2/v_t^2 = 1 at t = 0.1, 500 at t = 1
+        c = constants.ge_constants(t)
+        half, spectral = [], []
+        for x in psi_n:
+            n = x * d
+            block = np.r_[0:d, d:d + n]
+            m = equivalent.equivalent_modes(H[np.ix_(block, block)], X[:n], np.ones(d), c, psi_p * d)
+            r = readouts.read_all(dynamics.loss_curves(tau, m, c.Delta_t, np.ones(d)), m.eigenvalues, n, d,
+                                  psi_p * d, c.Delta_t, 0.1)
+            half.append(r.half)
+            spectral.append(r.spectral)
+        for values in (half, spectral):
+            law = slopes.draw_slope(psi_n, [values])
+            assert band[0] < law.mean < band[1], (t, law.mean)
+
+
 def test_readouts_of_a_curve_shifted_in_time_shift_with_it():
     """L_gen = L_inf / (1 + (tau_0/tau)^k): half = tau_0, onset = tau_0 e^{-2/k},
     gap = tau_0 (eps / (L_inf - eps))^{1/k}; so doubling tau_0 doubles every readout."""

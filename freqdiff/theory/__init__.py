@@ -6,8 +6,8 @@
 
 Modules: constants (a_t, b_t, v_t, s_t, mu_1), features (U, V, U~, V~ of the exact model), equivalent (the
 Gaussian-equivalent model in n + d dimensions), dynamics (closed-form A(tau) and the losses), spectrum (bulk edges,
-predicted timescales), readouts (tau_gen and four readouts of tau_mem), slopes (slopes against psi_n with intervals
-over draws), simulate (GD check), study / tables / plots / report / cli.
+predicted timescales), compute (one setting: run, save, load), readouts (tau_gen and four readouts of tau_mem),
+slopes (slopes against psi_n with intervals over draws), simulate (GD check), study / tables / plots / report / cli.
 """
 from freqdiff.theory.constants import GEConstants, ge_constants
 from freqdiff.theory.dynamics import (A_closed_form, A_star, LossCurves, Modes, denoising_loss, gradient_flow_rhs,

@@ -13,13 +13,13 @@ The exactly solvable random-features model (paper sec. 4): closed-form train/tes
 Gaussian-equivalent model (Theorem 3.2's, any psi_p) and the exact model (modest psi_p), four readouts of tau_mem,
 their slopes against psi_n with intervals over draws of W and the data, the phase figure, tau_gen, a GD check.
 Lists are comma-separated (--psi_n 2,4,8). Results go to --out (resumed if it holds a matching study).
-  --quick   a first look in about a minute (the defaults below are the full study, about 10 minutes on 2 cores);
+  --quick   a first look in under a minute (the defaults below are the full study, about 15 minutes on 2 cores);
             later flags override it, e.g. --quick --draws 5"""
 
 # --quick: fewer psi_p, t, psi_n and draws, a smaller exact model; its own output folder.
 QUICK = {"psi_p": "32,1024", "psi_n": "2,4,8,16", "t": "0.01,0.1", "draws": "4", "gap_level": "2,0.5",
          "exact_psi_p": "32", "exact_psi_n": "2,4,8", "exact_t": "0.1", "exact_draws": "2", "gd_tau_end": "1000",
-         "out": "results/random_features_quick"}
+         "out": "runs/random_features_quick"}
 
 
 def options_help() -> str:

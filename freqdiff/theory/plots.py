@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import NullLocator  # noqa: E402
 
 from freqdiff.io import save_figure  # noqa: E402
 from freqdiff.theory.tables import READOUTS, families  # noqa: E402
@@ -136,6 +137,8 @@ def tau_mem_figure(result: StudyResult, analysis: Analysis) -> Figure:
                             marker=MARKERS.get(name, "*"), capsize=2, label=name + text)
             anchor = np.nanmedian([READOUTS["theorem"](s) for s in settings if s.psi_n == psi[0]])
             ax.loglog(psi, anchor * psi / psi[0], "k:", lw=0.8, label="slope 1")
+            ax.set_xticks(psi, [f"{x:g}" for x in psi])
+            ax.xaxis.set_minor_locator(NullLocator())
             ax.set_title(f"{model}, psi_p={psi_p:g}, t={t:g}", fontsize=9)
             ax.set_xlabel(r"$\psi_n$")
             ax.grid(alpha=0.3, which="both")

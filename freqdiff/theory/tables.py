@@ -133,9 +133,11 @@ def edge_gaps(rows: list[Setting]) -> dict[float, dict[str, float]]:
     return out
 
 
+EDGES = [f"{g}_{side}_{kind}" for g in ("rho_2", "rho_1", "rho_x") for side in ("low", "high")
+         for kind in ("numerical", "predicted")]
 CSV_COLUMNS = ["model", "psi_p", "t", "psi_n", "draw", "d", "n", "p", "theorem", "spectral", "gap", "onset", "half",
-               "tau_gen", "tau_gen_bulk", "tau_gen_predicted", "tau_test_min", "L_gen_final", "E_score_min",
-               "lambda_min_numerical", "lambda_min_predicted", "seconds"]
+               "tau_gen", "tau_gen_bulk", "tau_gen_predicted", "tau_test_min", "L_gen_final", "E_score_min", *EDGES,
+               "seconds"]
 
 
 def csv_rows(result: StudyResult) -> list[dict[str, Any]]:
@@ -146,9 +148,11 @@ def csv_rows(result: StudyResult) -> list[dict[str, Any]]:
                                "d": s.d, "n": s.n, "p": s.p, "tau_gen_bulk": s.readouts.tau_gen_bulk,
                                "tau_gen_predicted": s.tau_predicted.tau_gen, "tau_test_min": s.readouts.tau_test_min,
                                "L_gen_final": s.readouts.L_gen_final, "E_score_min": s.readouts.E_score_min,
-                               "lambda_min_numerical": s.numerical.rho_1[0],
-                               "lambda_min_predicted": s.predicted.rho_1[0],
                                "seconds": round(s.seconds, 2)}
+        for g in ("rho_2", "rho_1", "rho_x"):
+            for i, side in enumerate(("low", "high")):
+                row[f"{g}_{side}_numerical"] = getattr(s.numerical, g)[i]
+                row[f"{g}_{side}_predicted"] = getattr(s.predicted, g)[i]
         row.update({name: value(s) for name, value in READOUTS.items()})
         rows.append(row)
     return rows
