@@ -17,7 +17,7 @@ import numpy as np
 from torch import nn
 from tqdm.auto import tqdm
 
-from freqdiff.checkpoint import list_checkpoints, load_checkpoint, load_run_config
+from freqdiff.checkpoint import holds_run_lock, list_checkpoints, load_checkpoint, load_run_config
 from freqdiff.config import EvalConfig, RunConfig, diff_configs, section_from_values
 from freqdiff.diagnostics import band_errors, plot_band_errors
 from freqdiff.io import atomic_path, read_csv, read_json, write_csv, write_json
@@ -89,6 +89,7 @@ def measure_checkpoint(pipe: Pipeline, cfg: RunConfig, extractor: Extractor, cac
     return row, nearest
 
 
+@holds_run_lock  # one writer per run: a second eval, or a train of this run, is refused naming the holder
 def evaluate_run(run_dir: Path, steps: list[int] | None = None, overrides: dict[str, str] | None = None,
                  progress: bool = True, cache_dir: Path | None = None) -> list[dict[str, Any]]:
     """Evaluate every checkpoint (or `steps`) of a run that metrics.csv does not hold yet."""

@@ -21,8 +21,19 @@ from typing import Any, Callable, Generic, TypeVar
 T = TypeVar("T")
 
 
+def printable(text: str) -> str:
+    """`text` with what UTF-8 cannot print escaped: the undecodable bytes of a path (lone surrogates) show as \\xNN."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class FreqdiffError(ValueError):
-    """A user-facing error: its message is one line that names the bad value and the choices."""
+    """A user-facing error: its message is one line that names the bad value and the choices, always printable."""
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(printable(str(message)))
 
 
 @dataclass(frozen=True)

@@ -201,3 +201,17 @@ def test_a_killed_compare_leaves_the_previous_comparison_intact(swept: Path, tmp
     before = snapshot(out)
     cli_killed_at("*", 1, *argv)
     assert {k: v for k, v in snapshot(out).items() if TEMP_MARK not in k} == before
+
+
+def test_eval_is_a_writer_too(swept: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = swept / "n00008-seed0"
+    before = snapshot(run)
+    del before[LOCK_NAME]  # the holder writes its name there
+    pid, report = fork(take_lock(run))
+    assert os.read(report, 1) == b"1"
+    try:
+        assert main(["eval", str(run)]) == 2
+        assert f"is being written by pid {pid} on host" in capsys.readouterr().err
+    finally:
+        end_child(pid)
+    assert {k: v for k, v in snapshot(run).items() if k != LOCK_NAME} == before
