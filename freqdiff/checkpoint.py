@@ -102,8 +102,8 @@ def check_run_dir(run_dir: Path, cfg: RunConfig) -> None:
                 "use another --out or remove that directory"
             )
         return
-    ours = (LOCK_NAME,)
-    foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in ours and TEMP_MARK not in p.name) if run_dir.is_dir() else []
+    entries = run_dir.iterdir() if run_dir.is_dir() else []
+    foreign = sorted(p.name for p in entries if p.name != LOCK_NAME and TEMP_MARK not in p.name)
     if foreign:
         shown = ", ".join(foreign[:4]) + (", ..." if len(foreign) > 4 else "")
         raise FreqdiffError(f"--out {run_dir}: holds files that are not a freqdiff run ({shown}); nothing was "

@@ -210,7 +210,7 @@ def test_a_damaged_newest_state_falls_back_to_the_previous_one_and_says_so(train
     previous_step = torch.load(run / "state.prev.pt", weights_only=True)["step"]
     assert main(train_argv(run)) == 0
     err = capsys.readouterr().err
-    assert f"state.pt: refused" in err and f"resuming from {run / 'state.prev.pt'} (step {previous_step})" in err
+    assert "state.pt: refused" in err and f"resuming from {run / 'state.prev.pt'} (step {previous_step})" in err
     assert not marker.exists() and (run / "state.pt.corrupt").exists()
     final = torch.load(run / "state.pt", weights_only=True)["model"]
     reference = torch.load(trained / "state.pt", weights_only=True)["model"]
