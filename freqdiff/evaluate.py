@@ -4,17 +4,19 @@ The measures are freqdiff.metrics.quality.measure_samples: FD, KID, precision/re
 recognizability and the spectral distance, each the mean +- 2 sigma over disjoint folds, in the feature space
 of the extractor named on every row; f_mem and the noise-robust f_mem with their 95% intervals.
 
+Sampling, most of an eval's cost, draws up to SAMPLED_TOGETHER checkpoints at once as one stacked network.
 Resumable: a checkpoint already in metrics.csv is skipped, each row is committed atomically as soon as
 it is measured, and the eval settings are pinned in eval_config.json so rows are never mixed.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
-from torch import nn
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from freqdiff.checkpoint import holds_run_lock, list_checkpoints, load_checkpoint, load_run_config
@@ -28,10 +30,12 @@ from freqdiff.metrics.quality import MEASURED, check_fold_sizes, measure_samples
 from freqdiff.pipeline import Pipeline, build_pipeline, set_cpu_threads
 from freqdiff.registry import FreqdiffError
 from freqdiff.samplers import draw_samples
+from freqdiff.stack import FlatStack, StackedModel
 
 COLUMNS = ["step", *MEASURED, "loss_train", "loss_test", "extractor", "n_samples", "folds"]
 NEAREST_SHOWN = 16  # samples saved beside their nearest training image, per checkpoint
 SPECTRAL_HELDOUT = 256  # held-out images noised for the spectral diagnostics
+SAMPLED_TOGETHER = 16  # checkpoints sampled in one batched pass (bench/bench_ensemble.py: sampling)
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, str]]:
@@ -75,10 +79,30 @@ def extractor_of(cfg: RunConfig, image_shape: tuple[int, ...]) -> Extractor:
     return extractor
 
 
-def measure_checkpoint(pipe: Pipeline, cfg: RunConfig, extractor: Extractor, cache_dir: Path | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """One metrics row for the weights currently in pipe.model, plus the nearest-neighbour examples."""
+def sample_checkpoints(pipe: Pipeline, cfg: RunConfig, run_dir: Path, steps: list[int],
+                       group: int = SAMPLED_TOGETHER) -> Iterator[tuple[int, Tensor]]:
+    """(step, samples) of every checkpoint in `steps`, `group` checkpoints drawn at once as one stacked network.
+
+    Every checkpoint starts from the same seeded noise, so neighbouring checkpoints are compared on common draws.
+    """
     e, split = cfg.eval, pipe.split
-    samples = draw_samples(pipe.sampler, pipe.model, pipe.process, e.n_samples, split.image_shape, e.sample_seed)
+    for start in range(0, len(steps), group):
+        chosen = steps[start:start + group]
+        models = []
+        for step in chosen:
+            model = copy.deepcopy(pipe.model)
+            load_weights(model, run_dir, step, e.use_ema)
+            models.append(model)
+        network = models[0] if len(models) == 1 else FlatStack(StackedModel(models))
+        samples = draw_samples(pipe.sampler, network, pipe.process, e.n_samples, split.image_shape, e.sample_seed,
+                               replicas=len(models))
+        yield from zip(chosen, samples if len(models) > 1 else samples[None])
+
+
+def measure_checkpoint(pipe: Pipeline, cfg: RunConfig, extractor: Extractor, cache_dir: Path | None,
+                       samples: Tensor) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """One metrics row for a checkpoint's samples and the weights in pipe.model, plus nearest-neighbour examples."""
+    e, split = cfg.eval, pipe.split
     row = {**measure_samples(samples, split, e, extractor, cache_dir),
            "loss_train": fixed_t_loss(pipe.model, pipe.process, split.train, e.fixed_t, e.loss_draws),
            "loss_test": fixed_t_loss(pipe.model, pipe.process, split.test, e.fixed_t, e.loss_draws)}
@@ -111,9 +135,11 @@ def evaluate_run(run_dir: Path, steps: list[int] | None = None, overrides: dict[
     set_cpu_threads(cfg.train.threads)
     pipe = build_pipeline(cfg)
     extractor = extractor_of(cfg, pipe.split.image_shape)
-    for step in tqdm(todo, desc=f"eval {run_dir.name}", disable=not progress, dynamic_ncols=True):
+    sampled = sample_checkpoints(pipe, cfg, run_dir, todo)
+    for step, samples in tqdm(sampled, total=len(todo), desc=f"eval {run_dir.name}", disable=not progress,
+                              dynamic_ncols=True):
         load_weights(pipe.model, run_dir, step, cfg.eval.use_ema)
-        row, nearest = measure_checkpoint(pipe, cfg, extractor, cache_dir)
+        row, nearest = measure_checkpoint(pipe, cfg, extractor, cache_dir, samples)
         if cfg.eval.spectral:
             _save_spectral(run_dir, step, pipe, cfg.eval)
         rows.append({"step": step, **row})

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 import freqdiff.evaluate as evaluate_module
 from conftest import tiny_config
@@ -128,3 +129,20 @@ def test_spectral_diagnostics_per_checkpoint(tmp_path: Path) -> None:
     assert len(rows) == len(list_checkpoints(run)) * 3 * 3  # checkpoints x OU times x bands
     assert all(float(r["model_vs_memorizer"]) >= 0 for r in rows)
     assert (run / "figures" / "spectral_bands.png").stat().st_size > 0
+
+
+def test_checkpoints_sampled_together_match_one_at_a_time(trained: Path) -> None:
+    """The stacked pass draws what each checkpoint draws alone, up to float re-association in batched kernels."""
+    from freqdiff.checkpoint import load_run_config
+    from freqdiff.evaluate import sample_checkpoints
+    from freqdiff.pipeline import build_pipeline
+
+    cfg = load_run_config(trained)
+    pipe = build_pipeline(cfg)
+    steps = list_checkpoints(trained)
+    alone = dict(sample_checkpoints(pipe, cfg, trained, steps, group=1))
+    together = dict(sample_checkpoints(pipe, cfg, trained, steps, group=len(steps)))
+    assert len(steps) > 1 and alone.keys() == together.keys()
+    for step in steps:
+        assert torch.allclose(alone[step], together[step], atol=1e-4), f"checkpoint {step} differs when stacked"
+    assert not torch.allclose(alone[steps[0]], alone[steps[-1]]), "different checkpoints draw different samples"
