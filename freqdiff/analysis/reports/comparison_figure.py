@@ -76,9 +76,12 @@ def comparison_figure(comparison: Comparison) -> Figure:
     ax.set_ylabel(TAU_LABEL)
     ax.set_title("generalization window: tau_gen (x, dashed) to tau_mem (o, solid),\n"
                  "shaded where the quality gate confirms generation", fontsize=9)
-    ax.legend(fontsize=7)
     extractors = {r.extractor for r in comparison.recipes}
     fid_ax.set_ylabel(f"{fid_label(extractors.pop()) if len(extractors) == 1 else 'FD (features differ)'} at tau_gen")
     fid_ax.set_title("quality at the window's start (mean over seeds ± 2 sigma)", fontsize=9)
-    fid_ax.legend(fontsize=7)
+    for axis in (ax, fid_ax):
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=7)
+    if not fid_ax.get_legend_handles_labels()[0]:
+        fid_ax.text(0.5, 0.5, "no recipe reaches tau_gen at any n", ha="center", transform=fid_ax.transAxes)
     return fig
