@@ -15,6 +15,7 @@ import torch
 from common import median_step_times, parse
 from freqdiff.components import REGISTRIES
 from freqdiff.config import RunConfig, apply_flags
+from freqdiff.context import BuildContext
 from freqdiff.trainer import Trainer
 
 
@@ -42,8 +43,8 @@ def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ours = Trainer(apply_flags(RunConfig(), {"n": str(args.n), "steps": "100000", "threads": str(args.threads)}),
                        Path(tmp) / "run")
-        shape = ours.pipe.split.image_shape
-        peer_model = REGISTRIES["model"].build("unet", {}, channels=shape[0], resolution=shape[1:])
+        context = BuildContext(ours.pipe.split, process=ours.pipe.process)
+        peer_model = REGISTRIES["model"].build("unet", {}, context=context)
         peer = PlainLoop(peer_model, ours.pipe.split.train, ours.pipe.process.alphabar, ours.cfg.train.lr)
         times = median_step_times({"freqdiff": ours.train_step, "plain loop": peer.train_step}, args.steps)
     print(f"unet W=8, digits 8x8, batch {args.n}, {args.threads} threads, {args.steps} steps each")

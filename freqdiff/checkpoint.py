@@ -89,13 +89,20 @@ def _read_config(config_file: Path) -> dict[str, Any]:
         raise FreqdiffError(f"{config_file}: not a valid freqdiff config ({type(err).__name__})") from None
 
 
-def check_run_dir(run_dir: Path, cfg: RunConfig) -> None:
+def run_record(cfg: RunConfig, derived: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What config.json holds: the resolved config and, when a component measured them on the training data, the
+    derived values it uses (equal_snr's per-frequency variances), so every number is traceable."""
+    return {**cfg.to_dict(), **({"derived": derived} if derived else {})}
+
+
+def check_run_dir(run_dir: Path, cfg: RunConfig, derived: dict[str, Any] | None = None) -> None:
     """Refuse, writing nothing, a directory that is not a freqdiff run or is a run made with another config."""
     if run_dir.exists() and not run_dir.is_dir():
         raise FreqdiffError(f"--out {run_dir}: is a file, not a directory")
     config_file = run_dir / "config.json"
     if config_file.exists():
-        differing = [k for k in diff_configs(_read_config(config_file), cfg.to_dict()) if k not in RESUMABLE_KEYS]
+        differing = [k for k in diff_configs(_read_config(config_file), run_record(cfg, derived))
+                     if k not in RESUMABLE_KEYS]
         if differing:
             raise FreqdiffError(
                 f"{run_dir} was made with a different config (differs in {', '.join(differing)}); "
@@ -110,14 +117,14 @@ def check_run_dir(run_dir: Path, cfg: RunConfig) -> None:
                             "written: choose a new or empty directory")
 
 
-def claim_run_dir(run_dir: Path, cfg: RunConfig) -> RunLock:
+def claim_run_dir(run_dir: Path, cfg: RunConfig, derived: dict[str, Any] | None = None) -> RunLock:
     """Check the directory, take its one-writer lock, and write (or confirm) config.json; returns the held lock."""
-    check_run_dir(run_dir, cfg)
+    check_run_dir(run_dir, cfg, derived)
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = RunLock(run_dir).acquire()
     try:
-        check_run_dir(run_dir, cfg)  # again, holding the lock: another writer may have claimed it meanwhile
-        write_json(run_dir / "config.json", cfg.to_dict())
+        check_run_dir(run_dir, cfg, derived)  # again, holding the lock: another writer may have claimed it meanwhile
+        write_json(run_dir / "config.json", run_record(cfg, derived))
     except BaseException:
         lock.release()
         raise

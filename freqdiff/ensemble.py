@@ -14,6 +14,7 @@ Under `accelerate launch` the members are sharded over the ranks (member i on ra
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from freqdiff.pipeline import Pipeline, build_pipeline, set_cpu_threads
 from freqdiff.process import DenoisingTerms
 from freqdiff.registry import FreqdiffError
 from freqdiff.regularizers import Regularizer
-from freqdiff.samplers import SAMPLERS, draw_samples
+from freqdiff.samplers import draw_samples
 from freqdiff.schedule import batch_indices, dropout_keys, step_seed
 from freqdiff.stack import FlatStack, StackedModel
 from freqdiff.trainer import batch_size, make_ema, make_optimizer, open_log
@@ -180,7 +181,7 @@ class EnsembleTrainer:
 
     def _member(self, cfg: RunConfig, run_dir: Path) -> Member:
         pipe = init_pipeline(cfg)
-        lock = claim_run_dir(run_dir, cfg)
+        lock = claim_run_dir(run_dir, cfg, pipe.process.derived())
         pipe.process.to(self.device)
         pipe.model.to(self.device)
         pipe.split.train = pipe.split.train.to(self.device)
@@ -241,12 +242,12 @@ class EnsembleTrainer:
 
     # ---- one step --------------------------------------------------------------------------
     def _global_batch(self, member: Member) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """x0, steps, noise and dropout keys of the member's global batch at its current step."""
+        """x0, diffusion levels, noise and dropout keys of the member's global batch at its current step."""
         cfg, split = member.cfg, member.pipe.split
         B = batch_size(cfg)
         x0 = split.train[batch_indices(len(split.train), B, member.step, cfg.train.seed).to(self.device)]
         generator = torch.Generator(device=self.device).manual_seed(step_seed(cfg.train.seed, member.step))
-        t = member.pipe.process.sample_steps(B, generator, self.device)
+        t = member.pipe.process.sample_levels(B, generator, self.device)
         eps = torch.randn((B, *x0.shape[1:]), generator=generator, device=self.device)
         return x0, t, eps, dropout_keys(cfg.train.seed, member.step, B).to(self.device)
 
@@ -327,9 +328,10 @@ class EnsembleTrainer:
         chosen = sampling if len(ks) == sampling.members else sampling.select(ks)
         members = [self.active[k] for k in ks]
         cfg = members[0].cfg
-        ranges = [m.pipe.split.x0_range for m in members]
-        sampler = SAMPLERS.build(cfg.sampler.name, cfg.sampler.params,
-                                 x0_range=tuple(torch.tensor(v) for v in zip(*ranges)))
+        sampler = members[0].pipe.sampler
+        if sampler.x0_range is not None:  # each member clamps to its own training data's range
+            ranges = [m.pipe.split.x0_range for m in members]
+            sampler = dataclasses.replace(sampler, x0_range=tuple(torch.tensor(v) for v in zip(*ranges)))
         samples = draw_samples(sampler, FlatStack(chosen), members[0].pipe.process, cfg.eval.grid_size,
                                members[0].pipe.split.image_shape, cfg.eval.sample_seed, replicas=len(ks))
         samples = samples if len(ks) > 1 else samples[None]

@@ -147,7 +147,7 @@ def evaluate_run(run_dir: Path, steps: list[int] | None = None, overrides: dict[
         _save_nearest(run_dir, step, nearest)
         write_csv(run_dir / "metrics.csv", rows, COLUMNS)  # last: a row exists only once all its files do
     if cfg.eval.spectral:
-        spectral = [{k: (int if k in ("tau", "step", "band") else float)(v) for k, v in r.items()}
+        spectral = [{k: (int if k in ("tau", "band") else float)(v) for k, v in r.items()}
                     for r in read_csv(run_dir / "spectral.csv")]
         plot_band_errors(spectral, run_dir / "figures" / "spectral_bands.png")
     return rows

@@ -15,7 +15,9 @@ from torch import Tensor, nn
 
 from freqdiff.components import REGISTRIES
 from freqdiff.config import RunConfig
+from freqdiff.context import BuildContext
 from freqdiff.data import Split, make_split
+from freqdiff.models.preconditioned import wrap
 from freqdiff.process import DiffusionProcess
 from freqdiff.registry import FreqdiffError
 from freqdiff.regularizers import Regularizer
@@ -29,7 +31,7 @@ PRIOR_SIGNAL = 0.1  # x_T may keep at most this fraction of the signal (alphabar
 class Pipeline:
     split: Split
     process: DiffusionProcess
-    model: nn.Module  # already wrapped by the regularizer
+    model: nn.Module  # model(x_t, level) -> output: the network, preconditioned, then wrapped by the regularizer
     regularizer: Regularizer
     sampler: Sampler
 
@@ -69,30 +71,25 @@ def check_mixed_precision(mode: str, device: torch.device) -> None:
                             "fp32 unannounced); choices here: no, bf16")
 
 
-def check_step_table(model: dict[str, Any], T: int) -> None:
-    """A model with a table of step embeddings (the U-Net's `steps`) must have one row per step of the process."""
-    steps = model["params"].get("steps")
-    if steps is not None and steps != T:
-        raise FreqdiffError(f"--model.steps {steps} does not match --process.T {T}: the {model['name']} step table "
-                            f"must cover t = 0..T-1; set --model.steps {T}")
-
-
-def check_last_step_is_noise(process: Any, name: str, image_shape: tuple[int, ...]) -> None:
-    """Sampling starts from pure noise, so x_T must be nearly all noise: its signal share is sqrt(alphabar_T) for DDPM."""
+def check_last_level_is_noise(process: DiffusionProcess, name: str, image_shape: tuple[int, ...]) -> None:
+    """Sampling starts from pure noise, so x at the noisiest level must be nearly all noise (sqrt(alphabar_T) of
+    signal for DDPM)."""
     x0 = torch.randn((1, *image_shape), generator=torch.Generator().manual_seed(0))
     x0 = x0 - x0.mean(dim=(-2, -1), keepdim=True)  # centered: what a blurring process keeps (the mean) is not signal
-    t = torch.tensor([process.T - 1])
-    signal, noise = float(process.signal(x0, t).norm()), float(process.noise(x0, t).norm())
+    level = process.sampling_levels(2)[:1]
+    signal = float(process.scale(process.alpha(level), x0).norm())
+    noise = float(process.scale(process.sigma(level), x0).norm())
     share = signal / max(math.hypot(signal, noise), 1e-30)
     if share > PRIOR_SIGNAL:
-        raise FreqdiffError(f"process '{name}': x_T (t = T-1 = {process.T - 1}) is still {share:.0%} signal, but sampling "
-                            f"starts from pure noise; at most {PRIOR_SIGNAL:.0%} is allowed: raise --process.T or the noise")
+        raise FreqdiffError(f"process '{name}': x at its noisiest level ({float(level):g}) is still {share:.0%} signal, "
+                            f"but sampling starts from pure noise; at most {PRIOR_SIGNAL:.0%} is allowed: raise the "
+                            "noise of that level (for ddpm: --process.T or --process.beta_end)")
 
 
-def check_sampler_steps(sampler: dict[str, Any], T: int) -> None:
-    """A sampler cannot take more steps than the process has."""
+def check_sampler_steps(sampler: dict[str, Any], T: int | None) -> None:
+    """A sampler cannot take more steps than a discrete process has levels."""
     steps = sampler["params"].get("steps")
-    if steps is not None and steps > T:
+    if steps is not None and T is not None and steps > T:
         raise FreqdiffError(f"--sampler.steps {steps} exceeds --process.T {T}: choose at most {T} steps")
 
 
@@ -110,23 +107,21 @@ def check_cutoff(regularizer: dict[str, Any], image_shape: tuple[int, ...]) -> N
 def check_compatible(cfg: RunConfig, split: Split, process: DiffusionProcess) -> None:
     """The constraints between components, checked once the data's image shape is known."""
     resolved = cfg.to_dict()
-    check_last_step_is_noise(process, cfg.process.name, split.image_shape)
-    check_step_table(resolved["model"], process.T)
-    check_sampler_steps(resolved["sampler"], process.T)
+    check_last_level_is_noise(process, cfg.process.name, split.image_shape)
+    check_sampler_steps(resolved["sampler"], process.levels_count)
     check_cutoff(resolved["regularizer"], split.image_shape)
 
 
 def build_pipeline(cfg: RunConfig) -> Pipeline:
     """Instantiate the run's components, after checking every setting and the constraints between components
-    (model weights are freshly initialised by the caller's seed)."""
+    (model weights are freshly initialised by the caller's seed). Each factory gets one BuildContext."""
     cfg.validate()
     split = load_split(cfg)
-    channels, height, width = split.image_shape
-    process = REGISTRIES["process"].build(cfg.process.name, cfg.process.params)
+    context = BuildContext(split)
+    process = REGISTRIES["process"].build(cfg.process.name, cfg.process.params, context=context)
+    context = context.with_process(process)
     check_compatible(cfg, split, process)
-    model = REGISTRIES["model"].build(cfg.model.name, cfg.model.params, channels=channels, resolution=(height, width))
-    regularizer = REGISTRIES["regularizer"].build(
-        cfg.regularizer.name, cfg.regularizer.params, process=process, shape=split.image_shape
-    )
-    sampler = REGISTRIES["sampler"].build(cfg.sampler.name, cfg.sampler.params, x0_range=split.x0_range)
-    return Pipeline(split, process, regularizer.wrap_model(model), regularizer, sampler)
+    network = REGISTRIES["model"].build(cfg.model.name, cfg.model.params, context=context)
+    regularizer = REGISTRIES["regularizer"].build(cfg.regularizer.name, cfg.regularizer.params, context=context)
+    sampler = REGISTRIES["sampler"].build(cfg.sampler.name, cfg.sampler.params, context=context)
+    return Pipeline(split, process, regularizer.wrap_model(wrap(network, process)), regularizer, sampler)

@@ -22,10 +22,9 @@ from freqdiff.config import RunConfig, TrainConfig
 from freqdiff.distributed import process_state
 from freqdiff.grids import save_sample_grid
 from freqdiff.io import RunLock, torch_load, torch_save
-from freqdiff.pipeline import Pipeline, build_pipeline, check_mixed_precision, set_cpu_threads
-from freqdiff.process import denoise
-from freqdiff.registry import FreqdiffError
 from freqdiff.models.dropout import keyed_dropout
+from freqdiff.pipeline import Pipeline, build_pipeline, check_mixed_precision, set_cpu_threads
+from freqdiff.registry import FreqdiffError
 from freqdiff.schedule import batch_indices, dropout_keys, rank_slice, step_seed
 
 
@@ -77,7 +76,7 @@ class Trainer:
     def _claim(self, model: nn.Module) -> int:
         """The main rank claims the run (its lock, config.json); every rank then loads the resume state."""
         if self.accelerator.is_main_process:
-            self.lock = claim_run_dir(self.run_dir, self.cfg)
+            self.lock = claim_run_dir(self.run_dir, self.cfg, self.pipe.process.derived())
         try:
             self.accelerator.wait_for_everyone()
             return self._load_state(model)
@@ -127,7 +126,7 @@ class Trainer:
     def train_step(self) -> tuple[Tensor, dict[str, float]]:
         """One optimizer step on this rank's share of the global batch of step `self.step`.
 
-        Diffusion steps, noise and dropout keys are drawn for the whole global batch from (seed, step) and then
+        Diffusion levels, noise and dropout keys are drawn for the whole global batch from (seed, step) and then
         split, so a run gives the same result on any number of processes (up to float reduction order).
         """
         acc, cfg = self.accelerator, self.cfg.train
@@ -135,12 +134,12 @@ class Trainer:
         idx = self.local_batch()
         x0 = self.train_images[idx.to(self.device)]
         generator = torch.Generator(device=self.device).manual_seed(step_seed(cfg.seed, self.step))
-        t_all = self.pipe.process.sample_steps(B, generator, self.device)
+        t_all = self.pipe.process.sample_levels(B, generator, self.device)
         eps_all = torch.randn((B, *x0.shape[1:]), generator=generator, device=self.device)
         keys_all = dropout_keys(cfg.seed, self.step, B).to(self.device)
         t, eps, keys = (rank_slice(v, acc.process_index, acc.num_processes) for v in (t_all, eps_all, keys_all))
         with acc.autocast(), keyed_dropout(keys):
-            loss, parts = self.pipe.regularizer.objective(denoise(self.pipe.process, self.model, x0, t, eps))
+            loss, parts = self.pipe.regularizer.objective(self.pipe.process.denoise(self.model, x0, t, eps))
         # DDP averages gradients over ranks: weight by this rank's share so the result is the global mean.
         acc.backward(loss * len(idx) * acc.num_processes / B)
         if cfg.grad_clip > 0:

@@ -21,3 +21,12 @@ def tiny_config(**flags: str) -> RunConfig:
 @pytest.fixture
 def tiny() -> RunConfig:
     return tiny_config()
+
+
+def build_context(shape: tuple[int, ...] = (1, 8, 8), n: int = 16, process=None):
+    """A BuildContext over a split of random images in [0, 1] of `shape` (n training, 16 held out)."""
+    from freqdiff.context import BuildContext
+    from freqdiff.data import make_split
+
+    pool = torch.rand(n + 16, *shape, generator=torch.Generator().manual_seed(0))
+    return BuildContext(make_split(pool, n, 16), process=process)

@@ -5,13 +5,19 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import build_context
 from freqdiff.models import MODELS
+from freqdiff.process import PROCESSES
 from freqdiff.registry import FreqdiffError
 
 
-def build(name: str, channels: int = 1, resolution: tuple[int, int] = (8, 8), **params) -> nn.Module:
+def build(name: str, channels: int = 1, resolution: tuple[int, int] = (8, 8),
+          process: tuple[str, dict[str, str]] = ("ddpm", {}), **params) -> nn.Module:
+    """The bare network (without its process's preconditioning), for the given process."""
+    context = build_context((channels, *resolution))
+    context = context.with_process(PROCESSES.build(*process, context=context))
     torch.manual_seed(0)
-    return MODELS.build(name, params, channels=channels, resolution=resolution)
+    return MODELS.build(name, params, context=context)
 
 
 def count(model: nn.Module) -> int:
@@ -31,10 +37,12 @@ def test_unet_parameter_count_does_not_depend_on_resolution() -> None:
     assert count(build("unet", resolution=(8, 8))) == count(build("unet", resolution=(32, 32)))
 
 
-def test_unet_step_table_is_frozen() -> None:
+def test_unet_step_table_is_frozen_and_follows_the_process() -> None:
     model = build("unet")
     frozen = [p for p in model.parameters() if not p.requires_grad]
     assert [p.shape for p in frozen] == [torch.Size([1000, 8])]
+    longer = build("unet", process=("ddpm", {"T": "2000"}))
+    assert [p.shape for p in longer.parameters() if not p.requires_grad] == [torch.Size([2000, 8])]
 
 
 @pytest.mark.parametrize("resolution", [(8, 8), (16, 16), (28, 28), (25, 25), (9, 14)])

@@ -4,13 +4,18 @@ import math
 import pytest
 import torch
 
-from freqdiff.baselines import OptimalScore, optimal_eps, optimal_x0
+from conftest import build_context
+from freqdiff.baselines import OptimalScore, in_basis, optimal_x0
 from freqdiff.diagnostics import METRICS, band_errors, plot_band_errors
 from freqdiff.process import PROCESSES
 from freqdiff.samplers import draw_samples
 from freqdiff.samplers.ddim import DDIM
 
-PROCESS = PROCESSES.build("ddpm")
+PROCESS = PROCESSES.build("ddpm", context=build_context())
+
+
+def memorized_x0(x_t, level, train, chunk_size=4096):
+    return optimal_x0(x_t, level, PROCESS, in_basis(PROCESS, train), chunk_size)
 
 
 def training_set(n=8, seed=0):
@@ -28,13 +33,13 @@ def nearest(x, train):
 def test_matches_brute_force_softmax_with_any_chunk():
     train = training_set(37).double()
     x_t = torch.randn(5, 1, 8, 8, dtype=torch.float64)
-    alphabar = torch.tensor([0.999, 0.9, 0.5, 0.1, 0.01], dtype=torch.float64)
-    ab = alphabar[:, None]
+    level = torch.tensor([1, 100, 300, 600, 999])
+    ab = PROCESS.alphabar[level].double()[:, None]
     sq_dist = (x_t.flatten(1)[:, None] - ab.sqrt()[:, :, None] * train.flatten(1)[None]).square().sum(-1)
     weights = torch.softmax(-sq_dist / (2 * (1 - ab)), dim=1)
     expected = (weights @ train.flatten(1)).reshape(x_t.shape)
     for chunk in (1, 5, 37, 1000):
-        assert torch.allclose(optimal_x0(x_t, alphabar, train, chunk), expected, atol=1e-10)
+        assert torch.allclose(memorized_x0(x_t, level, train, chunk), expected, atol=1e-10)
 
 
 def test_small_noise_returns_nearest_training_image_and_large_noise_the_mean():
@@ -42,31 +47,31 @@ def test_small_noise_returns_nearest_training_image_and_large_noise_the_mean():
     queries = torch.randn(16, 1, 8, 8)
     _, _, index = nearest(queries, train)
     t = torch.full((16,), 1)
-    x_t = PROCESS.signal(queries, t)
-    assert torch.allclose(optimal_x0(x_t, PROCESS.alphabar[t], train), train[index], atol=1e-5)
+    x_t = PROCESS.scale(PROCESS.alpha(t), queries)
+    assert torch.allclose(memorized_x0(x_t, t, train), train[index], atol=1e-5)
     t = torch.full((16,), PROCESS.T - 1)
     x_t = PROCESS.add_noise(train[:1].expand(16, -1, -1, -1), t, queries)
-    assert torch.allclose(optimal_x0(x_t, PROCESS.alphabar[t], train), train.mean(0).expand(16, -1, -1, -1), atol=0.05)
+    assert torch.allclose(memorized_x0(x_t, t, train), train.mean(0).expand(16, -1, -1, -1), atol=0.05)
 
 
 def test_log_space_is_stable_at_tiny_noise():
     train = training_set()
-    far = 100 * torch.randn(4, 1, 8, 8)  # squared distances / (2 (1 - alphabar)) ~ 1e9: exp would underflow
-    alphabar = torch.full((4,), 1 - 1e-6)
-    x0 = optimal_x0(far, alphabar, train, chunk_size=3)
+    far = 100 * torch.randn(4, 1, 8, 8)  # squared distances / (2 (1 - alphabar)) ~ 1e7: exp would underflow
+    t = torch.zeros(4, dtype=torch.long)  # alphabar = 1 - 1e-4
+    x0 = memorized_x0(far, t, train, chunk_size=3)
     assert torch.isfinite(x0).all()
     assert torch.allclose(x0, train[nearest(far, train)[2]])
-    assert torch.isfinite(optimal_eps(far, alphabar, train)).all()
+    assert torch.isfinite(OptimalScore(train, PROCESS)(far, t)).all()
 
 
-def test_module_is_a_noise_predictor_consistent_with_the_denoiser():
+def test_module_is_a_closed_form_model_consistent_with_the_denoiser():
     train = training_set()
     model = OptimalScore(train, PROCESS)
-    assert not any(p.requires_grad for p in model.parameters())
+    assert model.closed_form and not list(model.parameters())
     t = torch.tensor([0, 40, 500, 999])
     x_t = torch.randn(4, 1, 8, 8)
-    x0_hat = PROCESS.x0_from_eps(x_t, t, model(x_t, t))
-    assert torch.allclose(x0_hat, optimal_x0(x_t, PROCESS.alphabar[t], train), atol=1e-3)
+    x0_hat = PROCESS.x0_from_output(x_t, t, model(x_t, t))
+    assert torch.allclose(x0_hat, memorized_x0(x_t, t, train), atol=1e-3)
 
 
 def test_ddim_samples_land_on_training_images():
@@ -82,7 +87,7 @@ def test_band_errors_of_the_memorizer_itself_and_the_plot(tmp_path):
     memorizer = OptimalScore(train, PROCESS)
     rows = band_errors(memorizer, PROCESS, train, heldout, ou_times=(0.01, 0.5), bands=4, batch_size=4)
     assert len(rows) == 2 * 4 and {row["band"] for row in rows} == {0, 1, 2, 3}
-    assert rows[0]["step"] == PROCESS.step_at_time(0.01) and rows[0]["f_high"] == pytest.approx(math.sqrt(0.5) / 4)
+    assert rows[0]["level"] == 40 and rows[0]["f_high"] == pytest.approx(math.sqrt(0.5) / 4)
     for row in rows:
         assert row["model_vs_memorizer"] == pytest.approx(0, abs=1e-8)
         assert row["model_vs_eps"] == pytest.approx(row["memorizer_vs_eps"])

@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import tiny_config
+from conftest import build_context, tiny_config
 
 from freqdiff.process import PROCESSES
-from freqdiff.process.base import DenoisingTerms, denoise
+from freqdiff.process.base import DenoisingTerms
 from freqdiff.registry import FreqdiffError
 from freqdiff.regularizers import REGULARIZERS
 from freqdiff.regularizers.focal_frequency import focal_frequency_loss
@@ -16,7 +16,8 @@ from freqdiff.spectral import MAX_RADIUS, energy_above
 from freqdiff.trainer import Trainer
 
 SHAPE = (1, 16, 16)
-PROCESS = PROCESSES.build("ddpm")
+PROCESS = PROCESSES.build("ddpm", context=build_context(SHAPE))
+CONTEXT = build_context(SHAPE, process=PROCESS)
 
 
 class TinyNet(nn.Module):
@@ -33,7 +34,7 @@ class TinyNet(nn.Module):
 
 
 def build(name, **params):
-    return REGULARIZERS.build(name, params, process=PROCESS, shape=SHAPE)
+    return REGULARIZERS.build(name, params, context=CONTEXT)
 
 
 def batch(steps=(3, 10, 25, 40), seed=0):
@@ -164,7 +165,7 @@ def test_gradients_reach_every_parameter(name, params):
     torch.manual_seed(0)
     regularizer = build(name, **params)
     model = regularizer.wrap_model(TinyNet())
-    loss, logs = regularizer.objective(denoise(PROCESS, model, *batch()))
+    loss, logs = regularizer.objective(PROCESS.denoise(model, *batch()))
     loss.backward()
     assert "mse" in logs and all(math.isfinite(v) for v in logs.values())
     if name in ("fourier_penalty", "frequency_weighted_loss", "focal_frequency"):
@@ -178,7 +179,7 @@ def test_penalty_gradient_differs_from_mse_gradient():
     for name in ("none", "fourier_penalty", "frequency_weighted_loss", "focal_frequency"):
         torch.manual_seed(1)
         model = TinyNet().eval()
-        build(name).objective(denoise(PROCESS, model, *batch()))[0].backward()
+        build(name).objective(PROCESS.denoise(model, *batch()))[0].backward()
         grads.append(model.conv.weight.grad.clone())
     for other in grads[1:]:
         assert not torch.allclose(grads[0], other)

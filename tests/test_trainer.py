@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import freqdiff.trainer as trainer_module
 from conftest import TINY, tiny_config
 from freqdiff.checkpoint import checkpoint_steps, list_checkpoints
+from freqdiff.process import DiffusionProcess
 from freqdiff.registry import FreqdiffError
 from freqdiff.trainer import Trainer, train
 
@@ -82,17 +82,17 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_denoise = trainer_module.denoise
+    real_denoise = DiffusionProcess.denoise
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
         terms = real_denoise(*args, **kwargs)
         calls["n"] += 1
         if calls["n"] > 10:
-            terms.eps_hat = terms.eps_hat * float("nan")
+            terms.output = terms.output * float("nan")
         return terms
 
-    monkeypatch.setattr(trainer_module, "denoise", poisoned)
+    monkeypatch.setattr(DiffusionProcess, "denoise", poisoned)
     with pytest.raises(FreqdiffError) as err:
         train(tiny_config(), tmp_path / "run")
     message = str(err.value)

@@ -1,4 +1,4 @@
-"""Closed-form baselines that project onto the training set (paper.md section 5)."""
-from freqdiff.baselines.optimal_score import OptimalScore, optimal_eps, optimal_x0
+"""Closed-form baselines that project onto the training set (the empirical optimal score)."""
+from freqdiff.baselines.optimal_score import OptimalScore, in_basis, optimal_x0
 
-__all__ = ["OptimalScore", "optimal_eps", "optimal_x0"]
+__all__ = ["OptimalScore", "in_basis", "optimal_x0"]

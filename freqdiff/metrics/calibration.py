@@ -31,7 +31,7 @@ from freqdiff.io import read_json, save_figure, write_csv, write_json, write_tex
 from freqdiff.metrics.extractors import Extractor, get_extractor
 from freqdiff.metrics.quality import GATES, HIGHER_IS_BETTER, MEASURED, QUALITY, Gate, measure_samples
 from freqdiff.pipeline import Pipeline, build_pipeline, load_pool, set_cpu_threads
-from freqdiff.process.ddpm import DDPM
+from freqdiff.process import DiffusionProcess
 from freqdiff.registry import FreqdiffError
 from freqdiff.regularizers.spectral_filter import SpectralFilterParams
 from freqdiff.samplers import draw_samples
@@ -51,14 +51,17 @@ class PenalizedMemorizer(nn.Module):
     of the Fourier penalty on eps. Its samples are copies that keep residual high-frequency noise.
     """
 
-    def __init__(self, train: Tensor, process: DDPM, cutoff: float = PENALTY_CUTOFF, weight: float = PENALTY_WEIGHT) -> None:
+    closed_form = True
+
+    def __init__(self, train: Tensor, process: DiffusionProcess, cutoff: float = PENALTY_CUTOFF,
+                 weight: float = PENALTY_WEIGHT) -> None:
         super().__init__()
         self.memorizer = OptimalScore(train, process)
         self.register_buffer("mask", lowpass_mask(train.shape[-2], train.shape[-1], cutoff))
         self.weight = weight
 
-    def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
-        eps = self.memorizer(x_t, t)
+    def forward(self, x_t: Tensor, level: Tensor) -> Tensor:
+        eps = self.memorizer(x_t, level)
         low = lowpass(eps, self.mask)
         return low + (eps - low) / (1 + self.weight)
 

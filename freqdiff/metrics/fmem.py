@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from einops import rearrange
 from torch import Tensor
 
 from freqdiff.analysis.statistics import proportion_interval

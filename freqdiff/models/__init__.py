@@ -1,4 +1,8 @@
-"""Score networks: model(x_t, t) -> eps_hat for images (B, C, H, W) and integer steps t (B,)."""
+"""Networks and closed-form models: model(x_t, level) -> output F for images (B, C, H, W) and levels (B,).
+
+A registered network is a backbone F(x, c_noise); the pipeline wraps it in Preconditioned, which feeds it the
+process's c_in x_t and c_noise(level). A closed-form model (closed_form = True) answers (x_t, level) itself.
+"""
 from torch import nn
 
 from freqdiff.registry import Registry

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from einops import pack, unpack
 from torch import Tensor, nn
 
+from freqdiff.context import BuildContext
 from freqdiff.models import MODELS
 from freqdiff.models.embedding import sinusoidal
 from freqdiff.registry import param
@@ -44,8 +45,8 @@ class ResidualMLP(nn.Module):
         self.blocks = nn.ModuleList(ResidualBlock(width) for _ in range(blocks))
         self.project = nn.Linear(width, dim)
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        emb = sinusoidal(t, self.width)
+    def forward(self, x: Tensor, c_noise: Tensor) -> Tensor:
+        emb = sinusoidal(c_noise, self.width)
         flat, shape = pack([x], "b *")
         h = self.lift(flat)
         for block in self.blocks:
@@ -54,6 +55,6 @@ class ResidualMLP(nn.Module):
 
 
 @MODELS.register("mlp", MLPParams)
-def mlp(params: MLPParams, *, channels: int, resolution: tuple[int, int], **_) -> nn.Module:
+def mlp(params: MLPParams, context: BuildContext) -> nn.Module:
     """Residual MLP on flattened inputs (3 blocks, W=128): the paper's model for the d=8 Gaussian mixture."""
-    return ResidualMLP(channels * math.prod(resolution), params.width, params.blocks)
+    return ResidualMLP(math.prod(context.image_shape), params.width, params.blocks)

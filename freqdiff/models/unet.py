@@ -4,9 +4,10 @@ Base width W, levels at channels W * multipliers = (W, 2W, 4W). The encoder has 
 level and a strided 3x3 conv between levels; the bottleneck is a ResNet block with attention and one
 without; the decoder has 3 ResNet blocks per level, each taking one encoder activation as a skip, and
 nearest-neighbour upsampling + 3x3 conv between levels. 4-head self-attention follows every ResNet
-block of the two coarsest levels. The step t enters through a sinusoidal embedding and an MLP
-W -> 4W -> 4W, added per channel inside every ResNet block. About 4.0e3 W^2 parameters on one channel
-(0.263M at W=8, counting the frozen 1000 x W sinusoidal table as the paper's code does).
+block of the two coarsest levels. The noise level (the process's c_noise: DDPM's step t) enters through a
+sinusoidal embedding and an MLP W -> 4W -> 4W, added per channel inside every ResNet block. About 4.0e3 W^2
+parameters on one channel (0.263M at W=8, counting the frozen 1000 x W sinusoidal table of DDPM's steps as the
+paper's code does).
 
 Images whose sides are not multiples of 2^(levels-1) are zero-padded (centred) to the next multiple
 and the output is cropped back, so any resolution (28x28, 25x25, ...) works.
@@ -21,9 +22,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from freqdiff.context import BuildContext
 from freqdiff.models import MODELS
 from freqdiff.models.dropout import KeyedDropout
-from freqdiff.models.embedding import sinusoidal
+from freqdiff.models.embedding import Sinusoidal, sinusoidal
 from freqdiff.registry import FreqdiffError, param
 
 GROUPS = 8  # GroupNorm(8) everywhere: every channel count must be a multiple of 8
@@ -38,7 +40,6 @@ class UNetParams:
     attention_levels: int = param(2, ge=0)  # self-attention at this many coarsest levels (plus the bottleneck)
     heads: int = param(4, ge=1)  # attention heads
     dropout: float = param(0.1, ge=0, lt=1)  # dropout before the second conv of every ResNet block
-    steps: int = param(1000, ge=1)  # size of the step-embedding table: t must lie in 0..steps-1 (the process's T)
 
 
 def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
@@ -53,24 +54,26 @@ def norm_act_conv(c_in: int, c_out: int, dropout: float | None = None) -> nn.Seq
 
 
 class TimeEmbedding(nn.Module):
-    """Step t -> sinusoidal features of width W -> MLP to 4W, the conditioning of every block.
+    """c_noise -> sinusoidal features of width W -> MLP to 4W, the conditioning of every block.
 
-    The features sit in a frozen (steps, W) lookup table, as in the paper's code, so they count among
-    the parameters (1000 W of the paper's 0.263M at W=8) but are never trained.
+    For a process with T discrete steps the features sit in a frozen (T, W) lookup table indexed by the step, as
+    in the paper's code, so they count among the parameters (1000 W of the paper's 0.263M at W=8) but are never
+    trained; for continuous levels they are computed from c_noise itself. The process decides: no second number.
     """
 
-    def __init__(self, width: int, steps: int) -> None:
+    def __init__(self, width: int, levels: int | None) -> None:
         super().__init__()
-        table = sinusoidal(torch.arange(steps), width)
+        features = (nn.Embedding.from_pretrained(sinusoidal(torch.arange(levels), width), freeze=True)
+                    if levels is not None else Sinusoidal(width))
         self.mlp = nn.Sequential(
-            nn.Embedding.from_pretrained(table, freeze=True),
+            features,
             nn.Linear(width, TIME_MULT * width),
             nn.GELU(),
             nn.Linear(TIME_MULT * width, TIME_MULT * width),
         )
 
-    def forward(self, t: Tensor) -> Tensor:
-        return self.mlp(t)
+    def forward(self, c_noise: Tensor) -> Tensor:
+        return self.mlp(c_noise)
 
 
 class SelfAttention(nn.Module):
@@ -134,9 +137,9 @@ class Upsample(nn.Module):
 
 
 class UNet(nn.Module):
-    """eps_hat(x_t, t): encoder, attention bottleneck, decoder fed a skip from every encoder layer."""
+    """F(x, c_noise): encoder, attention bottleneck, decoder fed a skip from every encoder layer."""
 
-    def __init__(self, channels: int, p: UNetParams) -> None:
+    def __init__(self, channels: int, p: UNetParams, levels: int | None = 1000) -> None:
         super().__init__()
         widths = [p.width * m for m in p.multipliers]
         attended = [level >= len(widths) - p.attention_levels for level in range(len(widths))]
@@ -146,7 +149,7 @@ class UNet(nn.Module):
         def block(c_in: int, c_out: int, attention: bool) -> ResBlock:
             return ResBlock(c_in, c_out, time_dim, p.dropout, p.heads if attention else None)
 
-        self.time = TimeEmbedding(p.width, p.steps)
+        self.time = TimeEmbedding(p.width, levels)
         self.stem = conv3x3(channels, p.width)
 
         self.encoder = nn.ModuleList()
@@ -171,8 +174,8 @@ class UNet(nn.Module):
 
         self.head = norm_act_conv(c, channels)
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        emb = self.time(t)
+    def forward(self, x: Tensor, c_noise: Tensor) -> Tensor:
+        emb = self.time(c_noise)
         h = self.stem(self.pad(x))
         skips = [h]
         for layer in self.encoder:
@@ -222,7 +225,7 @@ def _check(p: UNetParams) -> None:
 
 
 @MODELS.register("unet", UNetParams)
-def unet(params: UNetParams, *, channels: int, resolution: tuple[int, int], **_) -> nn.Module:
+def unet(params: UNetParams, context: BuildContext) -> nn.Module:
     """The paper's U-Net: levels W, 2W, 4W of ResNet blocks, attention at the 2 coarsest; ~4e3 W^2 params."""
     _check(params)
-    return UNet(channels, params)
+    return UNet(context.image_shape[0], params, context.require_process("model 'unet'").levels_count)

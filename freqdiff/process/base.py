@@ -1,96 +1,251 @@
-"""The interface every diffusion process implements, so samplers, losses and regularizers swap freely.
+"""The noise-level contract: every diffusion process is a linear Gaussian corruption, diagonal in a fixed basis.
 
-A process is a family of Gaussian marginals q(x_t | x_0) = N(signal(x_0, t), noise covariance) indexed by
-an integer step t in {0..T-1}; the model predicts the noise eps that made x_t.
+    x_t = A(level) x_0 + S(level) eps,    A = V diag(alpha) V^T,    S = V diag(sigma) V^T,
+
+V the identity (the pixel basis: DDPM, VE, EDM, with alpha and sigma one number per example) or the orthonormal
+2-D DCT (blurring and equal-SNR noise, alpha and sigma per frequency). A process defines its levels: how training
+draws them, the grid a sampler walks, a reference SNR from which the paper's Ornstein-Uhlenbeck time follows;
+the network's preconditioning (Karras et al. 2022, table 1: D(x) = c_skip x + c_out F(c_in x, c_noise)); and the
+loss weight. Everything else follows here from alpha and sigma (conversions between x0, eps and the score, the
+posterior of an ancestral step, the training terms), so samplers, regularizers, losses, diagnostics and the
+closed-form baselines use the contract only, and a new process is one file.
+Schedules are buffers: `.to(device)` moves them.
 """
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from freqdiff.spectral import dct_2d, idct_2d
 
-class DiffusionProcess(ABC):
-    """Forward process with epsilon parametrisation; tensors of steps `t` are LongTensor of shape (B,)."""
+BASES = ("pixel", "dct")
 
-    T: int
 
-    @abstractmethod
-    def signal(self, x0: Tensor, t: Tensor) -> Tensor:
-        """Mean of q(x_t | x_0): a linear map of x_0 (sqrt(alphabar_t) x_0 for DDPM)."""
+def per_example(values: Tensor) -> Tensor:
+    """(B,) -> (B, 1, 1, 1), to broadcast one number per example against images."""
+    return values.reshape(-1, 1, 1, 1)
 
-    @abstractmethod
-    def noise(self, eps: Tensor, t: Tensor) -> Tensor:
-        """The noise part of x_t made from standard normal eps (sqrt(1 - alphabar_t) eps for DDPM)."""
 
-    @abstractmethod
-    def x0_from_eps(self, x_t: Tensor, t: Tensor, eps: Tensor) -> Tensor:
-        """Invert x_t = signal(x_0, t) + noise(eps, t) for x_0."""
+def snr_at_ou_time(t: float) -> float:
+    """The SNR e^{-2t} / (1 - e^{-2t}) of the Ornstein-Uhlenbeck process at time t (the paper's t)."""
+    return 1.0 / math.expm1(2.0 * t)
 
-    @abstractmethod
-    def eps_from_x0(self, x_t: Tensor, t: Tensor, x0: Tensor) -> Tensor:
-        """Invert x_t = signal(x_0, t) + noise(eps, t) for eps."""
 
-    @abstractmethod
-    def score_from_eps(self, x_t: Tensor, t: Tensor, eps: Tensor) -> Tensor:
-        """grad log q_t(x_t) implied by a noise prediction eps."""
+class DiffusionProcess(nn.Module):
+    """A linear Gaussian forward process; by default the network predicts eps (F = eps, c_in = 1)."""
 
-    @abstractmethod
-    def posterior(self, x_t: Tensor, x0: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and standard deviation of q(x_{t-1} | x_t, x_0), for ancestral sampling."""
+    basis: str = "pixel"  # where alpha and sigma are diagonal: pixel | dct
+    levels_count: int | None = None  # T for discrete levels 0..T-1 (a network's step table has T rows); None: continuous
+    default_sampler: str = "ddim"  # the sampler its recipe uses
 
-    @abstractmethod
-    def ou_time(self, t: int) -> float:
-        """Continuous Ornstein-Uhlenbeck time of step t: -1/2 log alphabar_t for DDPM."""
+    # ---- what a process defines ---------------------------------------------------------------------------
+    def alpha(self, level: Tensor) -> Tensor:
+        """Signal scale of x_t, (B, 1, 1, 1) or per frequency (B, 1, H, W) in the basis."""
+        raise NotImplementedError
 
-    def add_noise(self, x0: Tensor, t: Tensor, eps: Tensor) -> Tensor:
-        """x_t = signal(x_0, t) + noise(eps, t)."""
-        return self.signal(x0, t) + self.noise(eps, t)
+    def sigma(self, level: Tensor) -> Tensor:
+        """Noise scale of x_t, shaped as alpha."""
+        raise NotImplementedError
 
-    def step_at_time(self, ou_time: float) -> int:
-        """The step whose OU time is closest to `ou_time` (t = 0.01 is DDPM step ~40)."""
-        times = torch.tensor([self.ou_time(i) for i in range(self.T)])
-        return int(torch.argmin((times - ou_time).abs()))
+    def snr(self, level: Tensor) -> Tensor:
+        """A reference signal-to-noise ratio per example (B,), decreasing in the noise: it defines the OU time."""
+        raise NotImplementedError
 
-    def sample_steps(self, batch: int, generator: torch.Generator, device: torch.device) -> Tensor:
-        """Training steps drawn uniformly in {1..T-1}, as in the paper's code."""
-        return torch.randint(1, self.T, (batch,), generator=generator, device=device)
+    def level_at_snr(self, snr: float) -> Tensor:
+        """The continuous level whose reference SNR is `snr`, a 0-d tensor (discrete processes need not define it)."""
+        raise NotImplementedError
 
-    def to(self, device: torch.device) -> "DiffusionProcess":
-        """Move every tensor attribute to `device`."""
-        for key, value in vars(self).items():
-            if isinstance(value, Tensor):
-                setattr(self, key, value.to(device))
-        return self
+    def sample_levels(self, batch: int, generator: torch.Generator, device: torch.device) -> Tensor:
+        """The training levels of one batch, (B,)."""
+        raise NotImplementedError
+
+    def sampling_levels(self, steps: int) -> Tensor:
+        """A grid of `steps` levels from the most to the least noisy, for samplers (the last one's x0_hat is returned)."""
+        raise NotImplementedError
+
+    def c_noise(self, level: Tensor) -> Tensor:
+        """What the network's time embedding sees (B,): integer steps index a step table, other values are embedded."""
+        raise NotImplementedError
+
+    def c_in(self, level: Tensor) -> Tensor | None:
+        """Input scaling of the network (None: the identity)."""
+        return None
+
+    def loss_weight(self, level: Tensor) -> Tensor | None:
+        """Weight (B,) of the squared error of the network's output against its target (None: 1)."""
+        return None
+
+    def derived(self) -> dict[str, Any]:
+        """Values computed from the training data, recorded in config.json (e.g. per-frequency variances)."""
+        return {}
+
+    # ---- the network's output: eps prediction unless a process says otherwise -----------------------------
+    def x0_from_output(self, x_t: Tensor, level: Tensor, output: Tensor) -> Tensor:
+        """D(x_t): the denoised estimate the network's output stands for."""
+        return self.x0_from_eps(x_t, level, output)
+
+    def output_from_x0(self, x_t: Tensor, level: Tensor, x0: Tensor) -> Tensor:
+        """The output that stands for the denoised estimate x0 (filters and closed-form baselines)."""
+        return self.eps_from_x0(x_t, level, x0)
+
+    def eps_from_output(self, x_t: Tensor, level: Tensor, output: Tensor) -> Tensor:
+        return output
+
+    def target(self, x0: Tensor, eps: Tensor, x_t: Tensor, level: Tensor) -> Tensor:
+        """What the network should output for (x0, eps)."""
+        return eps
+
+    def preconditioning(self, level: Tensor) -> tuple[Any, Any, Any, Tensor]:
+        """(c_skip, c_out, c_in, c_noise) with D(x) = c_skip x + c_out F(c_in x, c_noise) in the basis.
+
+        For eps prediction D = A^-1 (x - S F): c_skip = 1/alpha, c_out = -sigma/alpha.
+        """
+        alpha, sigma = self.alpha(level), self.sigma(level)
+        return 1 / alpha, -sigma / alpha, self.c_in(level), self.c_noise(level)
+
+    # ---- derived: the basis -------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        tensors = list(self.buffers())
+        return tensors[0].device if tensors else torch.device("cpu")
+
+    def to_basis(self, x: Tensor) -> Tensor:
+        return dct_2d(x) if self.basis == "dct" else x
+
+    def from_basis(self, coefficients: Tensor) -> Tensor:
+        return idct_2d(coefficients) if self.basis == "dct" else coefficients
+
+    def scale(self, diagonal: Tensor, x: Tensor) -> Tensor:
+        """V diag V^T x: a product for one number per example, otherwise per coefficient in the basis."""
+        if diagonal.shape[-2:] == (1, 1):
+            return diagonal * x
+        return self.from_basis(diagonal * self.to_basis(x))
+
+    def unscale(self, diagonal: Tensor, x: Tensor) -> Tensor:
+        """V diag^-1 V^T x."""
+        if diagonal.shape[-2:] == (1, 1):
+            return x / diagonal
+        return self.from_basis(self.to_basis(x) / diagonal)
+
+    # ---- derived: the marginals and their conversions ------------------------------------------------------
+    def add_noise(self, x0: Tensor, level: Tensor, eps: Tensor) -> Tensor:
+        """x_t = A x_0 + S eps."""
+        return self.scale(self.alpha(level), x0) + self.scale(self.sigma(level), eps)
+
+    def prior(self, eps: Tensor, level: Tensor) -> Tensor:
+        """The start of sampling at the noisiest level: S eps (A x_0 is negligible there; pipeline checks it)."""
+        return self.scale(self.sigma(level), eps)
+
+    def x0_from_eps(self, x_t: Tensor, level: Tensor, eps: Tensor) -> Tensor:
+        return self.unscale(self.alpha(level), x_t - self.scale(self.sigma(level), eps))
+
+    def eps_from_x0(self, x_t: Tensor, level: Tensor, x0: Tensor) -> Tensor:
+        return self.unscale(self.sigma(level), x_t - self.scale(self.alpha(level), x0))
+
+    def score(self, x_t: Tensor, level: Tensor, eps: Tensor) -> Tensor:
+        """grad log q(x_t | x_0) = -(S S^T)^-1 (x_t - A x_0) = -S^-1 eps."""
+        return -self.unscale(self.sigma(level), eps)
+
+    def noise_to_signal(self, level: Tensor) -> Tensor:
+        """sigma / alpha (per frequency): the noise level of y = A^-1 x_t, the variable of the probability-flow ODE."""
+        return self.sigma(level) / self.alpha(level)
+
+    def posterior(self, x_t: Tensor, x0: Tensor, level: Tensor, next_level: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and std of q(x_s | x_t, x_0) for the less noisy level s (Kingma et al. 2021, eq. 33, per frequency):
+        alpha_ts = alpha_t/alpha_s, sigma_ts^2 = sigma_t^2 - alpha_ts^2 sigma_s^2,
+        mean = (alpha_ts sigma_s^2 x_t + alpha_s sigma_ts^2 x_0) / sigma_t^2, var = sigma_ts^2 sigma_s^2 / sigma_t^2."""
+        a_t, s_t, a_s, s_s = self.alpha(level), self.sigma(level), self.alpha(next_level), self.sigma(next_level)
+        a_ts = a_t / a_s
+        var_ts = s_t**2 - a_ts**2 * s_s**2
+        mean = self.scale(a_ts * s_s**2 / s_t**2, x_t) + self.scale(a_s * var_ts / s_t**2, x0)
+        return mean, (var_ts * s_s**2 / s_t**2).clamp_min(0).sqrt()
+
+    def ou_time(self, level: Tensor) -> Tensor:
+        """The paper's continuous time t of each level, from SNR = e^{-2t} / (1 - e^{-2t}): t = log(1 + 1/SNR) / 2."""
+        return 0.5 * torch.log1p(1 / self.snr(level).double())
+
+    def level_at_ou_time(self, t: float) -> Tensor:
+        """The level at OU time t, for discrete levels the nearest one (the paper's t = 0.01 is DDPM step 40)."""
+        if self.levels_count is None:
+            return self.level_at_snr(snr_at_ou_time(t))
+        levels = torch.arange(self.levels_count, device=self.device)
+        return levels[torch.argmin((self.ou_time(levels) - t).abs())]
+
+    def full(self, level: Tensor | float, batch: int) -> Tensor:
+        """A batch of one level, with the dtype and device of this process's levels."""
+        level = torch.as_tensor(level)
+        dtype = torch.long if self.levels_count is not None else torch.get_default_dtype()
+        return torch.full((batch,), level.item(), dtype=dtype, device=self.device)
+
+    def denoise(self, model: nn.Module, x0: Tensor, level: Tensor, eps: Tensor) -> "DenoisingTerms":
+        """Noise x_0 to `level` with eps and let the model answer."""
+        x_t = self.add_noise(x0, level, eps)
+        return DenoisingTerms(self, x0, level, eps, x_t, model(x_t, level))
+
+
+class DenoiserProcess(DiffusionProcess):
+    """A process whose network output F parametrizes the denoiser directly, D = c_skip x + c_out F (EDM, VE).
+
+    Defines c_skip(level) and c_out(level), one number per example; the target is (x_0 - c_skip x_t) / c_out.
+    """
+
+    def c_skip(self, level: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def c_out(self, level: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def preconditioning(self, level: Tensor) -> tuple[Any, Any, Any, Tensor]:
+        return self.c_skip(level), self.c_out(level), self.c_in(level), self.c_noise(level)
+
+    def x0_from_output(self, x_t: Tensor, level: Tensor, output: Tensor) -> Tensor:
+        return self.c_skip(level) * x_t + self.c_out(level) * output
+
+    def output_from_x0(self, x_t: Tensor, level: Tensor, x0: Tensor) -> Tensor:
+        return (x0 - self.c_skip(level) * x_t) / self.c_out(level)
+
+    def eps_from_output(self, x_t: Tensor, level: Tensor, output: Tensor) -> Tensor:
+        return self.eps_from_x0(x_t, level, self.x0_from_output(x_t, level, output))
+
+    def target(self, x0: Tensor, eps: Tensor, x_t: Tensor, level: Tensor) -> Tensor:
+        return self.output_from_x0(x_t, level, x0)
 
 
 @dataclass
 class DenoisingTerms:
-    """One denoising evaluation: what regularizers and metrics need to build their terms."""
+    """One denoising evaluation at `level`: what regularizers and metrics build their terms from."""
 
     process: DiffusionProcess
     x0: Tensor
-    t: Tensor
+    level: Tensor
     eps: Tensor
     x_t: Tensor
-    eps_hat: Tensor
+    output: Tensor  # the network's answer F (eps_hat for eps-predicting processes)
 
     def mse(self) -> Tensor:
-        """Per-example epsilon-prediction MSE, averaged over pixels (the paper's loss)."""
-        return (self.eps_hat - self.eps).pow(2).flatten(1).mean(1)
+        """Per-example weighted squared error of the output against its target, averaged over pixels (the
+        paper's eps-MSE for DDPM)."""
+        error = (self.output - self.process.target(self.x0, self.eps, self.x_t, self.level)).pow(2).flatten(1).mean(1)
+        weight = self.process.loss_weight(self.level)
+        return error if weight is None else weight * error
+
+    @property
+    def eps_hat(self) -> Tensor:
+        return self.process.eps_from_output(self.x_t, self.level, self.output)
 
     @property
     def x0_hat(self) -> Tensor:
-        return self.process.x0_from_eps(self.x_t, self.t, self.eps_hat)
+        return self.process.x0_from_output(self.x_t, self.level, self.output)
 
     @property
     def score(self) -> Tensor:
-        return self.process.score_from_eps(self.x_t, self.t, self.eps_hat)
+        return self.process.score(self.x_t, self.level, self.eps_hat)
 
-
-def denoise(process: DiffusionProcess, model: nn.Module, x0: Tensor, t: Tensor, eps: Tensor) -> DenoisingTerms:
-    """Noise x_0 to step t with eps and let the model predict eps back."""
-    x_t = process.add_noise(x0, t, eps)
-    return DenoisingTerms(process, x0, t, eps, x_t, model(x_t, t))
+    @property
+    def true_score(self) -> Tensor:
+        """The score of q(x_t | x_0): what `score` estimates."""
+        return self.process.score(self.x_t, self.level, self.eps)

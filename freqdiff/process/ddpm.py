@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from freqdiff.context import BuildContext
 from freqdiff.process import PROCESSES
-from freqdiff.process.base import DiffusionProcess
+from freqdiff.process.base import DiffusionProcess, per_example
 from freqdiff.registry import param
 
 
@@ -34,50 +35,65 @@ def cosine_betas(T: int, s: float = 0.008) -> Tensor:
     return (1 - alphabar[1:] / alphabar[:-1]).clamp(max=0.999)
 
 
-def _per_example(values: Tensor, t: Tensor) -> Tensor:
-    """values[t] shaped (B, 1, 1, 1) to broadcast against images."""
-    return values[t].reshape(-1, 1, 1, 1)
+def ddim_levels(T: int, steps: int) -> Tensor:
+    """`steps` evenly spaced steps from T-1 down to 0 (the paper's code: 100 of T = 1000)."""
+    chosen = sorted({round(i * (T - 1) / max(steps - 1, 1)) for i in range(steps)}, reverse=True)
+    return torch.tensor(chosen, dtype=torch.long)
 
 
 class DDPM(DiffusionProcess):
-    """x_t = sqrt(alphabar_t) x_0 + sqrt(1 - alphabar_t) eps, alphabar_t = prod_{s<=t} (1 - beta_s)."""
+    """x_t = sqrt(alphabar_t) x_0 + sqrt(1 - alphabar_t) eps, alphabar_t = prod_{s<=t} (1 - beta_s), t in 0..T-1.
+
+    The network predicts eps and sees the integer step t (c_in = 1, c_noise = t); training draws t uniformly in
+    {1..T-1}, as the paper's code does.
+    """
 
     def __init__(self, betas: Tensor) -> None:
-        self.T = len(betas)
-        self.beta = betas.float()
+        super().__init__()
+        self.levels_count = len(betas)
         alphabar = torch.cumprod(1 - betas, 0)
-        self.alphabar = alphabar.float()
-        self.alphabar_prev = torch.cat([torch.ones(1, dtype=torch.float64), alphabar[:-1]]).float()
+        self.register_buffer("beta", betas.float())
+        self.register_buffer("alphabar", alphabar.float())
+        self.register_buffer("alphabar_prev", torch.cat([torch.ones(1, dtype=torch.float64), alphabar[:-1]]).float())
+        self.register_buffer("alphabar64", alphabar)  # the reference SNR in double precision (OU times near 0)
 
-    def signal(self, x0: Tensor, t: Tensor) -> Tensor:
-        return _per_example(self.alphabar.sqrt(), t) * x0
+    @property
+    def T(self) -> int:
+        return self.levels_count
 
-    def noise(self, eps: Tensor, t: Tensor) -> Tensor:
-        return _per_example((1 - self.alphabar).sqrt(), t) * eps
+    def alpha(self, level: Tensor) -> Tensor:
+        return per_example(self.alphabar.sqrt()[level])
 
-    def x0_from_eps(self, x_t: Tensor, t: Tensor, eps: Tensor) -> Tensor:
-        return (x_t - self.noise(eps, t)) / _per_example(self.alphabar.sqrt(), t)
+    def sigma(self, level: Tensor) -> Tensor:
+        return per_example((1 - self.alphabar).sqrt()[level])
 
-    def eps_from_x0(self, x_t: Tensor, t: Tensor, x0: Tensor) -> Tensor:
-        return (x_t - self.signal(x0, t)) / _per_example((1 - self.alphabar).sqrt(), t)
+    def snr(self, level: Tensor) -> Tensor:
+        alphabar = self.alphabar64[level]
+        return alphabar / (1 - alphabar)
 
-    def score_from_eps(self, x_t: Tensor, t: Tensor, eps: Tensor) -> Tensor:
-        return -eps / _per_example((1 - self.alphabar).sqrt(), t)
+    def sample_levels(self, batch: int, generator: torch.Generator, device: torch.device) -> Tensor:
+        return torch.randint(1, self.T, (batch,), generator=generator, device=device)
 
-    def posterior(self, x_t: Tensor, x0: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        """Ho et al. eq. (7): mean = c0 x_0 + ct x_t, variance = beta_t (1 - alphabar_{t-1}) / (1 - alphabar_t)."""
-        ab, ab_prev, beta = (_per_example(v, t) for v in (self.alphabar, self.alphabar_prev, self.beta))
+    def sampling_levels(self, steps: int) -> Tensor:
+        return ddim_levels(self.T, steps).to(self.device)
+
+    def c_noise(self, level: Tensor) -> Tensor:
+        return level
+
+    def posterior(self, x_t: Tensor, x0: Tensor, level: Tensor, next_level: Tensor) -> tuple[Tensor, Tensor]:
+        """Ho et al. eq. (7) between consecutive steps: mean = c0 x_0 + ct x_t, var = beta_t (1 - ab_{t-1}) / (1 - ab_t);
+        the general formula for steps that skip."""
+        if not bool((next_level == level - 1).all()):
+            return super().posterior(x_t, x0, level, next_level)
+        ab, ab_prev, beta = (per_example(v[level]) for v in (self.alphabar, self.alphabar_prev, self.beta))
         c0 = ab_prev.sqrt() * beta / (1 - ab)
         ct = (1 - beta).sqrt() * (1 - ab_prev) / (1 - ab)
         var = beta * (1 - ab_prev) / (1 - ab)
         return c0 * x0 + ct * x_t, var.sqrt()
 
-    def ou_time(self, t: int) -> float:
-        return float(-0.5 * torch.log(self.alphabar[t].double()))
-
 
 @PROCESSES.register("ddpm", DDPMParams)
-def ddpm(params: DDPMParams, **_: object) -> DDPM:
+def ddpm(params: DDPMParams, context: BuildContext) -> DDPM:
     """Variance-preserving DDPM with a linear (the paper) or cosine beta schedule."""
     if params.schedule == "cosine":
         return DDPM(cosine_betas(params.T))

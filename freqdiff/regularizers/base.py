@@ -1,11 +1,14 @@
 """The regularizer interface the trainer calls; `none` is this base class unchanged."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from freqdiff.process.base import DenoisingTerms
+from freqdiff.registry import FreqdiffError
 
 
 class Regularizer:
@@ -25,12 +28,33 @@ class Regularizer:
         return {}
 
 
+@dataclass(frozen=True)
+class OUWindow:
+    """The range t_min <= OU time <= t_max (None: no upper bound) of the paper's time where a term applies.
+
+    OU time is the process's own convention (process.ou_time), so a window means the same noise for every process.
+    """
+
+    t_min: float = 0.0
+    t_max: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.t_max is not None and self.t_min > self.t_max:
+            raise FreqdiffError(f"time window: t_min {self.t_min} > t_max {self.t_max}")
+
+    def mask(self, terms: DenoisingTerms) -> Tensor:
+        """(B,) 1.0 for the examples whose level lies in the window, else 0.0."""
+        ou_time = terms.process.ou_time(terms.level)
+        inside = (ou_time >= self.t_min) & (ou_time <= (torch.inf if self.t_max is None else self.t_max))
+        return inside.to(terms.x0.dtype)
+
+
 class WindowedPenalty(Regularizer):
-    """MSE + weight * the batch mean of a per-example penalty, counted only at steps where window[t] = 1."""
+    """MSE + weight * the batch mean of a per-example penalty, counted only at levels inside an OU-time window."""
 
     name = "penalty"
 
-    def __init__(self, weight: float, window: Tensor) -> None:
+    def __init__(self, weight: float, window: OUWindow) -> None:
         self.weight, self.window = weight, window
 
     def penalty(self, terms: DenoisingTerms) -> Tensor:
@@ -39,6 +63,5 @@ class WindowedPenalty(Regularizer):
 
     def objective(self, terms: DenoisingTerms) -> tuple[Tensor, dict[str, float]]:
         mse = terms.mse().mean()
-        active = self.window.to(terms.t.device)[terms.t]
-        penalty = (active * self.penalty(terms)).mean()
+        penalty = (self.window.mask(terms) * self.penalty(terms)).mean()
         return mse + self.weight * penalty, {"mse": float(mse.detach()), self.name: float(penalty.detach())}

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from freqdiff.context import BuildContext
 from freqdiff.registry import FreqdiffError, param
 from freqdiff.regularizers import REGULARIZERS
 from freqdiff.regularizers.base import Regularizer
@@ -33,6 +34,6 @@ class Dropout(Regularizer):
 
 
 @REGULARIZERS.register("dropout", DropoutParams)
-def dropout(params: DropoutParams, **_: object) -> Regularizer:
+def dropout(params: DropoutParams, context: BuildContext) -> Regularizer:
     """Set every dropout layer of the model to rate p (sweeps the U-Net's dropout)."""
     return Dropout(params.p)

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from freqdiff.process.base import DenoisingTerms, DiffusionProcess
-from freqdiff.regularizers import REGULARIZERS
-from freqdiff.regularizers.base import Regularizer, WindowedPenalty
-from freqdiff.regularizers.fourier_penalty import TARGETS, prediction, time_window, truth
+from freqdiff.context import BuildContext
+from freqdiff.process.base import DenoisingTerms
 from freqdiff.registry import param
+from freqdiff.regularizers import REGULARIZERS
+from freqdiff.regularizers.base import OUWindow, Regularizer, WindowedPenalty
+from freqdiff.regularizers.fourier_penalty import TARGETS, prediction, truth
 from freqdiff.spectral import power
 
 
@@ -49,8 +50,8 @@ class FocalFrequency(WindowedPenalty):
 
     name = "focal_frequency"
 
-    def __init__(self, params: FocalFrequencyParams, window: Tensor) -> None:
-        super().__init__(params.weight, window)
+    def __init__(self, params: FocalFrequencyParams) -> None:
+        super().__init__(params.weight, OUWindow(params.t_min, params.t_max))
         self.params = params
 
     def penalty(self, terms: DenoisingTerms) -> Tensor:
@@ -59,6 +60,6 @@ class FocalFrequency(WindowedPenalty):
 
 
 @REGULARIZERS.register("focal_frequency", FocalFrequencyParams)
-def focal_frequency(params: FocalFrequencyParams, *, process: DiffusionProcess, **_: object) -> Regularizer:
+def focal_frequency(params: FocalFrequencyParams, context: BuildContext) -> Regularizer:
     """MSE + weight * focal frequency loss (Jiang et al. 2021) of the x0 (or eps/score) prediction."""
-    return FocalFrequency(params, time_window(process, params.t_min, params.t_max))
+    return FocalFrequency(params)

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
-from freqdiff.process.base import DenoisingTerms, DiffusionProcess
-from freqdiff.registry import FreqdiffError, param
+from freqdiff.context import BuildContext
+from freqdiff.process.base import DenoisingTerms
+from freqdiff.registry import param
 from freqdiff.regularizers import REGULARIZERS
-from freqdiff.regularizers.base import Regularizer, WindowedPenalty
+from freqdiff.regularizers.base import OUWindow, Regularizer, WindowedPenalty
 from freqdiff.spectral import energy_above
 
 TARGETS = ("eps", "score", "x0")
@@ -41,17 +41,7 @@ def prediction(terms: DenoisingTerms, target: str) -> Tensor:
 
 def truth(terms: DenoisingTerms, target: str) -> Tensor:
     """What `prediction(terms, target)` estimates: eps, the score of q(x_t | x_0), or x0."""
-    if target == "score":
-        return terms.process.score_from_eps(terms.x_t, terms.t, terms.eps)
-    return getattr(terms, target)
-
-
-def time_window(process: DiffusionProcess, t_min: float, t_max: float | None) -> Tensor:
-    """Per step (T,): 1.0 where t_min <= OU time <= t_max (no upper bound if None), else 0.0."""
-    if t_max is not None and t_min > t_max:
-        raise FreqdiffError(f"time window: t_min {t_min} > t_max {t_max}")
-    times = torch.tensor([process.ou_time(step) for step in range(process.T)])
-    return ((times >= t_min) & (times <= (torch.inf if t_max is None else t_max))).float()
+    return getattr(terms, {"eps": "eps", "score": "true_score", "x0": "x0"}[target])
 
 
 def high_band_mean_square(x: Tensor, cutoff: float) -> Tensor:
@@ -64,8 +54,8 @@ class FourierPenalty(WindowedPenalty):
 
     name = "fourier_penalty"
 
-    def __init__(self, params: FourierPenaltyParams, window: Tensor) -> None:
-        super().__init__(params.weight, window)
+    def __init__(self, params: FourierPenaltyParams) -> None:
+        super().__init__(params.weight, OUWindow(params.t_min, params.t_max))
         self.params = params
 
     def penalty(self, terms: DenoisingTerms) -> Tensor:
@@ -73,6 +63,6 @@ class FourierPenalty(WindowedPenalty):
 
 
 @REGULARIZERS.register("fourier_penalty", FourierPenaltyParams)
-def fourier_penalty(params: FourierPenaltyParams, *, process: DiffusionProcess, **_: object) -> Regularizer:
+def fourier_penalty(params: FourierPenaltyParams, context: BuildContext) -> Regularizer:
     """MSE + weight * per-pixel energy of the eps/score/x0 prediction above a radial cutoff, in an OU-time range."""
-    return FourierPenalty(params, time_window(process, params.t_min, params.t_max))
+    return FourierPenalty(params)

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from freqdiff.context import BuildContext
 from freqdiff.process.base import DenoisingTerms
+from freqdiff.registry import param
 from freqdiff.regularizers import REGULARIZERS
 from freqdiff.regularizers.base import Regularizer
-from freqdiff.registry import param
 from freqdiff.spectral import power, radial_frequency
 
 
@@ -52,6 +53,6 @@ class FrequencyWeighted(Regularizer):
 
 
 @REGULARIZERS.register("frequency_weighted_loss", FrequencyWeightedParams)
-def frequency_weighted_loss(params: FrequencyWeightedParams, **_: object) -> Regularizer:
+def frequency_weighted_loss(params: FrequencyWeightedParams, context: BuildContext) -> Regularizer:
     """Eps MSE in Fourier space, errors above a radial cutoff weighted by high_weight * (|f|/cutoff)^power."""
     return FrequencyWeighted(params)

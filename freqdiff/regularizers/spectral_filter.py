@@ -1,7 +1,7 @@
 """`spectral_filter`: a radial low-pass filter on the network's prediction, in training and sampling alike.
 
-target=x0 (default) low-passes the denoised estimate x0_hat and returns the eps that produces it,
-eps_hat' = process.eps_from_x0(x_t, t, lowpass(x0_hat)); for DDPM this is lowpass(eps_hat) + highpass(x_t)/sigma_t:
+target=x0 (default) low-passes the denoised estimate x0_hat and returns the output that stands for it,
+process.output_from_x0(x_t, level, lowpass(x0_hat)); for DDPM this is lowpass(eps_hat) + highpass(x_t)/sigma_t:
 the filtered-out frequencies of x_t are all treated as noise, so samples carry no energy above the cutoff.
 target=eps low-passes eps_hat itself; the model can then never remove high-frequency noise, and deterministic
 sampling amplifies the noise left there by about 1/sqrt(alphabar_T) (~160x for the paper's schedule).
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from freqdiff.context import BuildContext
 from freqdiff.process.base import DiffusionProcess
 from freqdiff.registry import param
 from freqdiff.regularizers import REGULARIZERS
@@ -30,12 +31,12 @@ class SpectralFilterParams:
 
 
 class LowpassPrediction(nn.Module):
-    """model(x_t, t) with its x0 or eps prediction low-passed; the wrapped network is `.model`."""
+    """model(x_t, level) with its x0 or eps prediction low-passed; the wrapped network is `.model`."""
 
     def __init__(self, model: nn.Module, process: DiffusionProcess, params: SpectralFilterParams) -> None:
         super().__init__()
         self.model = model
-        self.process = process
+        self._process = [process]  # by reference: a checkpoint holds the network's weights only
         self.params = params
 
     def mask(self, x: Tensor) -> Tensor:
@@ -43,12 +44,14 @@ class LowpassPrediction(nn.Module):
         p = self.params
         return lowpass_mask(x.shape[-2], x.shape[-1], p.cutoff, p.kind, p.order, x.device)
 
-    def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
-        eps_hat = self.model(x_t, t)
+    def forward(self, x_t: Tensor, level: Tensor) -> Tensor:
+        process, output = self._process[0], self.model(x_t, level)
         if self.params.target == "eps":
-            return lowpass(eps_hat, self.mask(x_t))
-        x0_smooth = lowpass(self.process.x0_from_eps(x_t, t, eps_hat), self.mask(x_t))
-        return self.process.eps_from_x0(x_t, t, x0_smooth)
+            eps_smooth = lowpass(process.eps_from_output(x_t, level, output), self.mask(x_t))
+            x0_smooth = process.x0_from_eps(x_t, level, eps_smooth)
+        else:
+            x0_smooth = lowpass(process.x0_from_output(x_t, level, output), self.mask(x_t))
+        return process.output_from_x0(x_t, level, x0_smooth)
 
 
 class SpectralFilter(Regularizer):
@@ -67,6 +70,6 @@ class SpectralFilter(Regularizer):
 
 
 @REGULARIZERS.register("spectral_filter", SpectralFilterParams)
-def spectral_filter(params: SpectralFilterParams, *, process: DiffusionProcess, **_: object) -> Regularizer:
+def spectral_filter(params: SpectralFilterParams, context: BuildContext) -> Regularizer:
     """Low-pass (hard or Butterworth) the x0 or eps prediction in Fourier space, in training and sampling."""
-    return SpectralFilter(process, params)
+    return SpectralFilter(context.require_process("regularizer 'spectral_filter'"), params)

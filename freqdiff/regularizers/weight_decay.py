@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from freqdiff.context import BuildContext
 from freqdiff.registry import param
 from freqdiff.regularizers import REGULARIZERS
 from freqdiff.regularizers.base import Regularizer
@@ -30,6 +31,6 @@ class WeightDecay(Regularizer):
 
 
 @REGULARIZERS.register("weight_decay", WeightDecayParams)
-def weight_decay(params: WeightDecayParams, **_: object) -> Regularizer:
+def weight_decay(params: WeightDecayParams, context: BuildContext) -> Regularizer:
     """Plain MSE with optimizer weight decay (decoupled AdamW for adam, L2 for sgd)."""
     return WeightDecay(params.value)

@@ -1,30 +1,51 @@
-"""Ancestral DDPM sampling (Ho et al. 2020): x_{t-1} ~ q(x_{t-1} | x_t, x0_hat) for every step."""
+"""Ancestral sampling (Ho et al. 2020): x_s ~ q(x_s | x_t, x0_hat) from each level to the next."""
 from __future__ import annotations
 
-import torch
-from torch import Tensor, nn
+from dataclasses import dataclass
 
+from torch import Tensor
+
+from freqdiff.context import BuildContext
 from freqdiff.process.base import DiffusionProcess
-from freqdiff.registry import NoParams
+from freqdiff.registry import param
 from freqdiff.samplers import SAMPLERS
-from freqdiff.samplers.base import Noise
+from freqdiff.samplers.base import Callback, Denoiser, Noise, Range, report
 
 
-def ancestral(model: nn.Module, process: DiffusionProcess, shape: tuple[int, ...], noise: Noise) -> Tensor:
-    eps = noise(shape)
-
-    def at(step: int) -> Tensor:
-        return torch.full((shape[0],), step, device=eps.device, dtype=torch.long)
-
-    x = process.noise(eps, at(process.T - 1))
-    for step in range(process.T - 1, 0, -1):
-        x0_hat = process.x0_from_eps(x, at(step), model(x, at(step)))
-        mean, std = process.posterior(x, x0_hat, at(step))
-        x = mean + std * noise(shape)
-    return process.x0_from_eps(x, at(0), model(x, at(0)))
+@dataclass(frozen=True)
+class AncestralParams:
+    steps: int = param(1000, ge=2)  # levels visited; DDPM with T = 1000 steps: every step, as Ho et al.
 
 
-@SAMPLERS.register("ddpm", NoParams)
-def ddpm_sampler(params: NoParams, **_: object):
-    """Ancestral DDPM sampling, one model call per step (T calls)."""
-    return ancestral
+def ancestral(denoiser: Denoiser, x: Tensor, levels: Tensor, noise: Noise,
+              callback: Callback | None = None) -> Tensor:
+    """A draw from the process's posterior between consecutive levels; returns the last x0_hat."""
+    process = denoiser.process
+    for i, level in enumerate(levels):
+        at = denoiser.at(level, x)
+        x0_hat, _ = denoiser(x, at)
+        report(callback, i, level, x, x0_hat)
+        if i + 1 == len(levels):
+            return x0_hat
+        mean, std = process.posterior(x, x0_hat, at, denoiser.at(levels[i + 1], x))
+        x = mean + process.scale(std, noise(tuple(x.shape)))
+    return x
+
+
+@dataclass(frozen=True)
+class Ancestral:
+    steps: int
+    x0_range: Range | None = None
+
+    def levels(self, process: DiffusionProcess) -> Tensor:
+        return process.sampling_levels(self.steps)
+
+    def __call__(self, denoiser: Denoiser, x: Tensor, levels: Tensor, noise: Noise,
+                 callback: Callback | None = None) -> Tensor:
+        return ancestral(denoiser, x, levels, noise, callback)
+
+
+@SAMPLERS.register("ddpm", AncestralParams)
+def ddpm_sampler(params: AncestralParams, context: BuildContext) -> Ancestral:
+    """Ancestral sampling through the process's posterior, one model call per level (DDPM: every step)."""
+    return Ancestral(params.steps)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from freqdiff.analysis.reading.curves import Curves, find_runs, load_run
-from freqdiff.analysis.reading.scaling import (RUN_KEYS, Spread, WindowGroup, component_label, exact_tau_mem,
+from freqdiff.analysis.reading.scaling import (DERIVED, RUN_KEYS, Spread, WindowGroup, component_label, exact_tau_mem,
                                                fit_tau_mem, group_windows, recipe_of, spread)
 from freqdiff.analysis.reading.window import Window, read_window
 from freqdiff.analysis.statistics import PowerLaw, mean_of_measurements
@@ -104,7 +104,7 @@ def data_settings(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def _recipe_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """The settings shared by the runs of one recipe (all but n, seeds and run length)."""
-    return {k: v for k, v in _flat(config).items() if k not in RUN_FLAT_KEYS}
+    return {k: v for k, v in _flat(config).items() if k not in RUN_FLAT_KEYS and not k.startswith(f"{DERIVED}.")}
 
 
 def require_same(named: Sequence[tuple[str, dict[str, Any]]], problem: str) -> None:

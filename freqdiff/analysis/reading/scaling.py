@@ -19,6 +19,7 @@ from freqdiff.analysis.reading.window import Window
 from freqdiff.analysis.statistics import PowerLaw, fit_power_law
 
 # Settings that vary between the runs of one scaling experiment, left out of the recipe.
+DERIVED = "derived"  # values measured on each run's own training subset (config.json): they vary with n, like n
 RUN_KEYS = {
     "data": ("n", "subset_index", "data_seed"),
     "train": ("seed", "steps", "n_checkpoints", "first_checkpoint", "save_every", "log_every",
@@ -71,7 +72,7 @@ def recipe_of(config: Mapping[str, Any]) -> str:
     """A label shared by runs that differ only in n, seeds and run length: the unit of a scaling fit."""
     shared = {section: ({k: v for k, v in values.items() if k not in RUN_KEYS.get(section, ())}
                         if isinstance(values, Mapping) else values)
-              for section, values in config.items()}
+              for section, values in config.items() if section != DERIVED}
     digest = hashlib.sha1(json.dumps(shared, sort_keys=True, default=str).encode()).hexdigest()[:6]
     names = "/".join(str(config.get(c, {}).get("name", "?")) for c in ("dataset", "process", "model", "regularizer"))
     return f"{names}#{digest}"
