@@ -133,3 +133,14 @@ def test_mlp_bad_width_raises() -> None:
 @pytest.mark.parametrize("name", ["unet", "mlp"])
 def test_models_are_registered_with_a_description(name: str) -> None:
     assert MODELS.entry(name).doc
+
+
+def test_the_preconditioned_model_loads_its_bare_networks_weights() -> None:
+    """A checkpoint of the bare network (saved without the wrapper) loads into the pipeline's model."""
+    from conftest import tiny_config
+    from freqdiff.pipeline import build_pipeline
+
+    model = build_pipeline(tiny_config()).model
+    bare = {k.removeprefix("net."): v + 1 for k, v in model.state_dict().items()}
+    model.load_state_dict(bare)
+    assert all(torch.equal(model.state_dict()[f"net.{k}"], v) for k, v in bare.items())

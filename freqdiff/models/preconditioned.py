@@ -19,6 +19,7 @@ class Preconditioned(nn.Module):
         super().__init__()
         self.net = net
         self._process = [process]
+        self._register_load_state_dict_pre_hook(_accept_bare_network)
 
     def forward(self, x_t: Tensor, level: Tensor) -> Tensor:
         process = self._process[0]
@@ -29,3 +30,11 @@ class Preconditioned(nn.Module):
 def wrap(model: nn.Module, process: "DiffusionProcess") -> nn.Module:
     """Preconditioned(model) for a network; a closed-form model answers (x_t, level) as it is."""
     return model if getattr(model, "closed_form", False) else Preconditioned(model, process)
+
+
+def _accept_bare_network(state_dict: dict, prefix: str, *_: object) -> None:
+    """Let the bare network's own state_dict load too (weights saved without the wrapper, as before the contract):
+    its keys gain the `net.` prefix."""
+    inner = f"{prefix}net."
+    for key in [k for k in state_dict if k.startswith(prefix) and not k.startswith(inner)]:
+        state_dict[inner + key[len(prefix):]] = state_dict.pop(key)
