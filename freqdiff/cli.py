@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import typing
 from pathlib import Path
 from typing import Callable
 
-from freqdiff.config import COMPONENTS, SECTIONS, RunConfig, apply_flags, split_argv
-from freqdiff.registry import FreqdiffError, range_text
+from freqdiff.config import COMPONENTS, SECTIONS, EvalConfig, RunConfig, apply_flags, split_argv
+from freqdiff.registry import FreqdiffError, range_text, type_name
 
 USAGE = """usage: freqdiff COMMAND [ARGS]
 
@@ -26,14 +27,17 @@ Options use one syntax: `--name value`, and `--component.param value` for a comp
 """
 
 
+def settings_help(cls: type, indent: str = "    ") -> list[str]:
+    """One line per field of a settings dataclass: --name type = default (valid range)."""
+    hints = typing.get_type_hints(cls)
+    return [f"{indent}--{f.name} {type_name(hints[f.name])} = {f.default!r}{range_text(f)}" for f in dataclasses.fields(cls)]
+
+
 def run_options_help() -> str:
     """Every run setting with its type and default, then how components are set."""
     lines = ["run options:"]
     for section, cls in SECTIONS.items():
-        lines.append(f"  [{section}]")
-        hints = {f.name: f.type for f in dataclasses.fields(cls)}
-        for f in dataclasses.fields(cls):
-            lines.append(f"    --{f.name} {hints[f.name]} = {f.default!r}{range_text(f)}")
+        lines += [f"  [{section}]", *settings_help(cls)]
     defaults = RunConfig()
     lines.append("  [components] (see `freqdiff list` for each one's parameters)")
     lines += [f"    --{c} NAME = {getattr(defaults, c).name!r}   --{c}.PARAM VALUE" for c in COMPONENTS]
@@ -61,7 +65,21 @@ def help_text(command: str) -> str:
         from freqdiff.analysis.reports.compare import compare_help
 
         return compare_help()
-    return USAGE
+    if command == "sweep":
+        from freqdiff.sweep import SweepOptions
+
+        return "\n".join(["usage: freqdiff sweep --recipe NAME [sweep options] [run options]", "sweep options:",
+                          *settings_help(SweepOptions, "  "), "run options: any of `freqdiff train --help`, for every run"])
+    return COMMAND_HELP.get(command, USAGE)
+
+
+COMMAND_HELP = {
+    "eval": "\n".join(["usage: freqdiff eval RUN_DIR [eval options]   -> RUN_DIR/metrics.csv, nearest/, eval_config.json",
+                       "eval options (default: the run's own, from its config.json):", *settings_help(EvalConfig, "  "),
+                       "  --extractor.weights PATH   Inception weights (inception-2015-12-05.pt) for --extractor inception"]),
+    "report": "usage: freqdiff report DIR   -> DIR/report.md over every run below DIR (no options)",
+    "list": "usage: freqdiff list   every registry with its entries, their parameters, types, defaults, ranges (no options)",
+}
 
 
 def default_run_dir(cfg: RunConfig) -> Path:
@@ -153,6 +171,8 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    for stream in (sys.stdout, sys.stderr):  # a path with bytes that are not UTF-8 prints escaped, never crashes
+        stream.reconfigure(errors="backslashreplace")
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0

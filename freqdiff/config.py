@@ -65,7 +65,7 @@ class EvalConfig:
     use_ema: bool = True  # sample from the EMA weights when EMA is on
     spectral: bool = False  # per-band error against the training set's optimal score -> spectral.csv
     spectral_bands: int = param(4, ge=1)  # radial frequency bands of the spectral diagnostics
-    folds: int = 4  # disjoint (sample, reference) fold pairs: each quality value is their mean +- 2 sigma
+    folds: int = param(4, ge=1)  # disjoint (sample, reference) fold pairs: each quality value is their mean +- 2 sigma
     extractor_weights: str | None = None  # the extractor's weights file (flag: --extractor.weights PATH)
 
 

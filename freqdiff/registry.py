@@ -195,7 +195,7 @@ def type_name(annotation: Any) -> str:
     kind, optional = _base_type(annotation)
     name = getattr(kind, "__name__", str(kind))
     if kind in (tuple, list):
-        name = f"{name}[{','.join(getattr(a, '__name__', str(a)) for a in typing.get_args(annotation))}]"
+        name = f"{name}[{', '.join('...' if a is Ellipsis else getattr(a, '__name__', str(a)) for a in typing.get_args(annotation))}]"
     return f"{name} | None" if optional else name
 
 

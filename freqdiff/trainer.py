@@ -21,7 +21,7 @@ from freqdiff.checkpoint import checkpoint_path, checkpoint_steps, claim_run_dir
 from freqdiff.config import RunConfig, TrainConfig
 from freqdiff.distributed import process_state
 from freqdiff.grids import save_sample_grid
-from freqdiff.io import RunLock, torch_load, torch_save
+from freqdiff.io import RunLock, torch_load, torch_save, write_text
 from freqdiff.models.dropout import keyed_dropout
 from freqdiff.pipeline import Pipeline, build_pipeline, check_mixed_precision, set_cpu_threads
 from freqdiff.registry import FreqdiffError
@@ -212,7 +212,7 @@ def open_log(path: Path, resume_step: int):
     """Open log.jsonl for appending, first dropping records past the step we resume from."""
     if path.exists():
         kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= resume_step]
-        path.write_text("".join(line + "\n" for line in kept))
+        write_text(path, "".join(line + "\n" for line in kept))  # atomically: a kill here loses no record
     return open(path, "a")
 
 

@@ -120,7 +120,7 @@ def test_list_and_train_help_show_the_ranges(capsys: pytest.CaptureFixture[str])
     assert "--process.T: int = 1000  (>= 2)" in listing
     assert "--process.beta_end: float = 0.02  (in (0, 1))" in listing
     assert "--regularizer.target: str = 'eps'  (one of eps, score, x0)" in listing
-    assert "--model.multipliers: tuple[int,Ellipsis] = (1, 2, 4)  (each >= 1)" in listing
+    assert "--model.multipliers: tuple[int, ...] = (1, 2, 4)  (each >= 1)" in listing
     assert main(["train", "--help"]) == 0
     help_text = capsys.readouterr().out
     assert "--batch_size int = 512  (>= 1)" in help_text and "--mixed_precision str = 'no'  (one of no, fp16, bf16)" in help_text

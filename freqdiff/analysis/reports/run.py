@@ -11,7 +11,7 @@ from freqdiff.analysis.reports.plots import plot_run
 from freqdiff.analysis.reading.curves import Curves, load_run
 from freqdiff.analysis.reading.onsets import WindowRule
 from freqdiff.analysis.reading.window import Window, read_window
-from freqdiff.io import write_json
+from freqdiff.io import RunLock, write_json
 from freqdiff.registry import range_text
 
 
@@ -35,9 +35,10 @@ def analyse_run(run_dir: Path, **options: Any) -> RunAnalysis:
     run_dir = Path(run_dir)
     config, curves = load_run(run_dir)
     window = read_window(curves, n=config.get("data", {}).get("n"), **options)
-    figures = plot_run(run_dir, curves, window, k=config.get("eval", {}).get("k"))
-    write_json(run_dir / "window.json", {**dataclasses.asdict(window),
-                                         "figures": [str(p.relative_to(run_dir)) for p in figures]})
+    with RunLock(run_dir):  # it writes into the run: one writer at a time, as train and eval
+        figures = plot_run(run_dir, curves, window, k=config.get("eval", {}).get("k"))
+        write_json(run_dir / "window.json", {**dataclasses.asdict(window),
+                                             "figures": [str(p.relative_to(run_dir)) for p in figures]})
     return RunAnalysis(run_dir, config, curves, window, figures)
 
 
