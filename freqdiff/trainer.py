@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
@@ -74,9 +75,18 @@ class Trainer:
 
     # ---- state -------------------------------------------------------------------------------
     def _claim(self, model: nn.Module) -> int:
-        """The main rank claims the run (its lock, config.json); every rank then loads the resume state."""
+        """The main rank claims the run (its lock, config.json); every rank then loads the resume state.
+        A refusal reaches every rank, so none waits at a barrier the main rank never reaches."""
+        refusal = None
         if self.accelerator.is_main_process:
-            self.lock = claim_run_dir(self.run_dir, self.cfg, self.pipe.process.derived())
+            try:
+                self.lock = claim_run_dir(self.run_dir, self.cfg, self.pipe.process.derived())
+            except FreqdiffError as err:
+                refusal = str(err)
+        if self.accelerator.num_processes > 1:
+            refusal = broadcast_object_list([refusal])[0]
+        if refusal is not None:
+            raise FreqdiffError(refusal)
         try:
             self.accelerator.wait_for_everyone()
             return self._load_state(model)

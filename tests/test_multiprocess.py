@@ -16,13 +16,14 @@ from freqdiff.trainer import train
 PROBE = Path(__file__).parent / "ddp_probe.py"
 
 
-def launch(out: Path, processes: int, *args: str) -> None:
+def launch(out: Path, processes: int, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     multi = ["--multi_gpu"] if processes > 1 else []
     cmd = [sys.executable, "-m", "accelerate.commands.launch", *multi, "--num_processes", str(processes),
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(PROBE), str(out), *args]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert (result.returncode == 0) == ok, result.stderr[-3000:]
+    return result
 
 
 def test_two_ranks_split_the_batch_and_end_identical(tmp_path: Path) -> None:
@@ -46,3 +47,12 @@ def test_an_ensemble_is_sharded_over_two_ranks_and_matches_single_runs(tmp_path:
         train(tiny_config(**ENSEMBLE, n=n, seed=str(i)), single)
         a, b = (torch.load(d / "state.pt", weights_only=True)["model"] for d in (single, tmp_path / "two" / f"member{i}"))
         assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a), f"member {i} != its single run"
+
+
+def test_a_refused_run_stops_every_rank(tmp_path: Path) -> None:
+    """The main rank refuses --out (a user's file there); the other rank must hear it, not wait forever."""
+    (tmp_path / "two" / "run").mkdir(parents=True)
+    (tmp_path / "two" / "run" / "notes.txt").write_text("mine")
+    result = launch(tmp_path / "two", 2, ok=False)
+    assert "holds files that are not a freqdiff run" in result.stderr
+    assert (tmp_path / "two" / "run" / "notes.txt").read_text() == "mine"
