@@ -19,6 +19,7 @@ commands:
   report  DIR                         report.md over every run under DIR
   sweep   --recipe NAME [--n 8,16,32] [--seeds 0,1,2] [run options]   train+eval+window every (n, seed)
   compare DIR... [--format text|csv|json] [--reference NAME]             windows of several recipes side by side
+  pareto  DIR... [--reference NAME] [--out DIR]                          strengths of a regularizer at matched quality
   theory  [--psi_p 64 --psi_n 4,8,16,32 --t 0.01 ...]                   the solvable random-features model
   calibrate [--out results/calibration] [--runs RUN[:STEP] ...]           every measure on known image sets -> the quality gate
   list                                every registry with its entries and parameters
@@ -65,6 +66,10 @@ def help_text(command: str) -> str:
         from freqdiff.analysis.reports.compare import compare_help
 
         return compare_help()
+    if command == "pareto":
+        from freqdiff.analysis.reports.pareto import pareto_help
+
+        return pareto_help()
     if command == "sweep":
         from freqdiff.sweep import SweepOptions
 
@@ -157,6 +162,12 @@ def cmd_calibrate(argv: list[str]) -> int:
     return main(argv)
 
 
+def cmd_pareto(argv: list[str]) -> int:
+    from freqdiff.analysis.reports.pareto import pareto_main
+
+    return pareto_main(argv)
+
+
 def cmd_compare(argv: list[str]) -> int:
     from freqdiff.analysis.reports.compare import compare_main
 
@@ -166,6 +177,7 @@ def cmd_compare(argv: list[str]) -> int:
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": cmd_train, "eval": cmd_eval, "window": cmd_window, "report": cmd_report,
     "list": cmd_list, "sweep": cmd_sweep, "compare": cmd_compare, "theory": cmd_theory, "calibrate": cmd_calibrate,
+    "pareto": cmd_pareto,
 }
 
 

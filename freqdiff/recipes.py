@@ -17,6 +17,14 @@ class Recipe:
     n_grid: tuple[int, ...] = (4, 8, 16)
     seeds: tuple[int, ...] = (0,)
     steps_per_n: int = 0  # steps = max(--steps, steps_per_n * n): tau_mem grows like n, so must training
+    vary: tuple[str, tuple[str, ...]] | None = None  # one run flag over several values, the first the reference
+
+    def variants(self) -> list[tuple[str, dict[str, str]]]:
+        """(directory name, flags) per value of `vary`, e.g. ('weight-0.1', {'regularizer.weight': '0.1'})."""
+        if self.vary is None:
+            return [("", {})]
+        key, values = self.vary
+        return [(f"{key.rsplit('.', 1)[-1]}-{value}", {key: value}) for value in values]
 
 
 RECIPES: Registry[Recipe] = Registry("recipe")

@@ -6,6 +6,7 @@ fixed; the seed varies the training randomness). Runs go one after another here 
 """
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 from dataclasses import dataclass, fields
@@ -37,6 +38,7 @@ class SweepOptions:
     slurm_parallel: int = 8
     report: bool = True
     ensemble: int = param(0, ge=0)  # runs trained together as one vmapped ensemble; 0: as many as fit, 1: one at a time
+    vary: str = ""  # KEY=V1,V2,...: one run flag over several values (the first the reference); empty: the recipe's
 
 
 @dataclass(frozen=True)
@@ -70,9 +72,22 @@ def check_grid(n_grid: tuple[int, ...], pool_size: int) -> None:
         raise FreqdiffError(f"--n: {too_big} outside 2..{pool_size} (training images available)")
 
 
+def varied(recipe: Recipe, vary: str, run_flags: dict[str, str]) -> Recipe:
+    """The recipe with --vary KEY=V1,V2,... in place of its own `vary`; the key may not also be a run flag."""
+    if vary:
+        key, eq, values = vary.partition("=")
+        if not eq or not values.strip(","):
+            raise FreqdiffError(f"--vary: expected KEY=V1,V2,..., got {vary!r}")
+        recipe = dataclasses.replace(recipe, vary=(key, tuple(v for v in values.split(",") if v)))
+    if recipe.vary is not None and recipe.vary[0] in run_flags:
+        raise FreqdiffError(f"--{recipe.vary[0]} is varied by the sweep ({', '.join(recipe.vary[1])}); "
+                            "drop the flag or set --vary")
+    return recipe
+
+
 def plan(options: SweepOptions, run_flags: dict[str, str]) -> list[PlannedRun]:
     """The runs of the sweep, with their directories and full flags; checks the grid against the data."""
-    recipe: Recipe = RECIPES.build(options.recipe)
+    recipe: Recipe = varied(RECIPES.build(options.recipe), options.vary, run_flags)
     n_grid = options.n or recipe.n_grid
     seeds = options.seeds or recipe.seeds
     steps_per_n = recipe.steps_per_n if options.steps_per_n is None else options.steps_per_n
@@ -81,11 +96,12 @@ def plan(options: SweepOptions, run_flags: dict[str, str]) -> list[PlannedRun]:
     probe = apply_flags(RunConfig(), {**base, "n": "2"})
     check_grid(tuple(n_grid), pool_size(probe) - probe.data.test_size)
     runs = []
-    for n in n_grid:
-        for seed in seeds:
-            steps = max(probe.train.steps, steps_per_n * n)
-            flags = {**base, "n": str(n), "seed": str(seed), "steps": str(steps)}
-            runs.append(PlannedRun(n, seed, out / f"n{n:05d}-seed{seed}", flags))
+    for variant, extra in recipe.variants():
+        for n in n_grid:
+            for seed in seeds:
+                steps = max(probe.train.steps, steps_per_n * n)
+                flags = {**base, **extra, "n": str(n), "seed": str(seed), "steps": str(steps)}
+                runs.append(PlannedRun(n, seed, out / variant / f"n{n:05d}-seed{seed}", flags))
     for run in runs:
         run.config()  # validate every run's flags before any training starts
     return runs
@@ -178,7 +194,8 @@ def submit(runs: list[PlannedRun], options: SweepOptions, cluster: str | None = 
 def sweep_main(argv: list[str]) -> int:
     options, run_flags = parse_sweep_argv(argv)
     runs = plan(options, run_flags)
-    out = runs[0].run_dir.parent
+    variants = list(dict.fromkeys(r.run_dir.parent for r in runs))
+    out = variants[0].parent if len(variants) > 1 else variants[0]
     if options.launcher == "submitit":
         ids = submit(runs, options)
         print(f"sweep: submitted {len(ids)} jobs: {', '.join(ids)}")
@@ -192,16 +209,24 @@ def sweep_main(argv: list[str]) -> int:
             from freqdiff.analysis.reports.report import write_report
 
             print(f"report: {write_report(out)}")
+        if len(variants) > 1:
+            from freqdiff.analysis.reports.pareto import write_pareto
+
+            print(f"strengths (-> {out / 'pareto.md'}): {write_pareto(variants, out)}")
     return 0
 
 
 def scaling_summary(runs: list[PlannedRun]) -> str:
-    """The log-log slope of tau_mem against n over the sweep's runs, with its interval (the paper: 1)."""
-    from freqdiff.analysis.reports.report import fit_text
-    from freqdiff.analysis.reading.scaling import exact_tau_mem, fit_tau_mem
+    """Each run's window, and per variant the log-log slope of tau_mem against n with its interval (the paper: 1)."""
     from freqdiff.analysis.reading.curves import load_run
+    from freqdiff.analysis.reading.scaling import exact_tau_mem, fit_tau_mem
     from freqdiff.analysis.reading.window import read_window
+    from freqdiff.analysis.reports.report import fit_text
 
-    windows = [read_window(load_run(r.run_dir)[1], n=r.n) for r in runs]
-    lines = [f"n={w.n}: tau_gen {w.tau_gen}, tau_mem {w.tau_mem_earlier}; {w.verdict}" for w in windows]
-    return "\n".join([*lines, fit_text(fit_tau_mem(windows), len(exact_tau_mem(windows)))])
+    lines = []
+    for variant in dict.fromkeys(r.run_dir.parent for r in runs):
+        windows = [read_window(load_run(r.run_dir)[1], n=r.n) for r in runs if r.run_dir.parent == variant]
+        lines += [f"{variant.name} n={w.n}: tau_gen {w.tau_gen}, tau_mem {w.tau_mem_earlier}; {w.verdict}"
+                  for w in windows]
+        lines.append(f"{variant.name}: {fit_text(fit_tau_mem(windows), len(exact_tau_mem(windows)))}")
+    return "\n".join(lines)

@@ -1,0 +1,151 @@
+"""`freqdiff pareto DIR...`: a regularizer at several strengths against its strength-0 reference, at matched quality.
+
+Each DIR is one strength (a `vary` recipe writes one per value, the first the reference). The comparison is
+freqdiff.analysis.reading.comparison's: a window factor only where both generate and match in quality at
+tau_gen. The figure puts every strength at every n on two axes: its quality at tau_gen (FD in the run's
+features, with its 2-sigma error) and its tau_mem and width factors over the reference (with their seed
+intervals); filled markers are at matched quality. The verdict is one sentence: wider, not wider, or no
+setting at matched quality.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+from matplotlib.figure import Figure
+
+from freqdiff.analysis.reading.comparison import MATCHED, Comparison, Factor, Versus, compare, interval_text
+from freqdiff.analysis.reports.plots import fid_label
+from freqdiff.analysis.reports.report import markdown_table
+from freqdiff.config import split_argv
+from freqdiff.io import save_figure, write_csv, write_text
+from freqdiff.registry import FreqdiffError
+
+COLUMNS = ["variant", "n", "status", "fid", "fid_err", "reference_fid", "reference_fid_err", "tau_mem_factor",
+           "tau_mem_low", "tau_mem_high", "width_factor", "width_low", "width_high", "note"]
+
+
+def _fid(versus: Versus, n: int) -> tuple[Any, Any]:
+    """The recipe's and the reference's FD levels at tau_gen at n (None when not measured)."""
+    match = next(m for m in versus.matches if m.n == n)
+    measured = next((m for m in match.measures if m.measure == "fid"), None)
+    return (measured.mine, measured.ref) if measured else (None, None)
+
+
+def _bounds(f: Factor) -> tuple[float | None, float | None]:
+    return f.interval if f.interval is not None else (None, None)
+
+
+def rows(comparison: Comparison) -> list[dict[str, Any]]:
+    """One row per (strength, n): its match status, FD at tau_gen beside the reference's, and both factors."""
+    out = []
+    for v in comparison.versus:
+        for match, tau_mem, width in zip(v.matches, v.tau_mem, v.width):
+            mine, ref = _fid(v, match.n)
+            out.append({"variant": v.recipe, "n": match.n, "status": match.status,
+                        "fid": getattr(mine, "value", None), "fid_err": getattr(mine, "err", None),
+                        "reference_fid": getattr(ref, "value", None), "reference_fid_err": getattr(ref, "err", None),
+                        "tau_mem_factor": tau_mem.estimate, "tau_mem_low": _bounds(tau_mem)[0],
+                        "tau_mem_high": _bounds(tau_mem)[1], "width_factor": width.estimate,
+                        "width_low": _bounds(width)[0], "width_high": _bounds(width)[1], "note": match.note})
+    return out
+
+
+def verdict(comparison: Comparison) -> str:
+    """Wider at matched quality (some strength's width interval lies above 1), not wider, or no such setting."""
+    matched = [(v, w) for v in comparison.versus for m, w in zip(v.matches, v.width)
+               if m.status == MATCHED and w.estimate is not None]
+    wider = [(v, w) for v, w in matched if w.interval is not None and (w.interval[0] or 0) > 1]
+    reference = comparison.reference
+    if wider:
+        v, w = max(wider, key=lambda vw: vw[1].interval[0])
+        return (f"Wider at matched quality: {v.recipe} widens the window over {reference} by {w.estimate:.3g} "
+                f"(95% interval over seeds {interval_text(w)}) at n = {w.n}.")
+    if matched:
+        best = max(matched, key=lambda vw: vw[1].estimate)
+        return (f"Not wider at matched quality: no strength that matches {reference}'s quality widens the window "
+                f"beyond its 95% interval over seeds (largest: {best[0].recipe} at n = {best[1].n}, "
+                f"{best[1].estimate:.3g}, {interval_text(best[1])}).")
+    reasons = "; ".join(f"{v.recipe}: {v.verdict.split(': ', 1)[-1]}" for v in comparison.versus)
+    return f"No setting at matched quality against {reference}: {reasons}"
+
+
+def _draw(ax: Any, table: Sequence[dict[str, Any]], n: int, quantity: str) -> None:
+    """One panel: the factor of `quantity` against the FD at tau_gen, one point per strength at this n."""
+    for i, row in enumerate(r for r in table if r["n"] == n):
+        if row["fid"] is None or row[f"{quantity}_factor"] is None:
+            continue
+        low, high = row[f"{quantity}_low"], row[f"{quantity}_high"]
+        y = row[f"{quantity}_factor"]
+        yerr = [[y - low if low is not None else 0], [high - y if high is not None else 0]]
+        xerr = None if row["fid_err"] is None or math.isnan(row["fid_err"]) else row["fid_err"]
+        matched = row["status"] == MATCHED
+        ax.errorbar(row["fid"], y, xerr=xerr, yerr=yerr, fmt="o", color=f"C{i % 10}",
+                    mfc=None if matched else "none", label=f"{row['variant']}{'' if matched else ' (' + row['status'] + ')'}")
+    reference = next((r for r in table if r["n"] == n and r["reference_fid"] is not None), None)
+    if reference is not None:
+        ax.axvline(reference["reference_fid"], color="grey", lw=1, ls="--", label="reference FD at tau_gen")
+    ax.axhline(1, color="black", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_title(f"n = {n}: {quantity.replace('_', ' ')} factor", fontsize=9)
+
+
+def pareto_figure(table: Sequence[dict[str, Any]], extractor: str) -> Figure:
+    """tau_mem factor (top) and width factor (bottom) against the FD at tau_gen, one column per n."""
+    ns = sorted({row["n"] for row in table})
+    fig = Figure(figsize=(4.2 * max(len(ns), 1), 7))
+    axes = fig.subplots(2, max(len(ns), 1), squeeze=False)
+    for column, n in enumerate(ns):
+        for line, quantity in enumerate(("tau_mem", "width")):
+            _draw(axes[line][column], table, n, quantity)
+            axes[line][column].set_xlabel(f"{fid_label(extractor)} at tau_gen (lower is better)")
+    axes[0][0].legend(fontsize=6)
+    fig.suptitle("filled: matched quality (a factor counts); open: not comparable", fontsize=9)
+    return fig
+
+
+def write_pareto(dirs: Sequence[Path], out: Path, reference: str | None = None) -> str:
+    """Compare every DIR to the reference, write pareto.md, pareto.png and pareto.csv under `out`; return the verdict."""
+    comparison = compare(dirs, reference)
+    table = rows(comparison)
+    extractor = next((r.extractor for r in comparison.recipes if r.extractor), "")
+    save_figure(pareto_figure(table, extractor), out / "pareto.png")
+    write_csv(out / "pareto.csv", table, COLUMNS)
+    sentence = verdict(comparison)
+    shown = [[str(r["variant"]), str(r["n"]), str(r["status"]),
+              "—" if r["fid"] is None else f"{r['fid']:.3g} ± {r['fid_err']:.2g}",
+              "—" if r["tau_mem_factor"] is None else f"{r['tau_mem_factor']:.3g}",
+              "—" if r["width_factor"] is None else f"{r['width_factor']:.3g} [{_fmt(r['width_low'])}, {_fmt(r['width_high'])}]"]
+             for r in table]
+    text = "\n".join(["# Strengths against the reference", "", f"Reference: {comparison.reference}. "
+                      f"FD in {extractor or 'unknown'} features at tau_gen, mean ± 2 sigma over seeds.", "",
+                      *markdown_table(("strength", "n", "quality match", "FD at tau_gen", "tau_mem factor",
+                                       "width factor [95% over seeds]"), shown), "",
+                      "## Verdict", "", sentence, "", "![pareto](pareto.png)", "",
+                      *(f"- {v.verdict}" for v in comparison.versus), ""])
+    write_text(out / "pareto.md", text)
+    return sentence
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3g}"
+
+
+def pareto_help() -> str:
+    return ("usage: freqdiff pareto DIR... [--reference NAME] [--out DIR]\n"
+            "  one DIR per strength of a regularizer; the reference (default: the first) is its strength 0\n"
+            "  --reference NAME  the DIR (by name) the others are compared to\n"
+            "  --out DIR         where pareto.md, pareto.png and pareto.csv go (default: the DIRs' parent)")
+
+
+def pareto_main(argv: list[str]) -> int:
+    dirs, flags = split_argv(argv)
+    unknown = sorted(set(flags) - {"reference", "out"})
+    if unknown:
+        raise FreqdiffError(f"pareto: unknown option --{unknown[0]}; options: --reference, --out")
+    if not dirs:
+        raise FreqdiffError("pareto: expected one DIR per strength")
+    out = Path(flags.get("out", Path(dirs[0]).resolve().parent))
+    print(write_pareto([Path(d) for d in dirs], out, flags.get("reference")))
+    return 0

@@ -1,0 +1,62 @@
+"""Strengths of a regularizer against strength 0: the sweep's directories, the Pareto table and its one verdict."""
+from __future__ import annotations
+
+import pytest
+
+from freqdiff.analysis.reports.pareto import verdict, write_pareto
+from freqdiff.analysis.reading.comparison import compare
+from freqdiff.registry import FreqdiffError
+from freqdiff.sweep import parse_sweep_argv, plan
+from test_compare import make_recipe
+from test_window import use_test_gate
+
+
+@pytest.fixture(autouse=True)
+def gate_lookup(monkeypatch):
+    use_test_gate(monkeypatch)
+
+
+def strengths(root, **variants):
+    """weight-0 (tau_mem = 1000 n/16) and the given variants: name -> (base tau_mem, extra quality kwargs)."""
+    dirs = [make_recipe(root / "weight-0", 1000, "fourier_penalty", {"weight": 0.0}, seeds=(0, 1, 2))]
+    for name, (base, quality) in variants.items():
+        dirs.append(make_recipe(root / name, base, "fourier_penalty", {"weight": float(name.split("-")[1])},
+                                seeds=(0, 1, 2), **quality))
+    return dirs
+
+
+def test_a_matched_strength_that_delays_memorization_reads_wider(tmp_path):
+    dirs = strengths(tmp_path, **{"weight-0.1": (1200, {}), "weight-1": (4000, {})})
+    sentence = write_pareto(dirs, tmp_path)
+    assert sentence.startswith("Wider at matched quality: weight-1 widens the window over weight-0")
+    assert (tmp_path / "pareto.png").stat().st_size > 5000
+    table = (tmp_path / "pareto.csv").read_text()
+    assert "weight-1,16,matched" in table and "weight-0.1,64,matched" in table
+
+
+def test_a_strength_that_only_loses_quality_never_reads_wider(tmp_path):
+    worse = {"fid": [300, 200, 61] + [60] * 11}
+    dirs = strengths(tmp_path, **{"weight-1": (4000, worse), "weight-3": (8000, {"recognizable": 0.2})})
+    sentence = verdict(compare(dirs))
+    assert sentence.startswith("No setting at matched quality against weight-0")
+    assert "generation at lower quality" in sentence and "no generation" in sentence
+    assert "wider" not in sentence.replace("No setting", "")
+
+
+def test_matched_but_unchanged_reads_not_wider(tmp_path):
+    dirs = strengths(tmp_path, **{"weight-0.01": (1000, {})})
+    assert verdict(compare(dirs)).startswith("Not wider at matched quality")
+
+
+def test_a_vary_recipe_plans_one_directory_per_value_and_refuses_the_flag_twice():
+    options, flags = parse_sweep_argv(["--recipe", "baseline", "--n", "16", "--seeds", "0,1", "--out", "study",
+                                       "--regularizer", "fourier_penalty",
+                                       "--vary", "regularizer.weight=0,0.1,1"])
+    runs = plan(options, flags)
+    assert [str(r.run_dir) for r in runs[:2]] == ["study/weight-0/n00016-seed0", "study/weight-0/n00016-seed1"]
+    assert sorted({r.run_dir.parent.name for r in runs}) == ["weight-0", "weight-0.1", "weight-1"]
+    assert {r.flags["regularizer.weight"] for r in runs} == {"0", "0.1", "1"}
+    options, flags = parse_sweep_argv(["--recipe", "baseline", "--n", "16", "--regularizer.weight", "2",
+                                       "--regularizer", "fourier_penalty", "--vary", "regularizer.weight=0,1"])
+    with pytest.raises(FreqdiffError, match="--regularizer.weight is varied by the sweep"):
+        plan(options, flags)
