@@ -211,3 +211,18 @@ def test_swapping_the_regularizer_on_the_command_line_changes_what_the_trainer_o
     assert float(loss_pen) == pytest.approx(parts_pen["mse"] + 100 * parts_pen["fourier_penalty"], rel=1e-5)
     after_plain, after_pen = plain.model.state_dict(), penalized.model.state_dict()
     assert any(not torch.equal(after_plain[k], after_pen[k]) for k in after_plain)
+
+
+def test_frequency_weights_and_the_filter_act_only_inside_their_ou_time_window():
+    """Step 10 is at OU time ~0.001: a window from t = 0.5 leaves it plain, one up to t = 0.1 catches it."""
+    terms = terms_with_prediction(torch.randn(2, *SHAPE))
+    outside, _ = build("frequency_weighted_loss", high_weight=0.1, t_min=0.5).objective(terms)
+    inside, _ = build("frequency_weighted_loss", high_weight=0.1, t_max=0.1).objective(terms)
+    assert outside.item() == pytest.approx(terms.mse().mean().item()) and inside.item() < 0.7 * outside.item()
+    model = TinyNet().eval()
+    x0, t, eps = batch()
+    x_t = PROCESS.add_noise(x0, t, eps)
+    late = build("spectral_filter", cutoff=0.25, target="eps", t_min=0.5).wrap_model(model)(x_t, t)
+    assert torch.allclose(late, model(x_t, t), atol=1e-6)
+    early = build("spectral_filter", cutoff=0.25, target="eps", t_max=0.1).wrap_model(model)(x_t, t)
+    assert energy_above(early, 0.25).max() < 1e-8

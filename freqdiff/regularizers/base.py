@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from freqdiff.process.base import DenoisingTerms
+from freqdiff.process.base import DenoisingTerms, DiffusionProcess
 from freqdiff.registry import FreqdiffError
 
 
@@ -42,11 +42,10 @@ class OUWindow:
         if self.t_max is not None and self.t_min > self.t_max:
             raise FreqdiffError(f"time window: t_min {self.t_min} > t_max {self.t_max}")
 
-    def mask(self, terms: DenoisingTerms) -> Tensor:
-        """(B,) 1.0 for the examples whose level lies in the window, else 0.0."""
-        ou_time = terms.process.ou_time(terms.level)
-        inside = (ou_time >= self.t_min) & (ou_time <= (torch.inf if self.t_max is None else self.t_max))
-        return inside.to(terms.x0.dtype)
+    def mask(self, process: DiffusionProcess, level: Tensor) -> Tensor:
+        """(B,) True for the examples whose level lies in the window."""
+        ou_time = process.ou_time(level)
+        return (ou_time >= self.t_min) & (ou_time <= (torch.inf if self.t_max is None else self.t_max))
 
 
 class WindowedPenalty(Regularizer):
@@ -63,5 +62,6 @@ class WindowedPenalty(Regularizer):
 
     def objective(self, terms: DenoisingTerms) -> tuple[Tensor, dict[str, float]]:
         mse = terms.mse().mean()
-        penalty = (self.window.mask(terms) * self.penalty(terms)).mean()
+        inside = self.window.mask(terms.process, terms.level).to(terms.x0.dtype)
+        penalty = (inside * self.penalty(terms)).mean()
         return mse + self.weight * penalty, {"mse": float(mse.detach()), self.name: float(penalty.detach())}

@@ -1,8 +1,9 @@
 """`frequency_weighted_loss`: the eps MSE computed in Fourier space with a weight per radial frequency.
 
 loss = mean_B sum_f w(|f|) |F(eps_hat - eps)|^2 / (C H W), with w = 1 for |f| <= cutoff and
-w = high_weight * (|f| / cutoff)^power above. With unit weights (high_weight=1, power=0) it is the plain MSE
-exactly (unitary FFT, Parseval); high_weight < 1 makes high-frequency errors cheaper, so they are learned later.
+w = high_weight * (|f| / cutoff)^power above, at the levels inside an OU-time window (the plain MSE outside it).
+With unit weights (high_weight=1, power=0) it is the plain MSE exactly (unitary FFT, Parseval); high_weight < 1
+makes high-frequency errors cheaper, so they are learned later.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from freqdiff.context import BuildContext
 from freqdiff.process.base import DenoisingTerms
 from freqdiff.registry import param
 from freqdiff.regularizers import REGULARIZERS
-from freqdiff.regularizers.base import Regularizer
+from freqdiff.regularizers.base import OUWindow, Regularizer
 from freqdiff.spectral import power, radial_frequency
 
 
@@ -24,6 +25,8 @@ class FrequencyWeightedParams:
     cutoff: float = param(0.25, gt=0)  # radial frequency in cycles/pixel where the high weight starts
     high_weight: float = param(0.1, ge=0)  # weight just above the cutoff
     power: float = 0.0  # the weight above the cutoff grows (>0) or decays (<0) like (|f|/cutoff)^power
+    t_min: float = param(0.0, ge=0)  # OU time range where the weights apply; the plain MSE elsewhere
+    t_max: float | None = param(None, ge=0)  # None: no upper bound
 
 
 def frequency_weights(h: int, w: int, params: FrequencyWeightedParams, device: torch.device) -> Tensor:
@@ -43,13 +46,15 @@ class FrequencyWeighted(Regularizer):
 
     def __init__(self, params: FrequencyWeightedParams) -> None:
         self.params = params
+        self.window = OUWindow(params.t_min, params.t_max)
 
     def objective(self, terms: DenoisingTerms) -> tuple[Tensor, dict[str, float]]:
         error = terms.eps_hat - terms.eps
         weights = frequency_weights(error.shape[-2], error.shape[-1], self.params, error.device)
-        loss = weighted_spectral_mse(error, weights).mean()
-        mse = terms.mse().mean()
-        return loss, {"mse": float(mse.detach()), "frequency_weighted": float(loss.detach())}
+        mse = terms.mse()
+        inside = self.window.mask(terms.process, terms.level)
+        loss = torch.where(inside, weighted_spectral_mse(error, weights), mse).mean()
+        return loss, {"mse": float(mse.mean().detach()), "frequency_weighted": float(loss.detach())}
 
 
 @REGULARIZERS.register("frequency_weighted_loss", FrequencyWeightedParams)

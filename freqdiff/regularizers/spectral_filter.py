@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from freqdiff.context import BuildContext
 from freqdiff.process.base import DiffusionProcess
 from freqdiff.registry import param
 from freqdiff.regularizers import REGULARIZERS
-from freqdiff.regularizers.base import Regularizer
+from freqdiff.regularizers.base import OUWindow, Regularizer
 from freqdiff.spectral import MASK_KINDS, MAX_RADIUS, lowpass, lowpass_mask
 
 FILTER_TARGETS = ("x0", "eps")
@@ -28,6 +29,8 @@ class SpectralFilterParams:
     kind: str = param("hard", choices=MASK_KINDS)
     order: int = param(2, ge=1)  # Butterworth order (steepness)
     target: str = param("x0", choices=FILTER_TARGETS)  # which prediction is low-passed
+    t_min: float = param(0.0, ge=0)  # OU time range where the filter acts (in training and sampling alike)
+    t_max: float | None = param(None, ge=0)  # None: no upper bound
 
 
 class LowpassPrediction(nn.Module):
@@ -38,6 +41,7 @@ class LowpassPrediction(nn.Module):
         self.model = model
         self._process = [process]  # by reference: a checkpoint holds the network's weights only
         self.params = params
+        self.window = OUWindow(params.t_min, params.t_max)
 
     def mask(self, x: Tensor) -> Tensor:
         """The low-pass gain for images shaped like x."""
@@ -51,7 +55,8 @@ class LowpassPrediction(nn.Module):
             x0_smooth = process.x0_from_eps(x_t, level, eps_smooth)
         else:
             x0_smooth = lowpass(process.x0_from_output(x_t, level, output), self.mask(x_t))
-        return process.output_from_x0(x_t, level, x0_smooth)
+        inside = self.window.mask(process, level).reshape(-1, *[1] * (output.dim() - 1))
+        return torch.where(inside, process.output_from_x0(x_t, level, x0_smooth), output)
 
 
 class SpectralFilter(Regularizer):
