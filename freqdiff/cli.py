@@ -14,6 +14,7 @@ USAGE = """usage: freqdiff COMMAND [ARGS]
 
 commands:
   train   [--out RUN_DIR] [options]   train (or resume) one run
+  baseline --model NAME [--axis PARAM --values V,...] [options]   measure a closed-form model over its parameter
   eval    RUN_DIR [options]           measure every checkpoint not yet evaluated -> metrics.csv
   window  RUN_DIR                     read tau_gen, tau_mem and the window -> window.json + figures
   report  DIR                         report.md over every run under DIR
@@ -62,6 +63,10 @@ def help_text(command: str) -> str:
         from freqdiff.analysis.reports.run import window_help
 
         return window_help()
+    if command == "baseline":
+        from freqdiff.baselines.runs import baseline_help
+
+        return baseline_help()
     if command == "compare":
         from freqdiff.analysis.reports.compare import compare_help
 
@@ -168,6 +173,12 @@ def cmd_pareto(argv: list[str]) -> int:
     return pareto_main(argv)
 
 
+def cmd_baseline(argv: list[str]) -> int:
+    from freqdiff.baselines.runs import baseline_main
+
+    return baseline_main(argv)
+
+
 def cmd_compare(argv: list[str]) -> int:
     from freqdiff.analysis.reports.compare import compare_main
 
@@ -177,7 +188,7 @@ def cmd_compare(argv: list[str]) -> int:
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": cmd_train, "eval": cmd_eval, "window": cmd_window, "report": cmd_report,
     "list": cmd_list, "sweep": cmd_sweep, "compare": cmd_compare, "theory": cmd_theory, "calibrate": cmd_calibrate,
-    "pareto": cmd_pareto,
+    "pareto": cmd_pareto, "baseline": cmd_baseline,
 }
 
 

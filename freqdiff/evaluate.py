@@ -5,7 +5,8 @@ recognizability and the spectral distance, each the mean +- 2 sigma over disjoin
 of the extractor named on every row; f_mem and the noise-robust f_mem with their 95% intervals.
 
 Sampling, most of an eval's cost, draws up to SAMPLED_TOGETHER checkpoints at once as one stacked network.
-Resumable: a checkpoint already in metrics.csv is skipped, each row is committed atomically as soon as
+A baseline run (a closed-form model, freqdiff.baselines.runs) is measured the same way per value of its own
+parameter. Resumable: a checkpoint already in metrics.csv is skipped, each row is committed atomically as soon as
 it is measured, and the eval settings are pinned in eval_config.json so rows are never mixed.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from freqdiff.analysis.reading.baselines import is_baseline_run
 from freqdiff.checkpoint import holds_run_lock, list_checkpoints, load_checkpoint, load_run_config
 from freqdiff.config import EvalConfig, RunConfig, diff_configs, section_from_values
 from freqdiff.diagnostics import band_errors, plot_band_errors
@@ -38,7 +40,7 @@ SPECTRAL_HELDOUT = 256  # held-out images noised for the spectral diagnostics
 SAMPLED_TOGETHER = 16  # checkpoints sampled in one batched pass (bench/bench_ensemble.py: sampling)
 
 
-def read_metrics(run_dir: Path) -> list[dict[str, str]]:
+def read_metrics(run_dir: Path, columns: list[str] = COLUMNS) -> list[dict[str, str]]:
     """The rows of metrics.csv, refusing a file whose columns this version does not write."""
     path = run_dir / "metrics.csv"
     if not path.exists():
@@ -46,12 +48,12 @@ def read_metrics(run_dir: Path) -> list[dict[str, str]]:
     rows = read_csv(path)
     with open(path) as fh:
         header = fh.readline().strip().split(",")
-    if header != COLUMNS:
+    if header != columns:
         raise FreqdiffError(f"{path} was written by an incompatible version (columns {header}); move it away to re-evaluate")
     return rows
 
 
-def _pin_eval_config(run_dir: Path, cfg: EvalConfig) -> None:
+def pin_eval_config(run_dir: Path, cfg: EvalConfig) -> None:
     """Record the eval settings on first use; refuse to add rows made with other settings."""
     path, new = run_dir / "eval_config.json", dataclasses.asdict(cfg)
     if path.exists() and (run_dir / "metrics.csv").exists():
@@ -118,6 +120,10 @@ def evaluate_run(run_dir: Path, steps: list[int] | None = None, overrides: dict[
                  progress: bool = True, cache_dir: Path | None = None) -> list[dict[str, Any]]:
     """Evaluate every checkpoint (or `steps`) of a run that metrics.csv does not hold yet."""
     run_dir = Path(run_dir)
+    if is_baseline_run(run_dir):  # a closed-form model measured over its own parameter instead of checkpoints
+        from freqdiff.baselines.runs import measure_values  # it builds on this module
+
+        return measure_values(run_dir, overrides, progress, cache_dir)
     cfg = load_run_config(run_dir)
     if overrides:
         cfg.eval = section_from_values(EvalConfig, {**dataclasses.asdict(cfg.eval), **overrides}, "eval")
@@ -127,7 +133,7 @@ def evaluate_run(run_dir: Path, steps: list[int] | None = None, overrides: dict[
     rows = read_metrics(run_dir)
     reference_size = cfg.data.test_size if cfg.eval.fid_reference == "test" else cfg.data.n
     check_fold_sizes(cfg.eval.n_samples, reference_size, cfg.eval.folds, cfg.eval.fid_reference)  # before any write
-    _pin_eval_config(run_dir, cfg.eval)
+    pin_eval_config(run_dir, cfg.eval)
     done = {int(r["step"]) for r in rows}
     todo = [s for s in (steps or available) if s not in done and s in available]
     if not todo:
@@ -144,7 +150,7 @@ def evaluate_run(run_dir: Path, steps: list[int] | None = None, overrides: dict[
             _save_spectral(run_dir, step, pipe, cfg.eval)
         rows.append({"step": step, **row})
         rows.sort(key=lambda r: int(r["step"]))
-        _save_nearest(run_dir, step, nearest)
+        save_nearest(run_dir / "nearest" / f"step_{step:08d}.npz", nearest)
         write_csv(run_dir / "metrics.csv", rows, COLUMNS)  # last: a row exists only once all its files do
     if cfg.eval.spectral:
         spectral = [{k: (int if k in ("tau", "band") else float)(v) for k, v in r.items()}
@@ -163,8 +169,8 @@ def _save_spectral(run_dir: Path, step: int, pipe: Pipeline, cfg: EvalConfig) ->
     write_csv(path, sorted(kept + new, key=lambda r: int(r["tau"])), list(new[0]))
 
 
-def _save_nearest(run_dir: Path, step: int, arrays: dict[str, np.ndarray]) -> None:
+def save_nearest(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Save a few samples beside their nearest training images for the nearest-neighbour figure."""
-    with atomic_path(run_dir / "nearest" / f"step_{step:08d}.npz") as tmp, open(tmp, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
 

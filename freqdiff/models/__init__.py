@@ -12,3 +12,4 @@ MODELS: Registry[nn.Module] = Registry("model")
 from freqdiff.plugins import import_submodules  # noqa: E402
 
 import_submodules(__name__)
+import_submodules("freqdiff.baselines.closed_form")  # the closed-form baselines register here too

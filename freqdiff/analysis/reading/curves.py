@@ -24,6 +24,7 @@ METRICS_COLUMNS = (
     "fmem", "fmem_low", "fmem_high", "fmem_robust", "fmem_robust_low", "fmem_robust_high",
     "loss_train", "loss_test", "extractor", "n_samples", "folds",
 )
+AXIS = "axis"  # the config.json key of a baseline run (a closed-form model measured over its own parameter)
 REQUIRED_COLUMNS = ("step", "fid", "fmem", "fmem_low", "fmem_high", "loss_train", "loss_test", "extractor")
 VALUE_COLUMNS = tuple(c for c in METRICS_COLUMNS if c not in ("step", "extractor"))
 
@@ -109,6 +110,9 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], Curves]:
         config = read_json(run_dir / "config.json")
     except ValueError as err:
         raise FreqdiffError(f"{run_dir / 'config.json'}: not valid JSON ({err})") from None
+    if AXIS in config:
+        raise FreqdiffError(f"{run_dir}: a baseline run measured over {config[AXIS]['parameter'] or 'one point'}, not "
+                            "over training steps: it has no window (`freqdiff report` shows it)")
     return config, curves_from_rows(read_csv(run_dir / "metrics.csv"), str(run_dir / "metrics.csv"))
 
 

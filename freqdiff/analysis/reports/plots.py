@@ -156,8 +156,9 @@ def _image(x: np.ndarray) -> tuple[np.ndarray, dict[str, object]]:
     return np.transpose(x, (1, 2, 0)), {}
 
 
-def nearest_figure(path: Path, k: float | None = None, max_pairs: int = 16) -> Figure:
-    """Each generated sample above its nearest training image, titled with d1/d2 (red below k)."""
+def nearest_figure(path: Path, k: float | None = None, max_pairs: int = 16, label: str | None = None) -> Figure:
+    """Each generated sample above its nearest training image, titled with d1/d2 (red below k); `label` names what
+    drew them (default: the step in the file name)."""
     with np.load(path) as data:
         missing = [a for a in NEAREST_ARRAYS if a not in data.files]
         if missing:
@@ -178,7 +179,8 @@ def nearest_figure(path: Path, k: float | None = None, max_pairs: int = 16) -> F
         memorized = k is not None and ratio[j] < k
         axes[2 * row, col].set_title(f"{ratio[j]:.2f}", fontsize=7, color="C3" if memorized else "black")
     threshold = f"; red: below k = {k:.3g} (memorized)" if k is not None else ""
-    fig.suptitle(f"step {step_of(path)}: sample (top) above nearest training image; d1/d2{threshold}", fontsize=8)
+    drawn_by = label or f"step {step_of(path)}"
+    fig.suptitle(f"{drawn_by}: sample (top) above nearest training image; d1/d2{threshold}", fontsize=8)
     return fig
 
 

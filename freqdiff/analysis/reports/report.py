@@ -6,9 +6,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from freqdiff.analysis.reading.baselines import is_baseline_run
 from freqdiff.analysis.reading.curves import find_runs
 from freqdiff.analysis.reading.scaling import component_label, exact_tau_mem, fit_tau_mem, group_windows, recipe_of
 from freqdiff.analysis.reading.window import Window, WindowRule
+from freqdiff.analysis.reports.baselines import baseline_section
 from freqdiff.analysis.reports.plots import collapse_figure, nearest_roles, scaling_figure
 from freqdiff.analysis.reports.run import RunAnalysis, analyse_run
 from freqdiff.analysis.statistics import PowerLaw
@@ -153,13 +155,15 @@ def write_report(root: Path, **options: Any) -> Path:
         raise FreqdiffError(f"{root}: not a directory")
     build_params(WindowRule, options, "window")
     runs, skipped = [], []
-    for run_dir in find_runs(root):
+    found = find_runs(root)
+    baselines = [run_dir for run_dir in found if is_baseline_run(run_dir)]  # measured over a parameter, not tau
+    for run_dir in (d for d in found if d not in baselines):
         try:
             runs.append(analyse_run(run_dir, **options))
         except FreqdiffError as err:
             skipped.append(f"- {run_dir.relative_to(root).as_posix()}: {err}")
     runs.sort(key=_order)
-    if not runs and not skipped:
+    if not runs and not skipped and not baselines:
         raise FreqdiffError(f"{root}: no run directories (config.json + metrics.csv) found")
     lines = ["# freqdiff report", "",
              f"{len(runs)} runs under {root}. Steps are optimizer steps at evaluated checkpoints; '>=' marks a "
@@ -168,7 +172,8 @@ def write_report(root: Path, **options: Any) -> Path:
              "window. Width and ratio use the earlier of the two tau_mem.", "",
              "## Runs", "", *markdown_table(RUN_COLUMNS, [_run_row(r, root) for r in runs]), "",
              *_seeds_section(runs), *_scaling_sections(runs, root),
-             "## Run details", "", *(line for r in runs for line in _details(r, root))]
+             "## Run details", "", *(line for r in runs for line in _details(r, root)),
+             *baseline_section(baselines, root)]
     if skipped:
         lines += ["## Skipped runs", "", *skipped, ""]
     path = root / "report.md"
