@@ -11,6 +11,7 @@ O(B * chunk + chunk * D) whatever n is, and tiny noise gives no overflow; the sc
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +21,13 @@ from torch import Tensor, nn
 from freqdiff.process.base import DiffusionProcess
 
 DEFAULT_CHUNK = 4096  # training images per step of the stream: the working memory is O(batch * chunk)
+
+
+def underflow_free_exp(x: Tensor) -> Tensor:
+    """exp(x) for x <= 0, floored at sqrt(smallest normal number) (1e-19 in float32, 1e-154 in float64): on a CPU,
+    exp of results that underflow and products with subnormal weights take slow paths (~50x), and a weight that
+    small is far below the rounding of any sum it enters (n * 1e-19 against float32's 6e-8)."""
+    return x.clamp(min=0.5 * math.log(torch.finfo(x.dtype).tiny)).exp_()
 
 
 @dataclass
@@ -38,7 +46,7 @@ class SoftmaxAverage:
     def add(self, logits: Tensor, values: Tensor) -> None:
         """Fold in candidates with logits (..., m) and values (m, V) shared by all rows, or (..., m, V) per row."""
         new_max = torch.maximum(self.running_max, logits.amax(-1, keepdim=True))
-        rescale, weights = torch.exp(self.running_max - new_max), torch.exp(logits - new_max)
+        rescale, weights = torch.exp(self.running_max - new_max), underflow_free_exp(logits - new_max)
         self.normalizer = self.normalizer * rescale + weights.sum(-1, keepdim=True)
         self.weighted_sum = self.weighted_sum * rescale + torch.matmul(weights.unsqueeze(-2), values).squeeze(-2)
         self.running_max = new_max
@@ -58,8 +66,8 @@ def posterior_logits(x: Tensor, chunk: Tensor, alpha: Tensor, variance: Tensor) 
     """log p(i | x_t) + const, (B, m), for x (B, D) and training images `chunk` (m, D) in the basis:
     x.(alpha/var * a_i) - (alpha^2/var).a_i^2 / 2 (the ||x||^2 term cancels); alpha and var (B, 1) or (B, D)."""
     weight = alpha / variance
-    if weight.shape[1] == 1:  # one scale per example: ||a_i||^2 once per chunk
-        return weight * (x @ chunk.T) - 0.5 * (alpha * weight) * chunk.square().sum(1)
+    if weight.shape[1] == 1:  # one scale per example: ||a_i||^2 once per chunk, with no chunk-sized temporary
+        return weight * (x @ chunk.T) - 0.5 * (alpha * weight) * torch.linalg.vector_norm(chunk, dim=1).square()
     return (x * weight) @ chunk.T - 0.5 * (alpha * weight) @ chunk.square().T
 
 

@@ -202,6 +202,18 @@ def default_run_dir(cfg: RunConfig, axis: Axis) -> Path:
     return Path("runs") / f"{cfg.dataset.name}-{cfg.model.name}-{axis.parameter or 'point'}-n{cfg.data.n}"
 
 
+def run_baseline(cfg: RunConfig, axis: Axis, run_dir: Path | None = None,
+                 progress: bool = True) -> tuple[Path, list[dict[str, Any]]]:
+    """Create (or extend) a baseline run and measure every value of its axis; every value's settings are checked
+    before anything is written. Returns the run directory and its metrics rows."""
+    probes = [build_pipeline(axis.config_at(cfg, value)) for value in axis.values]
+    check_closed_form(probes[0], cfg.model.name)
+    extractor_of(cfg, probes[0].split.image_shape)  # a feature extractor that does not fit the images
+    run_dir = run_dir or default_run_dir(cfg, axis)
+    claim_baseline_run(run_dir, cfg, axis, probes[0].process.derived())
+    return run_dir, evaluate_baseline_run(run_dir, progress=progress)
+
+
 def baseline_main(argv: list[str]) -> int:
     """`freqdiff baseline`: create (or extend) a baseline run and measure every value of its axis."""
     positional, flags = split_argv(argv)
@@ -210,13 +222,7 @@ def baseline_main(argv: list[str]) -> int:
     out, parameter, values = flags.pop("out", None), flags.pop("axis", None), flags.pop("values", "")
     cfg = apply_flags(RunConfig(), flags)
     axis = parse_axis(cfg.model.name, parameter, values)
-    probes = [build_pipeline(axis.config_at(cfg, value)) for value in axis.values]  # all checked before any write
-    probe = probes[0]
-    check_closed_form(probe, cfg.model.name)
-    extractor_of(cfg, probe.split.image_shape)  # a feature extractor that does not fit the images: before any write
-    run_dir = Path(out) if out else default_run_dir(cfg, axis)
-    claim_baseline_run(run_dir, cfg, axis, probe.process.derived())
-    rows = evaluate_baseline_run(run_dir)
+    _, rows = run_baseline(cfg, axis, Path(out) if out else None)
     for row in rows:
         print(f"{axis.column} {row[axis.column]}: f_mem {_cell(row['fmem'])}, fmem_robust {_cell(row['fmem_robust'])}, "
               f"FD {_cell(row['fid'])} ({row['extractor']})")

@@ -8,9 +8,12 @@ by its equivalent sigma, read two ways:
 - by f_mem: the sigma at which the smoothed memorizer copies as often as the checkpoint (the window's own copy
   measure, the same estimator on the same number of samples, test set and threshold: directly "copies like the
   memorizer smoothed by sigma"); where the checkpoint's f_mem is outside the measured range it is a bound;
-- by spectral profile: the sigma whose per-band distance to the memorizer (diagnostics.band_errors,
-  model_vs_memorizer, at every OU time and band) is closest in log scale. It does not saturate where f_mem is 0
-  or 1, so it reads early checkpoints too; it compares denoisers on held-out noisy images, not samples.
+- by spectral profile: the measured sigma whose per-band distance to the memorizer (diagnostics.band_errors,
+  model_vs_memorizer, every radial band) at the least noisy level of the diagnostics (the paper's t = 0.01, where
+  copying is decided) is closest in log scale. It does not saturate where f_mem is 0 or 1, so it reads early
+  checkpoints too; it compares denoisers on held-out noisy images, not samples. Larger levels are left out: there
+  a perturbation of fixed sigma hardly moves the posterior, so every smoothed model is near the memorizer and a
+  network's distance to it says nothing about smoothing.
 """
 from __future__ import annotations
 
@@ -90,11 +93,12 @@ def load_baseline(run_dir: Path) -> BaselineRun:
 
 
 def spectral_profiles(run_dir: Path, key: str) -> dict[str, dict[tuple[float, int], float]]:
-    """{key value: {(level, band): model_vs_memorizer}} from a run's spectral.csv (key: tau or the axis column)."""
+    """{key value: {(OU time, band): model_vs_memorizer}} from a run's spectral.csv (key: tau or the axis column)."""
     path = Path(run_dir) / "spectral.csv"
     profiles: dict[str, dict[tuple[float, int], float]] = {}
     for row in read_csv(path) if path.is_file() else []:
-        profiles.setdefault(row[key], {})[(float(row["level"]), int(row["band"]))] = float(row[PROFILE_METRIC])
+        where = (round(float(row["ou_time"]), 9), int(row["band"]))
+        profiles.setdefault(row[key], {})[where] = float(row[PROFILE_METRIC])
     return profiles
 
 
@@ -127,10 +131,13 @@ def sigma_by_fmem(fmem: float, sigma: np.ndarray, curve: np.ndarray) -> Equivale
 
 
 def profile_distance(a: dict[tuple[float, int], float], b: dict[tuple[float, int], float]) -> float:
-    """Mean squared log10 difference of two band-error profiles over the (level, band) both have (inf if none)."""
-    common = sorted(set(a) & set(b))
-    if not common:
+    """Mean squared log10 difference of two band-error profiles over the bands both have at the least noisy OU time
+    they share (inf if none)."""
+    shared = set(a) & set(b)
+    if not shared:
         return math.inf
+    least = min(t for t, _ in shared)
+    common = sorted(k for k in shared if k[0] == least)
     diff = [math.log10(max(a[k], LOG_FLOOR)) - math.log10(max(b[k], LOG_FLOOR)) for k in common]
     return float(np.mean(np.square(diff)))
 

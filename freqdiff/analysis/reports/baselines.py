@@ -56,7 +56,7 @@ def baseline_figure(run: BaselineRun) -> Figure:
     """Both copy measures with their 95% intervals and the FD ± 2 sigma against the baseline's parameter."""
     x, numeric = _positions(run)
     curves = run.curves
-    fig = Figure(figsize=(9, 3.4))
+    fig = Figure(figsize=(9, 3.4), layout="constrained")
     copy_ax, fd_ax = fig.subplots(1, 2)
     for measure, color, marker, name in COPY_MEASURES:
         copy_ax.fill_between(x, curves[f"{measure}_low"], curves[f"{measure}_high"], color=color, alpha=0.2, lw=0)
@@ -141,7 +141,7 @@ def copy_to_smooth_figure(run_dir: Path, smoothed: BaselineRun) -> Figure:
     _, curves = load_run(run_dir)
     placed = placements(run_dir, smoothed)
     sigma, base = smoothed.x, smoothed.curves
-    fig = Figure(figsize=(13, 3.8))
+    fig = Figure(figsize=(13, 3.8), layout="constrained")
     copy_ax, fd_ax, tau_ax = fig.subplots(1, 3)
     copy_ax.fill_between(sigma, base["fmem_low"], base["fmem_high"], color="0.6", alpha=0.3, lw=0)
     copy_ax.plot(sigma, base["fmem"], "k.-", label="smoothed_empirical, 95% interval")
@@ -179,29 +179,30 @@ def _tau_colors(taus: Sequence[int]) -> dict[int, tuple]:
 
 
 def spectral_profile_figure(run_dir: Path, smoothed: BaselineRun) -> Figure:
-    """model_vs_memorizer per radial band, one panel per level: each smoothing sigma (grey to black) and each
-    checkpoint (colour: log tau): where the curves meet is where a checkpoint denoises like the smoothed memorizer."""
+    """model_vs_memorizer per radial band, one panel per OU time: each smoothing sigma (grey to black) and each
+    checkpoint (colour: log tau): where the curves meet is where a checkpoint denoises like the smoothed memorizer
+    (the spectral match reads the least noisy panel)."""
     trained, baseline = spectral_profiles(run_dir, "tau"), spectral_profiles(smoothed.run_dir, "sigma")
-    levels = sorted({level for profile in baseline.values() for level, _ in profile}, reverse=True)
-    if not levels:
+    ou_times = sorted({t for profile in baseline.values() for t, _ in profile}, reverse=True)
+    if not ou_times:
         raise FreqdiffError(f"{smoothed.run_dir}: no spectral.csv (measure it with --spectral true)")
-    fig = Figure(figsize=(4.2 * len(levels), 3.4))
-    axes = fig.subplots(1, len(levels), squeeze=False)[0]
+    fig = Figure(figsize=(4.2 * len(ou_times), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(ou_times), squeeze=False)[0]
     colors = _tau_colors([int(t) for t in trained])
-    for ax, level in zip(axes, levels):
+    for ax, ou_time in zip(axes, ou_times):
         for j, (sigma, profile) in enumerate(sorted(baseline.items(), key=lambda kv: float(kv[0]))):
-            _profile_line(ax, profile, level, color=str(0.75 * (1 - j / max(len(baseline) - 1, 1))), ls="-",
+            _profile_line(ax, profile, ou_time, color=str(0.75 * (1 - j / max(len(baseline) - 1, 1))), ls="-",
                           label=f"sigma {sigma}")
         for tau, profile in trained.items():
-            _profile_line(ax, profile, level, color=colors[int(tau)], ls="--", label=f"tau {tau}")
-        ax.set(yscale="log", xlabel="radial band", title=f"level {level:g}")
+            _profile_line(ax, profile, ou_time, color=colors[int(tau)], ls="--", label=f"tau {tau}")
+        ax.set(yscale="log", xlabel="radial band (low to high frequency)", title=f"OU time {ou_time:.3g}")
     axes[0].set_ylabel("model_vs_memorizer (power per coefficient)")
     axes[-1].legend(fontsize=6, ncol=2)
     return fig
 
 
-def _profile_line(ax: Axes, profile: dict[tuple[float, int], float], level: float, **style: object) -> None:
-    points = sorted((band, value) for (lv, band), value in profile.items() if lv == level and value > 0)
+def _profile_line(ax: Axes, profile: dict[tuple[float, int], float], ou_time: float, **style: object) -> None:
+    points = sorted((band, value) for (t, band), value in profile.items() if t == ou_time and value > 0)
     if points:
         ax.plot(*zip(*points), marker=".", **style)
 
@@ -213,9 +214,9 @@ def copy_to_smooth_section(trained: Sequence[Path], smoothed: BaselineRun, root:
              "sigma = 0 is the exact memorizer). Each checkpoint's equivalent sigma is read by f_mem (the sigma at "
              "which the smoothed memorizer copies as often, linear between measured sigmas on its non-increasing "
              "envelope; a bound where the checkpoint copies more than the least or less than the most smoothed "
-             "one) and by spectral profile (the measured sigma whose per-band distance to the memorizer, at every "
-             "level, is nearest in log scale). f_mem is the window's own measure; the profile does not saturate "
-             "where f_mem is 0 or 1.", ""]
+             "one) and by spectral profile (the measured sigma whose per-band distance to the memorizer at the "
+             "least noisy level, the paper's t = 0.01, is nearest in log scale). f_mem is the window's own "
+             "measure; the profile does not saturate where f_mem is 0 or 1.", ""]
     for run_dir in trained:
         name = run_dir.relative_to(root).as_posix()
         rows = [[str(tau), f"{fmem:.3f}", str(by_fmem), str(by_profile)]
