@@ -82,3 +82,9 @@ def frequency_weighted(params: NoParams, **_: object) -> Recipe:
 def paper_celeba(params: NoParams, **_: object) -> Recipe:
     """The paper's CelebA 32x32 grayscale setup (GPUs; --dataset.root or --dataset folder --dataset.path)."""
     return Recipe(flags=PAPER_CELEBA, n_grid=(128, 256, 512, 1024), seeds=(0,))
+
+
+@RECIPES.register("projection_baselines", NoParams)
+def projection_baselines(params: NoParams, **_: object) -> Recipe:
+    """The baseline U-Net recipe, trained beside the closed-form baselines (recipes/projection_baselines.py runs both)."""
+    return Recipe(flags=CPU_DEFAULT, n_grid=(16,), steps_per_n=400)
