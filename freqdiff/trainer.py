@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
+from freqdiff.baselines.optimal_score import is_closed_form
 from freqdiff.checkpoint import checkpoint_path, checkpoint_steps, claim_run_dir, load_state, save_state, state_path
 from freqdiff.config import RunConfig, TrainConfig
 from freqdiff.distributed import process_state
@@ -62,6 +63,9 @@ class Trainer:
         set_cpu_threads(cfg.train.threads)
         torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
         self.pipe: Pipeline = build_pipeline(cfg)  # checks every setting: a refused run writes nothing
+        if is_closed_form(self.pipe.model):
+            raise FreqdiffError(f"--model {cfg.model.name}: a closed-form model has nothing to train; measure it over "
+                                f"its parameters with `freqdiff baseline --model {cfg.model.name}`")
         self.device = self.accelerator.device
         self.pipe.process.to(self.device)
         self.train_images = self.pipe.split.train.to(self.device)

@@ -217,3 +217,9 @@ def test_equivalent_sigma_by_fmem_and_by_spectral_profile() -> None:
     profiles = {s: {(40.0, b): s * (b + 1) for b in range(3)} for s in (0.1, 0.2, 0.4)}
     assert sigma_by_profile({(40.0, b): 0.21 * (b + 1) for b in range(3)}, profiles).sigma == 0.2
     assert str(sigma_by_profile({(40.0, 0): 5.0}, profiles)) == ">= 0.4"
+
+
+def test_training_a_closed_form_model_is_refused_before_writing(tmp_path: Path) -> None:
+    with pytest.raises(FreqdiffError, match="nothing to train"):
+        train(tiny_config(model="empirical"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

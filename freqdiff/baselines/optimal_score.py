@@ -94,6 +94,11 @@ def in_basis(process: DiffusionProcess, train: Tensor) -> Tensor:
     return rearrange(process.to_basis(train), "n ... -> n (...)")
 
 
+def is_closed_form(model: nn.Module) -> bool:
+    """Whether a model (possibly inside a regularizer's wrapper) is a closed-form one: nothing in it is trained."""
+    return any(getattr(module, "closed_form", False) for module in model.modules())
+
+
 class ClosedForm(nn.Module):
     """A model that is not trained: forward(x_t, level) -> the output that stands for its denoised estimate.
 

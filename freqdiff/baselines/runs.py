@@ -25,17 +25,21 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from freqdiff.analysis.reading.baselines import AXIS, ONE_POINT, file_label
+from freqdiff.baselines.optimal_score import is_closed_form
 from freqdiff.checkpoint import check_run_dir, holds_run_lock, load_run_config, run_record
 from freqdiff.config import EvalConfig, RunConfig, apply_flags, diff_configs, section_from_values, split_argv
-from freqdiff.evaluate import (COLUMNS, extractor_of, measure_checkpoint, pin_eval_config, read_metrics,
-                               save_nearest)
+from freqdiff.diagnostics import band_errors
+from freqdiff.evaluate import (COLUMNS, SPECTRAL_HELDOUT, extractor_of, measure_checkpoint, pin_eval_config,
+                               read_metrics, save_nearest)
 from freqdiff.grids import save_grid
 from freqdiff.io import RunLock, read_csv, read_json, write_csv, write_json
+from freqdiff.metrics.extractors import Extractor
 from freqdiff.metrics.quality import check_fold_sizes
 from freqdiff.models import MODELS
 from freqdiff.pipeline import Pipeline, build_pipeline, load_split, set_cpu_threads
 from freqdiff.registry import FreqdiffError
 from freqdiff.samplers import draw_samples
+
 
 @dataclass(frozen=True)
 class Axis:
@@ -139,16 +143,13 @@ def claim_baseline_run(run_dir: Path, cfg: RunConfig, axis: Axis, derived: dict[
 
 def check_closed_form(pipe: Pipeline, name: str) -> None:
     """A baseline run measures a model that is never trained (closed_form, possibly inside a regularizer's wrapper)."""
-    if not any(getattr(module, "closed_form", False) for module in pipe.model.modules()):
+    if not is_closed_form(pipe.model):
         raise FreqdiffError(f"--model {name}: a network needs training (freqdiff train); a baseline run takes a "
                             "closed-form model: empirical, smoothed_empirical, els, nn_projection")
 
 
 def _save_spectral(run_dir: Path, axis: Axis, value: Any, pipe: Pipeline, cfg: EvalConfig) -> None:
     """This value's per-band errors against the memorizer (diagnostics.band_errors) into spectral.csv."""
-    from freqdiff.diagnostics import band_errors
-    from freqdiff.evaluate import SPECTRAL_HELDOUT
-
     path, cell = run_dir / "spectral.csv", value_text(value)
     kept = [r for r in read_csv(path) if r[axis.column] != cell] if path.exists() else []
     new = [{axis.column: cell, **r} for r in band_errors(pipe.model, pipe.process, pipe.split.train,
@@ -156,7 +157,7 @@ def _save_spectral(run_dir: Path, axis: Axis, value: Any, pipe: Pipeline, cfg: E
     write_csv(path, kept + new, list(new[0]))
 
 
-def measure_value(run_dir: Path, cfg: RunConfig, axis: Axis, value: Any, extractor: Any,
+def measure_value(run_dir: Path, cfg: RunConfig, axis: Axis, value: Any, extractor: Extractor,
                   cache_dir: Path | None) -> dict[str, Any]:
     """Sample the model at one value of its parameter and measure it as a checkpoint: one metrics row."""
     pipe = build_pipeline(axis.config_at(cfg, value))
@@ -188,9 +189,10 @@ def measure_values(run_dir: Path, overrides: dict[str, str] | None = None, progr
         return rows
     set_cpu_threads(cfg.train.threads)
     extractor = extractor_of(cfg, load_split(cfg).image_shape)
+    order = [value_text(v) for v in axis.values]
     for value in tqdm(todo, desc=f"baseline {run_dir.name}", disable=not progress, dynamic_ncols=True):
         rows.append(measure_value(run_dir, cfg, axis, value, extractor, cache_dir))
-        rows.sort(key=lambda r: [value_text(v) for v in axis.values].index(str(r[axis.column])))
+        rows.sort(key=lambda r: order.index(str(r[axis.column])))
         write_csv(run_dir / "metrics.csv", rows, axis.columns)  # last: a row exists only once all its files do
     return rows
 
