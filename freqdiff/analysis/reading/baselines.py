@@ -35,9 +35,13 @@ LOG_FLOOR = 1e-10  # band errors below this (the memorizer against itself: exact
 
 
 def is_baseline_run(run_dir: Path) -> bool:
-    """A run directory whose config.json names an axis (a closed-form model over its own parameter)."""
+    """A run directory whose config.json names an axis (a closed-form model over its own parameter); a damaged
+    config.json is no baseline run's, and the reader of a trained run names the damage."""
     path = Path(run_dir) / "config.json"
-    return path.is_file() and AXIS in read_json(path)
+    try:
+        return path.is_file() and AXIS in read_json(path)
+    except ValueError:  # invalid JSON or text
+        return False
 
 
 @dataclass(frozen=True)
