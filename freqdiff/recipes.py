@@ -88,3 +88,25 @@ def paper_celeba(params: NoParams, **_: object) -> Recipe:
 def projection_baselines(params: NoParams, **_: object) -> Recipe:
     """The baseline U-Net recipe, trained beside the closed-form baselines (recipes/projection_baselines.py runs both)."""
     return Recipe(flags=CPU_DEFAULT, n_grid=(16,), steps_per_n=400)
+
+
+# The CPU-scale setting of the regime map (measured: results/regime/regime.md). The paper's U-Net costs 60-100 ms a
+# step at batch 32 on one core, too slow for the tens of thousands of steps tau_mem needs at n in the hundreds, so
+# the residual MLP (width 256, 3 blocks, 0.43M parameters) stands in. Full batch up to 512 as the paper's
+# min(n, 512): with a fixed batch of 128, tau_mem grew like n^1.7 from n = 128 to 362 (minibatch noise delays
+# copying once n > batch); full batch gives n = 128 -> 256 about linear. Adam lr 1e-3 (2e-3 and 5e-4 pass the
+# quality gate later at n = 1024); EMA 0.995, a deviation from the paper: without it Adam's weight noise makes
+# recognizability flicker across the gate from one checkpoint to the next, and its lag (~200 steps) is small
+# beside tau_mem; 512 DDIM-50 samples per checkpoint (the gate's error and f_mem's detection floor shrink with them).
+CPU_MLP = {
+    "dataset": "digits", "test_size": "256", "model": "mlp", "model.width": "256", "model.blocks": "3",
+    "optimizer": "adam", "lr": "1e-3", "batch_size": "512", "ema": "0.995", "steps": "4000",
+    "first_checkpoint": "250", "n_checkpoints": "20", "save_every": "1000", "n_samples": "512", "grid_size": "36",
+    "extractor": "auto", "sampler.steps": "50", "spectral": "true",
+}
+
+
+@RECIPES.register("regime", NoParams)
+def regime(params: NoParams, **_: object) -> Recipe:
+    """The regime map: the MLP baseline over n = 16..1024 (one seed, 28 n steps): n* where tau_mem passes tau_gen."""
+    return Recipe(flags=CPU_MLP, n_grid=(16, 32, 64, 128, 256, 512, 1024), seeds=(0,), steps_per_n=28)

@@ -1,0 +1,228 @@
+"""The regime map of a scan of n: tau_gen, tau_mem (both copy measures) and the split onset against n, with n*.
+
+`python -m freqdiff.analysis.reports.regime DIR [--out DIR] [window options]` (and `recipes/regime.py`, after
+its sweep) reads every run under DIR, which must all come from one recipe, and writes regime.png (left:
+the times against n on log-log axes, n* marked; right: the fixed-t train and test losses of each n against
+tau, their split marked), regime.csv (one row per run, every value with its bound) and regime.md.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from freqdiff.analysis.reading.curves import Curves, find_runs, load_run
+from freqdiff.analysis.reading.onsets import Onset, WindowRule
+from freqdiff.analysis.reading.regime import (MEM_MEASURES, Crossing, RunPoint, Slope, by_n, fit_slope,
+                                              locate_crossing, split_onset, state_at)
+from freqdiff.analysis.reading.scaling import component_label, onset_spread, recipe_of
+from freqdiff.analysis.reading.window import read_window
+from freqdiff.analysis.reports.plots import TAU_LABEL
+from freqdiff.analysis.reports.report import markdown_table
+from freqdiff.config import split_argv
+from freqdiff.io import save_figure, write_csv, write_text
+from freqdiff.registry import FreqdiffError, build_params
+
+HEADLINE = "fmem_robust"  # the copy measure n* is headlined with (the issue: the quality gate and the robust measure)
+QUANTITIES = {"tau_gen": "tau_gen (FD plateau while the quality gate passes)", **MEM_MEASURES,
+              "split": "split onset (fixed-t test-loss minimum)"}
+STYLE = {"tau_gen": ("C0", "o"), "fmem": ("C3", "s"), "fmem_robust": ("C1", "^"), "split": ("C2", "v")}
+
+
+def onset_of(point: RunPoint, quantity: str) -> Onset:
+    """One of QUANTITIES of a run."""
+    if quantity == "tau_gen":
+        return point.window.tau_gen
+    return point.split if quantity == "split" else point.tau_mem(quantity)
+
+
+def load_points(root: Path, **options: Any) -> tuple[list[RunPoint], dict[int, Curves], dict[str, Any]]:
+    """Every run under root read (window with WindowRule `options`, split onset); one curve per n for the figure;
+    the config of the first run. Runs of several recipes are refused: a regime map is one recipe's scan."""
+    build_params(WindowRule, options, "window")
+    runs = find_runs(Path(root))
+    if not runs:
+        raise FreqdiffError(f"{root}: no run directories (config.json + metrics.csv) found")
+    points, curves, configs = [], {}, {}
+    for run_dir in runs:
+        config, run_curves = load_run(run_dir)
+        n = config.get("data", {}).get("n")
+        if not n:
+            raise FreqdiffError(f"{run_dir / 'config.json'}: no data.n; not a run of a scan of n")
+        configs.setdefault(recipe_of(config), config)
+        window = read_window(run_curves, n=n, **options)
+        points.append(RunPoint(n, config.get("train", {}).get("seed"), window, split_onset(run_curves)))
+        curves.setdefault(n, run_curves)
+    if len(configs) > 1:
+        raise FreqdiffError(f"{root}: runs of {len(configs)} recipes ({', '.join(sorted(configs))}); "
+                            "a regime map scans n with one recipe")
+    return points, curves, next(iter(configs.values()))
+
+
+def slopes(points: Sequence[RunPoint], crossing: Crossing) -> list[Slope]:
+    """Log-log slopes of every quantity over all n, and of tau_mem over the n above n* only."""
+    fits = [fit_slope(QUANTITIES[q], [(p.n, onset_of(p, q)) for p in points]) for q in QUANTITIES]
+    if crossing.high is not None:
+        above = [p for p in points if p.n >= crossing.high]
+        fits.append(fit_slope(f"{MEM_MEASURES[HEADLINE]}, n >= {crossing.high} (above n*)",
+                              [(p.n, p.tau_mem(HEADLINE)) for p in above]))
+    return fits
+
+
+def csv_rows(points: Sequence[RunPoint]) -> list[dict[str, Any]]:
+    """One row per run: every quantity as its step and bound, the window state by each copy measure."""
+    rows = []
+    for p in sorted(points, key=lambda p: (p.n, str(p.seed))):
+        row: dict[str, Any] = {"n": p.n, "seed": p.seed, "generates": p.window.generation.generates}
+        for q in QUANTITIES:
+            onset = onset_of(p, q)
+            row[q] = "" if onset.step is None else onset.step
+            row[f"{q}_bound"] = onset.bound
+        for measure in MEM_MEASURES:
+            row[f"window_{measure}"] = state_at([p], measure)
+        row.update(extractor=p.window.extractor, verdict=p.window.verdict.split(":")[0])
+        rows.append(row)
+    return rows
+
+
+def _draw_times(ax: Axes, points: Sequence[RunPoint], crossing: Crossing) -> None:
+    """Each quantity per run against n (open markers: bounds), seed means joined, n* marked."""
+    groups = by_n(points)
+    for q, label in QUANTITIES.items():
+        if q == "earlier":
+            continue
+        color, marker = STYLE[q]
+        exact = [(p.n, onset_of(p, q).step) for p in points if onset_of(p, q).step and not onset_of(p, q).bound]
+        bounded = [(p.n, onset_of(p, q).step) for p in points if onset_of(p, q).step and onset_of(p, q).bound]
+        if exact:
+            ax.plot(*zip(*exact), marker, color=color, ls="none", ms=5, label=label)
+        if bounded:
+            ax.plot(*zip(*bounded), marker, color=color, mfc="none", ls="none", ms=7,
+                    label=f"{label}: a bound (censored or first checkpoint)")
+        means = [(n, math.exp(sum(math.log(t) for _, t in pairs) / len(pairs))) for n in groups
+                 if (pairs := [(n, t) for m, t in exact if m == n])]
+        if len(means) > 1:
+            ax.plot(*zip(*means), "-", color=color, lw=1, alpha=0.6)
+    if crossing.high is not None and crossing.low is not None:
+        ax.axvspan(crossing.low, crossing.high, color="0.85", lw=0, label=f"n* {crossing} ({MEM_MEASURES[HEADLINE]})")
+    if crossing.estimate is not None:
+        ax.axvline(crossing.estimate, color="k", ls="--", lw=1)
+    ax.set(xscale="log", yscale="log", xlabel="n (training-set size)", ylabel=TAU_LABEL)
+    ax.legend(fontsize=6, loc="upper left")
+
+
+def _draw_losses(ax: Axes, curves: dict[int, Curves], points: Sequence[RunPoint]) -> None:
+    """Fixed-t train (dashed) and test (solid) losses against tau, one colour per n, the split onset dotted."""
+    splits = {n: runs[0].split for n, runs in by_n(points).items()}
+    for i, (n, c) in enumerate(sorted(curves.items())):
+        color = f"C{i % 10}"
+        ax.plot(c.step, c["loss_test"], "-", color=color, lw=1.2, label=f"n = {n}")
+        ax.plot(c.step, c["loss_train"], "--", color=color, lw=0.8)
+        if splits[n].step is not None:
+            ax.axvline(splits[n].step, color=color, ls=":", lw=0.8)
+    ax.set(xscale="log", xlabel=TAU_LABEL, ylabel="eps loss at fixed t (solid test, dashed train)")
+    ax.legend(fontsize=6, title="dotted: split onset", title_fontsize=6)
+
+
+def regime_figure(points: Sequence[RunPoint], curves: dict[int, Curves], crossing: Crossing, title: str) -> Figure:
+    """Left: the times against n with n*; right: the fixed-t losses whose split the left panel's onsets read."""
+    fig = Figure(figsize=(12, 5))
+    left, right = fig.subplots(1, 2)
+    _draw_times(left, points, crossing)
+    _draw_losses(right, curves, points)
+    fig.suptitle(title, fontsize=8)
+    return fig
+
+
+def _setup(config: dict[str, Any], extractor: str) -> str:
+    """The scan's model, optimizer and eval settings in one line, from the first run's config.json."""
+    train, evals = config.get("train", {}), config.get("eval", {})
+    return (f"model {component_label(config, 'model')}, {train.get('optimizer')} lr {train.get('lr')}, batch "
+            f"min(n, {train.get('batch_size')}), EMA {train.get('ema')}, sampler "
+            f"{component_label(config, 'sampler')}, {evals.get('n_samples')} samples per checkpoint, "
+            f"{train.get('n_checkpoints')} log-spaced checkpoints from step {train.get('first_checkpoint')}, "
+            f"FD in {extractor} features")
+
+
+def summary_rows(points: Sequence[RunPoint], crossings: dict[str, Crossing]) -> list[list[str]]:
+    """Per n: each quantity as mean ± std [min, max] over seeds (a bound when some seed's is), window states."""
+    rows = []
+    for n, runs in by_n(points).items():
+        values = [str(onset_spread([onset_of(r, q) for r in runs]) or "—") for q in QUANTITIES]
+        rows.append([str(n), str(len(runs)), *values, *(crossings[m].states[n] for m in MEM_MEASURES)])
+    return rows
+
+
+def markdown(points: Sequence[RunPoint], crossings: dict[str, Crossing], fits: Sequence[Slope],
+             config: dict[str, Any]) -> str:
+    """regime.md: setup, n* by each copy measure, the per-n table, slopes, how each number was read."""
+    extractor = points[0].window.extractor or "unknown"
+    head = crossings[HEADLINE]
+    lines = ["# Regime map", "", f"Setup: {_setup(config, extractor)}.", "",
+             f"**n* {head}** ({MEM_MEASURES[HEADLINE]} passes tau_gen); by the paper's f_mem: {crossings['fmem']}; "
+             f"by the earlier of the two: {crossings['earlier']}.", ""]
+    for measure, crossing in crossings.items():
+        lines += [f"- note ({MEM_MEASURES[measure]}): {note}" for note in crossing.notes]
+    columns = ["n", "seeds", *QUANTITIES.values(), *(f"window by {m}" for m in MEM_MEASURES.values())]
+    lines += ["", "![regime map](regime.png)", "", "## Per n", "",
+              "Steps at evaluated checkpoints, mean ± sample std [min, max] over seeds; '>=' a lower bound (not "
+              "reached by the last checkpoint), '<=' an upper bound (reached at the first). Window: open when "
+              "tau_mem > tau_gen for every seed whatever the bounds, closed when tau_mem <= tau_gen for every "
+              "seed, else undecided.", "", *markdown_table(columns, summary_rows(points, crossings)), "",
+              "## Slopes (log-log least squares, Student-t 95% interval)", "", *(f"- {f.quantity}: {f}" for f in fits),
+              "", "## How each number was read", "",
+              f"- tau_gen: {points[0].window.tau_gen.how}",
+              f"- tau_mem (the paper's f_mem): {points[0].window.tau_mem.how}",
+              f"- tau_mem (robust f_mem): {points[0].window.tau_mem_robust.how}",
+              f"- split onset: {points[0].split.how}",
+              "- n*: above the largest n whose window is not open, at or below the next n, from which on every n "
+              "is open; interpolated where the seed mean of log(tau_mem / tau_gen) changes sign, linear in log n, "
+              "only between two n read exactly.", ""]
+    return "\n".join(lines)
+
+
+def write_regime(root: Path, out: Path | None = None, **options: Any) -> Path:
+    """Read the scan under root, write regime.png, regime.csv and regime.md into out (default root)."""
+    out = Path(out or root)
+    points, curves, config = load_points(Path(root), **options)
+    crossings = {m: locate_crossing(points, m) for m in MEM_MEASURES}
+    fits = slopes(points, crossings[HEADLINE])
+    rows = csv_rows(points)
+    write_csv(out / "regime.csv", rows, list(rows[0]))
+    title = f"{component_label(config, 'model')} on {config.get('dataset', {}).get('name')}: n* {crossings[HEADLINE]}"
+    save_figure(regime_figure(points, curves, crossings[HEADLINE], title), out / "regime.png")
+    path = out / "regime.md"
+    write_text(path, markdown(points, crossings, fits, config))
+    return path
+
+
+USAGE = ("usage: python -m freqdiff.analysis.reports.regime DIR [--out DIR] [window options]\n"
+         "  the regime map of the runs under DIR (one recipe scanned over n) -> regime.png, regime.csv, regime.md")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: the regime map of one directory."""
+    from freqdiff.analysis.reports.run import window_options_help
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(f"{USAGE}\n{window_options_help()}")
+        return 0
+    try:
+        positional, flags = split_argv(argv)
+        if len(positional) != 1:
+            raise FreqdiffError(f"regime: expected one directory, got {len(positional)} arguments")
+        out = flags.pop("out", None)
+        print(write_regime(Path(positional[0]), Path(out) if out else None, **flags))
+    except FreqdiffError as err:
+        print(f"regime: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
