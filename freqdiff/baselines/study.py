@@ -38,7 +38,9 @@ class StudyOptions:
     n: tuple[int, ...] = ()  # empty: the recipe's grid
     seed: int = param(0, ge=0)  # the trained run's seed
     out: str = "results/projection_baselines"
-    sigmas: tuple[float, ...] = param((0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.5), ge=0)  # smoothed_empirical: the axis
+    # smoothed_empirical, the copy-to-smooth axis: f_mem falls from 1 to ~0 by 1.5 on the digits; 2 and 3 let the
+    # spectral match place checkpoints that denoise farther from the memorizer than any copier
+    sigmas: tuple[float, ...] = param((0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0), ge=0)
     patches: tuple[int, ...] = param((3, 5, 7, 15), ge=1)  # els patch sizes (15 covers an 8x8 image: empirical)
     strengths: tuple[float, ...] = param((0.0, 0.1, 0.3, 1.0), ge=0, le=1)  # nn_projection of the last checkpoint
     steps_per_n: int | None = param(None, ge=1)  # None: the recipe's
