@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from freqdiff.registry import NoParams, Registry
 
@@ -76,6 +76,39 @@ def spectral_filter(params: NoParams, **_: object) -> Recipe:
 def frequency_weighted(params: NoParams, **_: object) -> Recipe:
     """The baseline with the denoising MSE down-weighted above a radial cutoff."""
     return Recipe(flags={**CPU_DEFAULT, "regularizer": "frequency_weighted_loss"}, steps_per_n=400)
+
+
+def with_process(recipe: Recipe, process: str, sampler: dict[str, str] | None = None) -> Recipe:
+    """`recipe` with another process and, when given, another sampler (replacing every sampler flag)."""
+    flags = recipe.flags
+    if sampler is not None:
+        flags = {key: value for key, value in flags.items() if key != "sampler" and not key.startswith("sampler.")}
+    return replace(recipe, flags={**flags, "process": process, **(sampler or {})})
+
+
+def heun_levels(recipe: Recipe) -> str:
+    """Heun levels with at most the network evaluations of the recipe's sampler: 2 L - 1 <= steps (50 -> 25)."""
+    return str((int(recipe.flags["sampler.steps"]) + 1) // 2)
+
+
+@RECIPES.register("edm", NoParams)
+def edm(params: NoParams, **_: object) -> Recipe:
+    """The baseline with EDM's process and Heun's sampler on its rho = 7 grid, at the baseline's network evaluations."""
+    base = baseline(params)
+    return with_process(base, "edm", {"sampler": "heun", "sampler.steps": heun_levels(base)})
+
+
+@RECIPES.register("blurring", NoParams)
+def blurring(params: NoParams, **_: object) -> Recipe:
+    """The baseline with blurring diffusion (DCT heat dissipation + cosine log-SNR) and its ancestral sampler."""
+    base = baseline(params)
+    return with_process(base, "blurring", {"sampler": "ddpm", "sampler.steps": base.flags["sampler.steps"]})
+
+
+@RECIPES.register("equal_snr", NoParams)
+def equal_snr(params: NoParams, **_: object) -> Recipe:
+    """The baseline with DDPM's noise shaped per DCT frequency to the training subset's variance (equal SNR)."""
+    return with_process(baseline(params), "equal_snr")
 
 
 @RECIPES.register("paper_celeba", NoParams)
