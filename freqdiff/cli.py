@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"freqdiff: unknown command {command!r}; choices: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    if rest[:1] in (["-h"], ["--help"]):
+    if "-h" in rest or "--help" in rest:  # anywhere: the recipe scripts put their own flags first
         print(help_text(command))
         return 0
     try:

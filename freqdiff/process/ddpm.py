@@ -35,6 +35,13 @@ def cosine_betas(T: int, s: float = 0.008) -> Tensor:
     return (1 - alphabar[1:] / alphabar[:-1]).clamp(max=0.999)
 
 
+def betas_of(params: DDPMParams) -> Tensor:
+    """The beta schedule the parameters name: linear (the paper) or cosine."""
+    if params.schedule == "cosine":
+        return cosine_betas(params.T)
+    return linear_betas(params.T, params.beta_start, params.beta_end)
+
+
 def ddim_levels(T: int, steps: int) -> Tensor:
     """`steps` evenly spaced steps from T-1 down to 0 (the paper's code: 100 of T = 1000)."""
     chosen = sorted({round(i * (T - 1) / max(steps - 1, 1)) for i in range(steps)}, reverse=True)
@@ -95,6 +102,4 @@ class DDPM(DiffusionProcess):
 @PROCESSES.register("ddpm", DDPMParams)
 def ddpm(params: DDPMParams, context: BuildContext) -> DDPM:
     """Variance-preserving DDPM with a linear (the paper) or cosine beta schedule."""
-    if params.schedule == "cosine":
-        return DDPM(cosine_betas(params.T))
-    return DDPM(linear_betas(params.T, params.beta_start, params.beta_end))
+    return DDPM(betas_of(params))

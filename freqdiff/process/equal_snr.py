@@ -20,7 +20,7 @@ from torch import Tensor
 from freqdiff.context import BuildContext
 from freqdiff.process import PROCESSES
 from freqdiff.process.base import DiffusionProcess
-from freqdiff.process.ddpm import DDPM, DDPMParams, cosine_betas, linear_betas
+from freqdiff.process.ddpm import DDPM, DDPMParams, betas_of
 from freqdiff.registry import param
 from freqdiff.spectral import dct_2d
 
@@ -73,6 +73,4 @@ class EqualSNR(DDPM):
 @PROCESSES.register("equal_snr", EqualSNRParams)
 def equal_snr(params: EqualSNRParams, context: BuildContext) -> EqualSNR:
     """DDPM's schedule with noise shaped per DCT frequency to the training subset's variance: every SNR_f equal."""
-    betas = cosine_betas(params.T) if params.schedule == "cosine" else linear_betas(params.T, params.beta_start,
-                                                                                    params.beta_end)
-    return EqualSNR(betas, frequency_variance(context.split.train), params.floor)
+    return EqualSNR(betas_of(params), frequency_variance(context.split.train), params.floor)
