@@ -150,7 +150,7 @@ def test_write_regime_writes_figure_table_and_report(tmp_path, monkeypatch):
     write_scan(tmp_path, [(n, s, mem_index(n), mem_index(n, 4)) for n in (32, 64, 128, 256, 512) for s in (0, 1)])
     text = write_regime(tmp_path).read_text()
     assert "**n* in (64, 128] (interpolated 64)**" in text and "model mlp(width=256)" in text
-    assert "| 128 | 2 | 800 ± 0 [800, 800] | 1600 ± 0 [1600, 1600] |" in text
+    assert "| 128 | 2 | 25600 | 800 ± 0 [800, 800] | 1600 ± 0 [1600, 1600] |" in text
     assert "- tau_mem (robust f_mem), n >= 128 (above n*): slope 1.00" in text
     with open(tmp_path / "regime.csv", newline="") as fh:
         table = list(csv.DictReader(fh))

@@ -153,7 +153,8 @@ def summary_rows(points: Sequence[RunPoint], crossings: dict[str, Crossing]) -> 
     rows = []
     for n, runs in by_n(points).items():
         values = [str(onset_spread([onset_of(r, q) for r in runs]) or "—") for q in QUANTITIES]
-        rows.append([str(n), str(len(runs)), *values, *(crossings[m].states[n] for m in MEM_MEASURES)])
+        steps = "/".join(sorted({str(r.window.last_step) for r in runs}))
+        rows.append([str(n), str(len(runs)), steps, *values, *(crossings[m].states[n] for m in MEM_MEASURES)])
     return rows
 
 
@@ -167,7 +168,8 @@ def markdown(points: Sequence[RunPoint], crossings: dict[str, Crossing], fits: S
              f"by the earlier of the two: {crossings['earlier']}.", ""]
     for measure, crossing in crossings.items():
         lines += [f"- note ({MEM_MEASURES[measure]}): {note}" for note in crossing.notes]
-    columns = ["n", "seeds", *QUANTITIES.values(), *(f"window by {m}" for m in MEM_MEASURES.values())]
+    columns = ["n", "seeds", "last step", *QUANTITIES.values(), *(f"window by {m}" for m in MEM_MEASURES.values())]
+    ref = next((p for p in points if p.window.tau_gen.reached and p.window.tau_mem.reached), points[0])
     lines += ["", "![regime map](regime.png)", "", "## Per n", "",
               "Steps at evaluated checkpoints, mean ± sample std [min, max] over seeds; '>=' a lower bound (not "
               "reached by the last checkpoint), '<=' an upper bound (reached at the first). Window: open when "
@@ -175,10 +177,11 @@ def markdown(points: Sequence[RunPoint], crossings: dict[str, Crossing], fits: S
               "seed, else undecided.", "", *markdown_table(columns, summary_rows(points, crossings)), "",
               "## Slopes (log-log least squares, Student-t 95% interval)", "", *(f"- {f.quantity}: {f}" for f in fits),
               "", "## How each number was read", "",
-              f"- tau_gen: {points[0].window.tau_gen.how}",
-              f"- tau_mem (the paper's f_mem): {points[0].window.tau_mem.how}",
-              f"- tau_mem (robust f_mem): {points[0].window.tau_mem_robust.how}",
-              f"- split onset: {points[0].split.how}",
+              f"Quoted from the run n = {ref.n}, seed {ref.seed} (levels and bands are that run's):", "",
+              f"- tau_gen: {ref.window.tau_gen.how}",
+              f"- tau_mem (the paper's f_mem): {ref.window.tau_mem.how}",
+              f"- tau_mem (robust f_mem): {ref.window.tau_mem_robust.how}",
+              f"- split onset: {ref.split.how}",
               "- n*: above the largest n whose window is not open, at or below the next n, from which on every n "
               "is open; interpolated where the seed mean of log(tau_mem / tau_gen) changes sign, linear in log n, "
               "only between two n read exactly.", ""]
