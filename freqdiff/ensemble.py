@@ -416,9 +416,17 @@ def auto_group_size(cfg: RunConfig, runs: int, device: torch.device) -> int:
     return max(1, min(runs, MAX_MEMBERS, fit))
 
 
+def stack_key(cfg: RunConfig) -> tuple[int, str]:
+    """Runs with equal keys can share a stack: the batch size, and the regularizer's settings when it changes the
+    network or the optimizer (check_shared_forward), which building it once tells."""
+    regularizer = init_pipeline(cfg).regularizer
+    shared = _wraps_model(regularizer) or bool(regularizer.optimizer_options())
+    return batch_size(cfg), json.dumps(cfg.to_dict()["regularizer"], sort_keys=True) if shared else ""
+
+
 def group_runs(configs: Sequence[RunConfig], size: int) -> list[list[int]]:
-    """Indices of the runs, in groups of at most `size` that can share a stack (same batch size; runs in order)."""
-    by_batch: dict[int, list[int]] = {}
+    """Indices of the runs, in groups of at most `size` that can share a stack (equal stack_key; runs in order)."""
+    by_key: dict[tuple[int, str], list[int]] = {}
     for i, cfg in enumerate(configs):
-        by_batch.setdefault(batch_size(cfg), []).append(i)
-    return [group[j:j + size] for group in by_batch.values() for j in range(0, len(group), size)]
+        by_key.setdefault(stack_key(cfg), []).append(i)
+    return [group[j:j + size] for group in by_key.values() for j in range(0, len(group), size)]

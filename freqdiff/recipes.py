@@ -29,16 +29,31 @@ class Recipe:
 
 RECIPES: Registry[Recipe] = Registry("recipe")
 
-# The paper's recipe scaled to a 2-core CPU: digits 8x8, the paper's U-Net at W=8 (0.26M parameters),
-# DDPM linear schedule, Adam (the paper's appendix: same two phases as SGD, far fewer steps), a fixed batch of 8
-# (so a step costs the same at every n), training for 400 n steps (tau_mem grows like n), DDIM 50 steps with
-# x0_hat clamped to the pixel range, no EMA.
-CPU_DEFAULT = {
+# The paper's U-Net recipe scaled to a 2-core CPU: digits 8x8, the paper's U-Net at W=8 (0.26M parameters),
+# DDPM linear schedule, Adam (the paper's appendix: same two phases as SGD, far fewer steps), a fixed batch of 8,
+# DDIM 50 steps with x0_hat clamped to the pixel range, no EMA. Too slow a step for n above n* on a CPU (see
+# CPU_MLP); the projection-baselines study, which needs the paper's model at small n, uses it.
+CPU_UNET = {
     "dataset": "digits", "test_size": "256", "model": "unet", "model.width": "8",
     "optimizer": "adam", "lr": "1e-3", "batch_size": "8", "steps": "1500", "first_checkpoint": "50",
     "n_checkpoints": "14",
     "save_every": "500", "n_samples": "256", "grid_size": "36", "extractor": "auto", "sampler.steps": "50",
     "spectral": "true",
+}
+
+# The CPU-scale setting of the regime map (measured: results/regime/regime.md). The paper's U-Net costs 60-100 ms a
+# step at batch 32 on one core, too slow for the tens of thousands of steps tau_mem needs at n in the hundreds, so
+# the residual MLP (width 256, 3 blocks, 0.43M parameters) stands in. Full batch up to 512 as the paper's
+# min(n, 512): with a fixed batch of 128, tau_mem grew like n^1.7 from n = 128 to 362 (minibatch noise delays
+# copying once n > batch); full batch gives n = 128 -> 256 about linear. Adam lr 1e-3 (2e-3 and 5e-4 pass the
+# quality gate later at n = 1024); EMA 0.995, a deviation from the paper: without it Adam's weight noise makes
+# recognizability flicker across the gate from one checkpoint to the next, and its lag (~200 steps) is small
+# beside tau_mem; 512 DDIM-50 samples per checkpoint (the gate's error and f_mem's detection floor shrink with them).
+CPU_MLP = {
+    "dataset": "digits", "test_size": "256", "model": "mlp", "model.width": "256", "model.blocks": "3",
+    "optimizer": "adam", "lr": "1e-3", "batch_size": "512", "ema": "0.995", "steps": "4000",
+    "first_checkpoint": "250", "n_checkpoints": "20", "save_every": "1000", "n_samples": "512", "grid_size": "36",
+    "extractor": "auto", "sampler.steps": "50", "spectral": "true",
 }
 
 # The paper's CelebA setup (GPU): 32x32 grayscale, W=32, SGD lr 0.01 momentum 0.95, 40 log-spaced
@@ -52,38 +67,57 @@ PAPER_CELEBA = {
     "extractor": "inception", "mixed_precision": "bf16",
 }
 
+# Where the baseline memorizes, from its per-band spectral diagnostics (results/regime/n00128-seed0/spectral.csv,
+# n = 128; n = 256 alike): at OU times 0.01 and 0.1 the error against the empirical (memorizing) score falls
+# fastest in the band above 0.35 cycles/pixel (t = 0.01: x3.5 from tau = 250 to 3457, against x1.7 below 0.18;
+# t = 0.1: x10 against x3), while at t = 1 that band is the last to approach it (spectral bias). So the Fourier
+# recipes act above 0.35 cycles/pixel, at OU times <= 0.1 only (DDPM steps <= 136 of 1000).
+SMALL_NOISE = {"regularizer.t_max": "0.1", "regularizer.cutoff": "0.35"}
+# The strength studies run at the smallest n of the baseline (n = 128, window ratio ~1.8), 3 seeds, the first value
+# the baseline itself: one n keeps each study inside 20 minutes on 2 cores.
+STUDY_N = (128,)
+STUDY_SEEDS = (0, 1, 2)
+
 
 @RECIPES.register("baseline", NoParams)
 def baseline(params: NoParams, **_: object) -> Recipe:
-    """The paper's recipe (plain MSE) scaled to the embedded digits on a CPU."""
-    return Recipe(flags=CPU_DEFAULT, steps_per_n=400)
+    """The paper's recipe (plain MSE) in the window regime of the CPU scale: n = 128..256, all above n* (74), 3 seeds."""
+    return Recipe(flags=CPU_MLP, n_grid=(128, 160, 200, 256), seeds=STUDY_SEEDS, steps_per_n=28)
+
+
+def strength_study(flags: dict[str, str], vary: tuple[str, tuple[str, ...]]) -> Recipe:
+    """The baseline at STUDY_N with extra flags, one run flag varied (its first value equivalent to the baseline)."""
+    return replace(baseline(NoParams()), flags={**CPU_MLP, **flags}, n_grid=STUDY_N, vary=vary)
 
 
 @RECIPES.register("fourier_penalty", NoParams)
 def fourier_penalty(params: NoParams, **_: object) -> Recipe:
-    """The baseline plus a penalty on the eps prediction's energy above cutoff 0.25 cycles/pixel."""
-    return Recipe(flags={**CPU_DEFAULT, "regularizer": "fourier_penalty", "regularizer.weight": "1.0",
-                         "regularizer.cutoff": "0.25", "regularizer.target": "eps"}, steps_per_n=400)
+    """MSE + weight * the energy of x0_hat above 0.35 cycles/pixel at OU times <= 0.1; weight 0 (baseline), 0.3, 3."""
+    return strength_study({"regularizer": "fourier_penalty", "regularizer.target": "x0", **SMALL_NOISE},
+                          ("regularizer.weight", ("0", "0.3", "3")))
 
 
 @RECIPES.register("spectral_filter", NoParams)
 def spectral_filter(params: NoParams, **_: object) -> Recipe:
-    """The baseline with x0_hat low-passed by a hard radial mask (cutoff 0.25 cycles/pixel), in training and sampling."""
-    return Recipe(flags={**CPU_DEFAULT, "regularizer": "spectral_filter"}, steps_per_n=400)
+    """x0_hat low-passed above 0.35 cycles/pixel (hard mask), in training and sampling, at OU times <= t_max:
+    t_max 0 (never: the baseline), 0.03, 0.1."""
+    flags = {"regularizer": "spectral_filter", "regularizer.target": "x0", "regularizer.cutoff": "0.35"}
+    return strength_study(flags, ("regularizer.t_max", ("0", "0.03", "0.1")))
 
 
 @RECIPES.register("frequency_weighted", NoParams)
 def frequency_weighted(params: NoParams, **_: object) -> Recipe:
-    """The baseline with the denoising MSE down-weighted above a radial cutoff."""
-    return Recipe(flags={**CPU_DEFAULT, "regularizer": "frequency_weighted_loss"}, steps_per_n=400)
+    """The MSE down-weighted above 0.35 cycles/pixel at OU times <= 0.1; high_weight 1 (plain MSE), 0.3, 0.1."""
+    return strength_study({"regularizer": "frequency_weighted_loss", **SMALL_NOISE},
+                          ("regularizer.high_weight", ("1", "0.3", "0.1")))
 
 
 def with_process(recipe: Recipe, process: str, sampler: dict[str, str] | None = None) -> Recipe:
-    """`recipe` with another process and, when given, another sampler (replacing every sampler flag)."""
+    """`recipe` at STUDY_N with another process and, when given, another sampler (replacing every sampler flag)."""
     flags = recipe.flags
     if sampler is not None:
         flags = {key: value for key, value in flags.items() if key != "sampler" and not key.startswith("sampler.")}
-    return replace(recipe, flags={**flags, "process": process, **(sampler or {})})
+    return replace(recipe, flags={**flags, "process": process, **(sampler or {})}, n_grid=STUDY_N)
 
 
 def heun_levels(recipe: Recipe) -> str:
@@ -120,23 +154,7 @@ def paper_celeba(params: NoParams, **_: object) -> Recipe:
 @RECIPES.register("projection_baselines", NoParams)
 def projection_baselines(params: NoParams, **_: object) -> Recipe:
     """The baseline U-Net recipe, trained beside the closed-form baselines (recipes/projection_baselines.py runs both)."""
-    return Recipe(flags=CPU_DEFAULT, n_grid=(16,), steps_per_n=400)
-
-
-# The CPU-scale setting of the regime map (measured: results/regime/regime.md). The paper's U-Net costs 60-100 ms a
-# step at batch 32 on one core, too slow for the tens of thousands of steps tau_mem needs at n in the hundreds, so
-# the residual MLP (width 256, 3 blocks, 0.43M parameters) stands in. Full batch up to 512 as the paper's
-# min(n, 512): with a fixed batch of 128, tau_mem grew like n^1.7 from n = 128 to 362 (minibatch noise delays
-# copying once n > batch); full batch gives n = 128 -> 256 about linear. Adam lr 1e-3 (2e-3 and 5e-4 pass the
-# quality gate later at n = 1024); EMA 0.995, a deviation from the paper: without it Adam's weight noise makes
-# recognizability flicker across the gate from one checkpoint to the next, and its lag (~200 steps) is small
-# beside tau_mem; 512 DDIM-50 samples per checkpoint (the gate's error and f_mem's detection floor shrink with them).
-CPU_MLP = {
-    "dataset": "digits", "test_size": "256", "model": "mlp", "model.width": "256", "model.blocks": "3",
-    "optimizer": "adam", "lr": "1e-3", "batch_size": "512", "ema": "0.995", "steps": "4000",
-    "first_checkpoint": "250", "n_checkpoints": "20", "save_every": "1000", "n_samples": "512", "grid_size": "36",
-    "extractor": "auto", "sampler.steps": "50", "spectral": "true",
-}
+    return Recipe(flags=CPU_UNET, n_grid=(16,), steps_per_n=400)
 
 
 @RECIPES.register("regime", NoParams)

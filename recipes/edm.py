@@ -1,7 +1,7 @@
 """The baseline with EDM's process (Karras et al. 2022): preconditioned denoiser, log-normal training sigma, Heun's
 sampler on the rho = 7 grid (25 levels: 49 network evaluations, the baseline DDIM's 50): tau_gen, tau_mem vs n.
 
-Run: `accelerate launch recipes/edm.py [--n 8,16,32] [--seeds 0,1] [--process.sigma_data V] ...`
+Run: `accelerate launch recipes/edm.py [--n 128,256] [--seeds 0,1] [--process.sigma_data V] ...`
 Results: results/edm/ (one run directory per (n, seed), report.md, figures). Flags as `freqdiff sweep`.
 Compare: `freqdiff compare results/baseline results/edm`.
 """

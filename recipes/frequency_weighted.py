@@ -1,7 +1,8 @@
-"""Down-weight the denoising MSE above a radial cutoff (Parseval: unit weights = plain MSE).
+"""Down-weight the denoising MSE above 0.35 cycles/pixel at OU times <= 0.1 (Parseval: unit weights = plain MSE).
 
-Run: `accelerate launch recipes/frequency_weighted.py [--n 8,16,32] [--seeds 0,1] [--regularizer NAME --regularizer.PARAM V] ...`
-Results: results/frequency_weighted/ (one run directory per (n, seed), report.md, figures). Flags as `freqdiff sweep`.
+high_weight 1 (the baseline), 0.3, 0.1 at n = 128 over seeds 0, 1, 2; then the Pareto figure and verdict (pareto.md).
+Run: `accelerate launch recipes/frequency_weighted.py [--vary regularizer.high_weight=1,0.01] [--n 128] ...`
+Results: results/frequency_weighted/ (high_weight-W/ per value, pareto.md, pareto.png). Flags as `freqdiff sweep`.
 """
 import sys
 

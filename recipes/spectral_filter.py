@@ -1,10 +1,10 @@
-"""Low-pass the network's denoised estimate x0_hat in Fourier space, in training and sampling alike.
+"""Low-pass the network's denoised estimate x0_hat above 0.35 cycles/pixel (hard radial mask), in training and
+sampling, at the small-noise OU times t <= t_max where the baseline approaches the memorizer fastest in that band.
 
-The filter is the regularizer's default: a hard radial mask (kind=hard) at cutoff 0.25 cycles/pixel,
-not a Butterworth filter (--regularizer.kind butterworth selects that).
-
-Run: `accelerate launch recipes/spectral_filter.py [--n 8,16,32] [--seeds 0,1] [--regularizer NAME --regularizer.PARAM V] ...`
-Results: results/spectral_filter/ (one run directory per (n, seed), report.md, figures). Flags as `freqdiff sweep`.
+t_max 0 (the filter never acts: the baseline), 0.03, 0.1, at n = 128 over seeds 0, 1, 2; then the Pareto figure and
+verdict (pareto.md). --regularizer.kind butterworth selects a smooth mask, --regularizer.cutoff another cutoff.
+Run: `accelerate launch recipes/spectral_filter.py [--vary regularizer.t_max=0,1] [--n 128] [--seeds 0,1] ...`
+Results: results/spectral_filter/ (t_max-T/ per value, pareto.md, pareto.png). Flags as `freqdiff sweep`.
 """
 import sys
 

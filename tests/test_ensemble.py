@@ -124,3 +124,10 @@ def test_a_regularizer_that_changes_the_network_must_be_equal_across_members(tmp
 def test_runs_are_grouped_by_batch_size_in_order() -> None:
     configs = [tiny_config(n=n, batch_size="8") for n in ("4", "8", "16", "6", "32")]
     assert group_runs(configs, 2) == [[0], [1, 2], [4], [3]]
+
+
+def test_runs_whose_regularizer_changes_the_network_are_grouped_by_its_settings() -> None:
+    filters = [tiny_config(regularizer="spectral_filter", **{"regularizer.cutoff": c}) for c in ("0.25", "0.5", "0.25")]
+    penalties = [tiny_config(regularizer="fourier_penalty", **{"regularizer.weight": w}) for w in ("0", "1")]
+    assert group_runs(filters, 4) == [[0, 2], [1]]
+    assert group_runs(penalties, 4) == [[0, 1]]  # an objective-only parameter may differ inside a stack

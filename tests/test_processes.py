@@ -298,7 +298,7 @@ def test_band_errors_run_on_every_process_and_the_memorizer_matches_itself(name:
 @pytest.mark.parametrize("name, sampler", [("edm", "heun"), ("blurring", "ddpm"), ("equal_snr", "ddim")])
 def test_process_recipes_are_the_baseline_with_the_process_and_sampler_swapped(name: str, sampler: str) -> None:
     base, recipe = RECIPES.build("baseline"), RECIPES.build(name)
-    assert dataclasses.replace(recipe, flags=base.flags) == base
+    assert dataclasses.replace(recipe, flags=base.flags, n_grid=base.n_grid) == base
     changed = {key for key in base.flags.keys() | recipe.flags.keys() if base.flags.get(key) != recipe.flags.get(key)}
     assert changed <= {"process", "sampler", "sampler.steps"} and recipe.flags["process"] == name
     cfg = apply_flags(RunConfig(), {**recipe.flags, "n": "4"})

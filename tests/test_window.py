@@ -251,6 +251,22 @@ def test_group_windows_reports_censored_as_bound():
     assert str(group.tau_mem) == "3200 ± 0 [3200, 3200]"
 
 
+def test_window_open_needs_every_seed_and_flatness_needs_exact_tau_gen():
+    from freqdiff.analysis.reading.scaling import is_open, tau_gen_flatness
+
+    done = read_window(metrics(), n=64, gate=GATE)
+    never = read_window(metrics(low=[0] * 8), n=64, gate=GATE)
+    silent = read_window(metrics(low=[0] * 8, recognizable=0.1), n=64, gate=GATE)
+    assert is_open(never) and not is_open(silent)  # a censored tau_mem opens the window; no generation never does
+    assert is_open(done) == (done.width is not None and done.width > 0)
+    (group,) = group_windows([("r", 0, never), ("r", 1, silent)])
+    assert group.open == 1 and not group.window_open
+    later = read_window(metrics(), n=128, gate=GATE)
+    groups = group_windows([("r", 0, done), ("r", 0, later)])
+    assert tau_gen_flatness(groups) == pytest.approx(later.tau_gen.step / done.tau_gen.step)
+    assert tau_gen_flatness(group_windows([("r", 0, done), ("r", 0, silent)])) is None
+
+
 def test_fid_still_falling_is_flagged():
     # full windows hold 35 at their lowest (3200-6400); the two-point window at the end may not set the level
     w = read_window(metrics(fid=[300, 200, 120, 80, 50, 35, 25, 21]), gate=GATE)

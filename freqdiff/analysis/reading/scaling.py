@@ -66,6 +66,12 @@ class WindowGroup:
     tau_mem: Spread | None  # the earlier of the two copy measures' tau_mem
     censored: int  # seeds whose tau_mem is censored (never memorized)
     no_generation: int  # seeds that never pass the quality gate
+    open: int  # seeds whose window is open: tau_mem > tau_gen, exactly or as a lower bound
+
+    @property
+    def window_open(self) -> bool:
+        """Open for every seed."""
+        return self.open == len(self.seeds)
 
 
 def recipe_of(config: Mapping[str, Any]) -> str:
@@ -116,6 +122,11 @@ def onset_spread(onsets: Sequence[Onset]) -> Spread | None:
     return spread([o.step for o in defined], "mixed" if len(bounds) > 1 else bounds.pop() if bounds else "")
 
 
+def is_open(window: Window) -> bool:
+    """tau_mem > tau_gen for this run, exactly or as a lower bound (an upper bound on the width proves nothing)."""
+    return window.width is not None and window.width > 0 and window.bound in ("", ">=")
+
+
 def group_windows(runs: Iterable[tuple[str, Any, Window]]) -> list[WindowGroup]:
     """Pool (recipe, seed, window) triples by (recipe, n), sorted by recipe then n."""
     pooled: dict[tuple[str, int], list[tuple[Any, Window]]] = defaultdict(list)
@@ -129,8 +140,17 @@ def group_windows(runs: Iterable[tuple[str, Any, Window]]) -> list[WindowGroup]:
                                   onset_spread([w.tau_gen for w in windows]),
                                   onset_spread([w.tau_mem_earlier for w in windows]),
                                   sum(w.tau_mem_earlier.bound == ">=" for w in windows),
-                                  sum(w.generation.generates is False for w in windows)))
+                                  sum(w.generation.generates is False for w in windows),
+                                  sum(is_open(w) for w in windows)))
     return groups
+
+
+def tau_gen_flatness(groups: Sequence[WindowGroup]) -> float | None:
+    """Largest over smallest seed-mean tau_gen across n (the paper: about 1); None unless every n's is no bound."""
+    means = [g.tau_gen.mean for g in groups if g.tau_gen is not None and not g.tau_gen.bound]
+    if len(means) < 2 or len(means) < len(groups):
+        return None
+    return max(means) / min(means)
 
 
 def collapse_curve(curves: Curves, n: int) -> tuple[np.ndarray, np.ndarray] | None:

@@ -8,7 +8,8 @@ from typing import Any
 
 from freqdiff.analysis.reading.baselines import is_baseline_run
 from freqdiff.analysis.reading.curves import find_runs
-from freqdiff.analysis.reading.scaling import component_label, exact_tau_mem, fit_tau_mem, group_windows, recipe_of
+from freqdiff.analysis.reading.scaling import (WindowGroup, component_label, exact_tau_mem, fit_tau_mem,
+                                               group_windows, recipe_of, tau_gen_flatness)
 from freqdiff.analysis.reading.window import Window, WindowRule
 from freqdiff.analysis.reports.baselines import baseline_section
 from freqdiff.analysis.reports.plots import collapse_figure, nearest_roles, scaling_figure
@@ -95,6 +96,15 @@ def fit_text(fit: PowerLaw | None, count: int) -> str:
             "largest n are censored.")
 
 
+def flatness_text(groups: list[WindowGroup]) -> str:
+    """One sentence on tau_gen across n (the paper: independent of n) and on the window at every n."""
+    ratio = tau_gen_flatness(groups)
+    flat = ("tau_gen across n: no ratio (some n's tau_gen is a bound)" if ratio is None else
+            f"tau_gen across n: largest over smallest seed mean {ratio:.2f} (the paper: about 1)")
+    open_at = [g.n for g in groups if g.window_open]
+    return f"{flat}; window open for every seed (tau_gen < tau_mem) at n = {open_at or 'none'} of {[g.n for g in groups]}."
+
+
 def _slug(recipe: str) -> str:
     """A file-name-safe form of a recipe label."""
     return re.sub(r"[^A-Za-z0-9]+", "_", recipe).strip("_")
@@ -118,6 +128,7 @@ def _scaling_sections(runs: list[RunAnalysis], root: Path) -> list[str]:
         for rel, fig in figures.items():
             save_figure(fig, root / rel)
         lines += [f"### {recipe}", "", fit_text(fit, len(exact_tau_mem(windows))), "",
+                  flatness_text(group_windows((recipe, _seed(r), r.window) for r in members)), "",
                   *(f"![{Path(rel).stem}]({rel})" for rel in figures), ""]
     return ["## Scaling with n", "", *lines] if lines else []
 
