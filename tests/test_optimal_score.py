@@ -9,7 +9,8 @@ from freqdiff.baselines import OptimalScore, in_basis, optimal_x0
 from freqdiff.diagnostics import METRICS, band_errors, plot_band_errors
 from freqdiff.process import PROCESSES
 from freqdiff.samplers import draw_samples
-from freqdiff.samplers.ddim import DDIM
+from freqdiff.samplers.base import GridSampler
+from freqdiff.samplers.ddim import ddim
 
 PROCESS = PROCESSES.build("ddpm", context=build_context())
 
@@ -76,7 +77,7 @@ def test_module_is_a_closed_form_model_consistent_with_the_denoiser():
 
 def test_ddim_samples_land_on_training_images():
     train = training_set()
-    samples = draw_samples(DDIM(steps=50), OptimalScore(train, PROCESS), PROCESS, 24, (1, 8, 8), seed=0)
+    samples = draw_samples(GridSampler(ddim, steps=50), OptimalScore(train, PROCESS), PROCESS, 24, (1, 8, 8), seed=0)
     d1, d2, index = nearest(samples, train)
     assert bool((d1 < 1e-3).all()) and bool((d1 / d2 < 1 / 3).all())
     assert len(set(index.tolist())) >= 4  # different noise reaches different training images

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from freqdiff.context import BuildContext
-from freqdiff.process.base import DiffusionProcess
 from freqdiff.registry import param
 from freqdiff.samplers import SAMPLERS
-from freqdiff.samplers.base import Callback, Denoiser, Noise, Range, report
+from freqdiff.samplers.base import Callback, Denoiser, GridSampler, Noise, report
 
 
 @dataclass(frozen=True)
@@ -32,20 +31,7 @@ def ancestral(denoiser: Denoiser, x: Tensor, levels: Tensor, noise: Noise,
     return x
 
 
-@dataclass(frozen=True)
-class Ancestral:
-    steps: int
-    x0_range: Range | None = None
-
-    def levels(self, process: DiffusionProcess) -> Tensor:
-        return process.sampling_levels(self.steps)
-
-    def __call__(self, denoiser: Denoiser, x: Tensor, levels: Tensor, noise: Noise,
-                 callback: Callback | None = None) -> Tensor:
-        return ancestral(denoiser, x, levels, noise, callback)
-
-
 @SAMPLERS.register("ddpm", AncestralParams)
-def ddpm_sampler(params: AncestralParams, context: BuildContext) -> Ancestral:
+def ddpm_sampler(params: AncestralParams, context: BuildContext) -> GridSampler:
     """Ancestral sampling through the process's posterior, one model call per level (DDPM: every step)."""
-    return Ancestral(params.steps)
+    return GridSampler(ancestral, params.steps)

@@ -85,6 +85,25 @@ class Sampler(Protocol):
         """Images (in the model's centered pixel space) from x at levels[0]."""
 
 
+Walk = Callable[[Denoiser, Tensor, Tensor, Noise, "Callback | None"], Tensor]
+
+
+@dataclass(frozen=True)
+class GridSampler:
+    """A registered sampler: a walk (ddim, ancestral, heun, ...) over `steps` levels of the process's own grid."""
+
+    walk: Walk
+    steps: int
+    x0_range: Range | None = None
+
+    def levels(self, process: DiffusionProcess) -> Tensor:
+        return process.sampling_levels(self.steps)
+
+    def __call__(self, denoiser: Denoiser, x: Tensor, levels: Tensor, noise: Noise,
+                 callback: Callback | None = None) -> Tensor:
+        return self.walk(denoiser, x, levels, noise, callback)
+
+
 @torch.no_grad()
 def draw_samples(sampler: Sampler, model: nn.Module, process: DiffusionProcess, n: int,
                  image_shape: tuple[int, ...], seed: int, batch_size: int = 256, replicas: int = 1,

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from freqdiff.context import BuildContext
-from freqdiff.process.base import DiffusionProcess
 from freqdiff.registry import param
 from freqdiff.samplers import SAMPLERS
-from freqdiff.samplers.base import Callback, Denoiser, Noise, Range, report
+from freqdiff.samplers.base import Callback, Denoiser, GridSampler, Noise, report
 
 
 @dataclass(frozen=True)
@@ -36,20 +35,7 @@ def ddim(denoiser: Denoiser, x: Tensor, levels: Tensor, noise: Noise | None = No
     return x
 
 
-@dataclass(frozen=True)
-class DDIM:
-    steps: int
-    x0_range: Range | None = None
-
-    def levels(self, process: DiffusionProcess) -> Tensor:
-        return process.sampling_levels(self.steps)
-
-    def __call__(self, denoiser: Denoiser, x: Tensor, levels: Tensor, noise: Noise,
-                 callback: Callback | None = None) -> Tensor:
-        return ddim(denoiser, x, levels, noise, callback)
-
-
 @SAMPLERS.register("ddim", DDIMParams)
-def ddim_sampler(params: DDIMParams, context: BuildContext) -> DDIM:
+def ddim_sampler(params: DDIMParams, context: BuildContext) -> GridSampler:
     """Deterministic DDIM (eta=0) with `steps` evaluations, x0_hat clamped to the data range if clip_x0."""
-    return DDIM(params.steps, context.x0_range if params.clip_x0 else None)
+    return GridSampler(ddim, params.steps, context.x0_range if params.clip_x0 else None)

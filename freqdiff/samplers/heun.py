@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from freqdiff.context import BuildContext
-from freqdiff.process.base import DiffusionProcess
 from freqdiff.registry import param
 from freqdiff.samplers import SAMPLERS
-from freqdiff.samplers.base import Callback, Denoiser, Noise, Range, report
+from freqdiff.samplers.base import Callback, Denoiser, GridSampler, Noise, report
 
 
 @dataclass(frozen=True)
@@ -43,20 +42,7 @@ def heun(denoiser: Denoiser, x: Tensor, levels: Tensor, noise: Noise | None = No
     return x
 
 
-@dataclass(frozen=True)
-class Heun:
-    steps: int
-    x0_range: Range | None = None
-
-    def levels(self, process: DiffusionProcess) -> Tensor:
-        return process.sampling_levels(self.steps)
-
-    def __call__(self, denoiser: Denoiser, x: Tensor, levels: Tensor, noise: Noise,
-                 callback: Callback | None = None) -> Tensor:
-        return heun(denoiser, x, levels, noise, callback)
-
-
 @SAMPLERS.register("heun", HeunParams)
-def heun_sampler(params: HeunParams, context: BuildContext) -> Heun:
+def heun_sampler(params: HeunParams, context: BuildContext) -> GridSampler:
     """Heun's 2nd-order ODE sampler (EDM), `steps` levels of the process's grid (EDM: rho = 7)."""
-    return Heun(params.steps)
+    return GridSampler(heun, params.steps)
