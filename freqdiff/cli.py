@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import sys
 import typing
 from pathlib import Path
@@ -149,46 +150,21 @@ def cmd_report(argv: list[str]) -> int:
     return 0
 
 
-def cmd_theory(argv: list[str]) -> int:
-    from freqdiff.theory.cli import main
+def lazy(module: str, name: str) -> Callable[[list[str]], int]:
+    """A command implemented in `module`, imported only when it runs (so `freqdiff --help` stays fast)."""
 
-    return main(argv)
+    def run(argv: list[str]) -> int:
+        return getattr(importlib.import_module(module), name)(argv)
 
-
-def cmd_sweep(argv: list[str]) -> int:
-    from freqdiff.sweep import sweep_main
-
-    return sweep_main(argv)
-
-
-def cmd_calibrate(argv: list[str]) -> int:
-    from freqdiff.metrics.calibration import main
-
-    return main(argv)
-
-
-def cmd_pareto(argv: list[str]) -> int:
-    from freqdiff.analysis.reports.pareto import pareto_main
-
-    return pareto_main(argv)
-
-
-def cmd_baseline(argv: list[str]) -> int:
-    from freqdiff.baselines.runs import baseline_main
-
-    return baseline_main(argv)
-
-
-def cmd_compare(argv: list[str]) -> int:
-    from freqdiff.analysis.reports.compare import compare_main
-
-    return compare_main(argv)
+    return run
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": cmd_train, "eval": cmd_eval, "window": cmd_window, "report": cmd_report,
-    "list": cmd_list, "sweep": cmd_sweep, "compare": cmd_compare, "theory": cmd_theory, "calibrate": cmd_calibrate,
-    "pareto": cmd_pareto, "baseline": cmd_baseline,
+    "list": cmd_list, "sweep": lazy("freqdiff.sweep", "sweep_main"),
+    "compare": lazy("freqdiff.analysis.reports.compare", "compare_main"), "theory": lazy("freqdiff.theory.cli", "main"),
+    "calibrate": lazy("freqdiff.metrics.calibration", "main"), "pareto": lazy("freqdiff.analysis.reports.pareto", "pareto_main"),
+    "baseline": lazy("freqdiff.baselines.runs", "baseline_main"),
 }
 
 
