@@ -100,6 +100,19 @@ def test_width_factor_interval_and_verdict_at_matched_quality(two):
             "2-sigma errors) at n = 16, 64.") in v.verdict
 
 
+def test_a_closed_window_in_one_seed_quotes_tau_mem_instead_of_a_width(two, tmp_path):
+    plain, _ = two
+    early = tmp_path / "early"
+    for n in (16, 64):
+        for seed, onset in ((0, 50), (1, 1000 * n // 16)):  # seed 0 copies before the FD plateau (tau_gen 100)
+            make_run(early / f"n{n:05d}-seed{seed}", config(n, seed, "fourier_penalty", {"weight": 3.0}), onset)
+    (v,) = compare([plain, early]).versus
+    assert all(f.estimate is None for f in v.width)
+    assert v.verdict.startswith("early against plain: no width factor (n = 16: undefined: a seed has no width > 0")
+    assert "). early does not clearly change tau_mem against plain: tau_mem 0.0913 times the reference's" in v.verdict
+    assert "At matched quality" in v.verdict
+
+
 def test_reference_flag_reverses_direction(two):
     (v,) = compare(two, reference="wide").versus
     assert v.width[1].bound == "<=" and v.width[1].interval[0] is None

@@ -250,23 +250,29 @@ def interval_text(f: Factor) -> str:
     return f"{'(0' if low is None else f'[{low:.3g}'}, {'∞)' if high is None else f'{high:.3g}]'}"
 
 
+# What a factor above / below / at 1 says, per quantity.
+DIRECTIONS = {"width": ("widens the window", "narrows the window", "does not change the window"),
+              "tau_mem": ("delays memorization", "brings memorization earlier", "does not change tau_mem")}
+
+
 def _claim(f: Factor, label: str, reference: str) -> str:
-    """One sentence: does the recipe widen the window, by what factor, how sure."""
+    """One sentence: does the recipe widen the window (or delay tau_mem), by what factor, how sure."""
     where = f"at n = {f.n}" if f.n is not None else f"as the geometric mean {f.note}"
-    size = f"width {f.bound + ' ' if f.bound else ''}{f.estimate:.3g} times the reference's {where}"
+    size = f"{f.quantity} {f.bound + ' ' if f.bound else ''}{f.estimate:.3g} times the reference's {where}"
     bounded = f"; {f.note}" if f.bound and f.n is not None else ""
     if (f.bound == ">=" and f.estimate <= 1) or (f.bound == "<=" and f.estimate >= 1):
         return f"{label} against {reference} is inconclusive: {size}, a bound on the wrong side of 1{bounded}."
-    direction = "widens" if f.estimate > 1 else "narrows" if f.estimate < 1 else "does not change"
+    up, down, same = DIRECTIONS[f.quantity]
+    direction = up if f.estimate > 1 else down if f.estimate < 1 else same
     if f.interval is None:
-        return f"{label} {direction} the window against {reference}: {size} (no confidence can be given{bounded})."
+        return f"{label} {direction} against {reference}: {size} (no confidence can be given{bounded})."
     low, high = f.interval
     clear = (low is not None and low > 1) or (high is not None and high < 1)
     kind = "bootstrap interval over seeds" if f.n is not None else "t-interval over n"
     interval = f"95% {kind} {interval_text(f)}, {'excludes' if clear else 'includes'} 1{bounded}"
     if not clear:
-        return f"{label} does not clearly change the window against {reference}: {size} ({interval})."
-    return f"{label} {direction} the window against {reference}: {size} ({interval})."
+        return f"{label} does not clearly change {f.quantity} against {reference}: {size} ({interval})."
+    return f"{label} {direction} against {reference}: {size} ({interval})."
 
 
 def _by_note(matches: Sequence[Match]) -> str:
@@ -277,20 +283,26 @@ def _by_note(matches: Sequence[Match]) -> str:
     return "; ".join(f"n = {', '.join(map(str, ns))}: {note}" for note, ns in notes.items())
 
 
-def verdict(mine: Recipe, ref: Recipe, matches: Sequence[Match], basis: Factor | None) -> str:
-    """The recipe against the reference: the window claim at matched quality, or the reason there is none."""
+def verdict(mine: Recipe, ref: Recipe, matches: Sequence[Match], width: Sequence[Factor],
+            basis: Factor | None, tau_mem_basis: Factor | None) -> str:
+    """The recipe against the reference: the window claim at matched quality, or the reason there is none.
+
+    Where no width factor exists at matched quality (a seed's window is closed), the tau_mem factor is quoted.
+    """
     if not matches:
         return f"{mine.label} and {ref.label} share no n: nothing to compare."
     matched = [m for m in matches if m.status == MATCHED]
     excluded = [m for m in matches if m.status != MATCHED]
     if not matched:
         return f"{mine.label} against {ref.label}: no window factor. {_by_note(excluded)}."
-    if basis is None:
-        return f"{mine.label} against {ref.label}: no width factor at any n of matched quality. {_by_note(matches)}."
     measures = " and ".join(dict.fromkeys(m.label for match in matched for m in match.measures))
     quality = (f"At matched quality on {measures} (within their combined 2-sigma errors) at "
                f"n = {', '.join(str(m.n) for m in matched)}.")
     rest = f" Not compared at {_by_note(excluded)}." if excluded else ""
+    if basis is None:
+        why = "; ".join(f"n = {f.n}: {f.note}" for f in width if f.note)
+        mem = f" {_claim(tau_mem_basis, mine.label, ref.label)}" if tau_mem_basis is not None else ""
+        return f"{mine.label} against {ref.label}: no width factor ({why}).{mem} {quality}{rest}"
     return f"{_claim(basis, mine.label, ref.label)} {quality}{rest}"
 
 
@@ -304,7 +316,7 @@ def versus(mine: Recipe, ref: Recipe) -> Versus:
     pooled_width, pooled_tau_mem = (_pooled(q, f) if compared else None for q, f in (("width", width),
                                                                                      ("tau_mem", tau_mem)))
     return Versus(mine.label, ref.label, tuple(common), matches, width, tau_mem, pooled_width, pooled_tau_mem,
-                  verdict(mine, ref, matches, _basis(width, pooled_width)))
+                  verdict(mine, ref, matches, width, _basis(width, pooled_width), _basis(tau_mem, pooled_tau_mem)))
 
 
 # ----------------------------------------------------------------------------- reading the DIRs

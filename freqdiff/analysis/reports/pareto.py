@@ -89,12 +89,13 @@ def _draw(ax: Any, table: Sequence[dict[str, Any]], n: int, quantity: str) -> No
     ax.axhline(1, color="black", lw=0.8)
     ax.set_yscale("log")
     ax.set_title(f"n = {n}: {quantity.replace('_', ' ')} factor", fontsize=9)
+    ax.set_ylabel(f"{quantity.replace('_', ' ')} / reference's (95% over seeds)", fontsize=8)
 
 
 def pareto_figure(table: Sequence[dict[str, Any]], extractor: str) -> Figure:
     """tau_mem factor (top) and width factor (bottom) against the FD at tau_gen, one column per n."""
     ns = sorted({row["n"] for row in table})
-    fig = Figure(figsize=(4.2 * max(len(ns), 1), 7))
+    fig = Figure(figsize=(4.2 * max(len(ns), 1), 7), layout="constrained")
     axes = fig.subplots(2, max(len(ns), 1), squeeze=False)
     for column, n in enumerate(ns):
         for line, quantity in enumerate(("tau_mem", "width")):
