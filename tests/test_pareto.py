@@ -48,6 +48,18 @@ def test_matched_but_unchanged_reads_not_wider(tmp_path):
     assert verdict(compare(dirs)).startswith("Not wider at matched quality")
 
 
+def test_a_closed_reference_window_reads_no_width_factor_and_quotes_tau_mem(tmp_path):
+    """The reference copies before its FD plateau (tau_gen 100) in one seed: no width, but tau_mem speaks."""
+    from test_compare import config, make_run
+
+    dirs = strengths(tmp_path, **{"weight-1": (3000, {})})
+    make_run(dirs[0] / "n00016-seed0", config(16, 0, "fourier_penalty", {"weight": 0.0}), 50)
+    make_run(dirs[0] / "n00064-seed0", config(64, 0, "fourier_penalty", {"weight": 0.0}), 50)
+    sentence = verdict(compare(dirs))
+    assert sentence.startswith("No width factor at matched quality: the strengths weight-1 match weight-0's quality")
+    assert "memorization is delayed: weight-1's tau_mem is" in sentence and "wider" not in sentence.lower()
+
+
 def test_a_vary_recipe_plans_one_directory_per_value_and_refuses_the_flag_twice():
     options, flags = parse_sweep_argv(["--recipe", "baseline", "--n", "16", "--seeds", "0,1", "--out", "study",
                                        "--regularizer", "fourier_penalty",

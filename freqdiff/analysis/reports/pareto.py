@@ -4,8 +4,9 @@ Each DIR is one strength (a `vary` recipe writes one per value, the first the re
 freqdiff.analysis.reading.comparison's: a window factor only where both generate and match in quality at
 tau_gen. The figure puts every strength at every n on two axes: its quality at tau_gen (FD in the run's
 features, with its 2-sigma error) and its tau_mem and width factors over the reference (with their seed
-intervals); filled markers are at matched quality. The verdict is one sentence: wider, not wider, or no
-setting at matched quality.
+intervals); filled markers are at matched quality. The verdict is one sentence: wider, not wider, no width
+factor at matched quality (a closed window in some seed: then the tau_mem factors speak), or no setting at matched
+quality.
 """
 from __future__ import annotations
 
@@ -67,8 +68,27 @@ def verdict(comparison: Comparison) -> str:
         return (f"Not wider at matched quality: no strength that matches {reference}'s quality widens the window "
                 f"beyond its 95% interval over seeds (largest: {best[0].recipe} at n = {best[1].n}, "
                 f"{best[1].estimate:.3g}, {interval_text(best[1])}).")
+    compared = [(v, f) for v in comparison.versus for m, f in zip(v.matches, v.tau_mem) if m.status == MATCHED]
+    if compared:
+        return f"No width factor at matched quality: {_tau_mem_sentence(compared, reference)}"
     reasons = "; ".join(f"{v.recipe}: {v.verdict.split(': ', 1)[-1]}" for v in comparison.versus)
     return f"No setting at matched quality against {reference}: {reasons}"
+
+
+def _tau_mem_sentence(compared: Sequence[tuple[Versus, Factor]], reference: str) -> str:
+    """Where strengths match quality but some seed's window is closed: what their tau_mem factors say."""
+    closed = (f"the strengths {', '.join(dict.fromkeys(v.recipe for v, _ in compared))} match {reference}'s quality, "
+              "but a seed's window is closed (tau_mem <= tau_gen), so no width can be compared")
+    defined = [(v, f) for v, f in compared if f.estimate is not None]
+    delayed = [(v, f) for v, f in defined if f.interval is not None and (f.interval[0] or 0) > 1]
+    if delayed:
+        v, f = max(delayed, key=lambda vf: vf[1].interval[0])
+        return (f"{closed}; memorization is delayed: {v.recipe}'s tau_mem is {f.bound + ' ' if f.bound else ''}"
+                f"{f.estimate:.3g} times {reference}'s (95% interval over seeds {interval_text(f)}) at n = {f.n}.")
+    if defined:
+        v, f = max(defined, key=lambda vf: vf[1].estimate)
+        return f"{closed}; no strength delays tau_mem beyond its interval (largest: {v.recipe}, {f.estimate:.3g}, {interval_text(f)})."
+    return f"{closed}; no tau_mem factor either."
 
 
 def _draw(ax: Any, table: Sequence[dict[str, Any]], n: int, quantity: str) -> None:
@@ -116,12 +136,10 @@ def write_pareto(dirs: Sequence[Path], out: Path, reference: str | None = None) 
     sentence = verdict(comparison)
     shown = [[str(r["variant"]), str(r["n"]), str(r["status"]),
               "—" if r["fid"] is None else f"{r['fid']:.3g} ± {r['fid_err']:.2g}",
-              "—" if r["tau_mem_factor"] is None else f"{r['tau_mem_factor']:.3g}",
-              "—" if r["width_factor"] is None else f"{r['width_factor']:.3g} [{_fmt(r['width_low'])}, {_fmt(r['width_high'])}]"]
-             for r in table]
+              _factor_cell(r, "tau_mem"), _factor_cell(r, "width")] for r in table]
     text = "\n".join(["# Strengths against the reference", "", f"Reference: {comparison.reference}. "
                       f"FD in {extractor or 'unknown'} features at tau_gen, mean ± 2 sigma over seeds.", "",
-                      *markdown_table(("strength", "n", "quality match", "FD at tau_gen", "tau_mem factor",
+                      *markdown_table(("strength", "n", "quality match", "FD at tau_gen", "tau_mem factor [95% over seeds]",
                                        "width factor [95% over seeds]"), shown), "",
                       "## Verdict", "", sentence, "", "![pareto](pareto.png)", "",
                       *(f"- {v.verdict}" for v in comparison.versus), ""])
@@ -131,6 +149,12 @@ def write_pareto(dirs: Sequence[Path], out: Path, reference: str | None = None) 
 
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.3g}"
+
+
+def _factor_cell(row: dict[str, Any], quantity: str) -> str:
+    """'factor [low, high]' of one row of the table, '—' where there is none."""
+    value = row[f"{quantity}_factor"]
+    return "—" if value is None else f"{value:.3g} [{_fmt(row[f'{quantity}_low'])}, {_fmt(row[f'{quantity}_high'])}]"
 
 
 def pareto_help() -> str:
