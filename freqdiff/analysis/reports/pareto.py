@@ -121,7 +121,8 @@ def pareto_figure(table: Sequence[dict[str, Any]], extractor: str) -> Figure:
         for line, quantity in enumerate(("tau_mem", "width")):
             _draw(axes[line][column], table, n, quantity)
             axes[line][column].set_xlabel(f"{fid_label(extractor)} at tau_gen (lower is better)")
-    axes[0][0].legend(fontsize=6)
+    if axes[0][0].get_legend_handles_labels()[0]:
+        axes[0][0].legend(fontsize=6)
     fig.suptitle("filled: matched quality (a factor counts); open: not comparable", fontsize=9)
     return fig
 
