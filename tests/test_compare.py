@@ -113,6 +113,16 @@ def test_a_closed_window_in_one_seed_quotes_tau_mem_instead_of_a_width(two, tmp_
     assert "At matched quality" in v.verdict
 
 
+def test_different_seed_sets_are_named_in_the_verdict(tmp_path):
+    plain = make_recipe(tmp_path / "plain", 1000)
+    more = make_recipe(tmp_path / "more", 2000, "fourier_penalty", {"weight": 0.1}, seeds=(0, 1, 2))
+    (v,) = compare([plain, more]).versus
+    assert v.verdict.endswith("Caution: different seeds (n = 16: seeds 0, 1, 2 against 0, 1; n = 64: seeds 0, 1, 2 "
+                              "against 0, 1); compare over the same seeds to separate the recipe from the seeds.")
+    (same,) = compare([plain, make_recipe(tmp_path / "same", 2000, "fourier_penalty", {"weight": 0.1})]).versus
+    assert "Caution" not in same.verdict
+
+
 def test_reference_flag_reverses_direction(two):
     (v,) = compare(two, reference="wide").versus
     assert v.width[1].bound == "<=" and v.width[1].interval[0] is None

@@ -315,8 +315,19 @@ def versus(mine: Recipe, ref: Recipe) -> Versus:
     compared = any(m.status == MATCHED for m in matches)
     pooled_width, pooled_tau_mem = (_pooled(q, f) if compared else None for q, f in (("width", width),
                                                                                      ("tau_mem", tau_mem)))
+    sentence = verdict(mine, ref, matches, width, _basis(width, pooled_width), _basis(tau_mem, pooled_tau_mem))
     return Versus(mine.label, ref.label, tuple(common), matches, width, tau_mem, pooled_width, pooled_tau_mem,
-                  verdict(mine, ref, matches, width, _basis(width, pooled_width), _basis(tau_mem, pooled_tau_mem)))
+                  sentence + seeds_note(mine, ref, common))
+
+
+def seeds_note(mine: Recipe, ref: Recipe, common: Sequence[int]) -> str:
+    """A warning where the two recipes were measured over different seeds at some n ('' when the same)."""
+    differ = [(n, sorted(mine.row(n).group.seeds, key=str), sorted(ref.row(n).group.seeds, key=str)) for n in common]
+    differ = [(n, a, r) for n, a, r in differ if a != r]
+    if not differ:
+        return ""
+    text = "; ".join(f"n = {n}: seeds {', '.join(map(str, a))} against {', '.join(map(str, r))}" for n, a, r in differ)
+    return f" Caution: different seeds ({text}); compare over the same seeds to separate the recipe from the seeds."
 
 
 # ----------------------------------------------------------------------------- reading the DIRs
