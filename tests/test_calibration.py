@@ -71,8 +71,8 @@ def test_runs_are_sampled_at_their_last_or_given_checkpoint(tmp_path: Path) -> N
     train(tiny_config(test_size="256"), run)
     steps = list_checkpoints(run)
     label, split, samples = run_samples(str(run), setup)
-    assert label.startswith(f"run@{steps[-1]} (none, n=8)") and samples.shape == (32, 1, 8, 8) and len(split.train) == 8
-    assert run_samples(f"{run}:{steps[0]}", setup)[0].startswith(f"run@{steps[0]}")
+    assert label == f"{tmp_path.name}/run@{steps[-1]} (ddpm, none, n=8)" and samples.shape == (32, 1, 8, 8) and len(split.train) == 8
+    assert run_samples(f"{run}:{steps[0]}", setup)[0].startswith(f"{tmp_path.name}/run@{steps[0]}")
     with pytest.raises(FreqdiffError, match=re.escape(f"no checkpoint 7; steps: {steps}")):
         run_samples(f"{run}:7", setup)
     other = tmp_path / "other"

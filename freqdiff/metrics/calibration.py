@@ -185,7 +185,8 @@ def run_samples(spec: str, setup: Setup) -> tuple[str, Split, Tensor]:
     load_weights(pipe.model, run_dir, step, cfg.eval.use_ema)
     samples = draw_samples(pipe.sampler, pipe.model, pipe.process, setup.n_samples, pipe.split.image_shape,
                            cfg.eval.sample_seed)
-    return f"{run_dir.name}@{step} ({cfg.regularizer.name}, n={cfg.data.n})", pipe.split, samples
+    label = f"{'/'.join(run_dir.parts[-2:])}@{step} ({cfg.process.name}, {cfg.regularizer.name}, n={cfg.data.n})"
+    return label, pipe.split, samples
 
 
 def calibration_rows(setup: Setup, extractor: Extractor, runs: Sequence[str] = (),
