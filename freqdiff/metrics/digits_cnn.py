@@ -16,7 +16,6 @@ Recognizability threshold: max softmax >= 0.755, the level 80% of those held-out
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
@@ -25,7 +24,7 @@ from torch import Tensor, nn
 
 from freqdiff.config import DataConfig
 from freqdiff.metrics.classifier import (FeatureClassifier, accuracy, confidence_threshold, fit, load_classifier,
-                                         save_classifier)
+                                         train_main)
 
 WEIGHTS = Path(__file__).parent / "weights" / "digits_cnn.pt"
 FEATURE_DIM = 32
@@ -106,17 +105,7 @@ def load_digits_cnn(path: str | Path = WEIGHTS) -> DigitsCNN:
 
 def main() -> None:
     """Train the digits CNN and write its weights."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(WEIGHTS))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=40)
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # one fixed summation order
-    torch.use_deterministic_algorithms(True)
-    model, calibration = train_digits_cnn(seed=args.seed, epochs=args.epochs)
-    save_classifier(model, args.out, seed=args.seed, epochs=args.epochs, **calibration)
-    print(f"held-out accuracy {calibration['heldout_accuracy']:.4f} on the last {HELDOUT} digits, "
-          f"confidence threshold {calibration['confidence']:.4f}; wrote {args.out}")
+    train_main(__doc__, train_digits_cnn, WEIGHTS, epochs=40, where=f" on the last {HELDOUT} digits")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ optimistic there. Its FD values are comparable only with other 'lenet' values, n
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
@@ -27,7 +26,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from freqdiff.metrics.classifier import (FeatureClassifier, accuracy, confidence_threshold, fit, load_classifier,
-                                         save_classifier)
+                                         train_main)
 
 WEIGHTS = Path(__file__).parent / "weights" / "lenet_mnist.pt"
 
@@ -80,17 +79,7 @@ def load_lenet(path: str | Path = WEIGHTS) -> LeNet:
 
 def main() -> None:
     """Train the LeNet feature extractor and write its weights."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(WEIGHTS))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=30)
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # fastest for this small net, and one fixed summation order
-    torch.use_deterministic_algorithms(True)
-    model, calibration = train_lenet(seed=args.seed, epochs=args.epochs)
-    save_classifier(model, args.out, seed=args.seed, epochs=args.epochs, **calibration)
-    print(f"held-out accuracy {calibration['heldout_accuracy']:.4f}, "
-          f"confidence threshold {calibration['confidence']:.4f}; wrote {args.out}")
+    train_main(__doc__, train_lenet, WEIGHTS, epochs=30)
 
 
 if __name__ == "__main__":
