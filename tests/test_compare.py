@@ -123,6 +123,16 @@ def test_different_seed_sets_are_named_in_the_verdict(tmp_path):
     assert "Caution" not in same.verdict
 
 
+def test_a_strength_study_dir_is_read_as_one_recipe_per_strength(two, tmp_path):
+    plain, _ = two
+    study = tmp_path / "study"
+    make_recipe(study / "weight-0", 1000, "fourier_penalty", {"weight": 0.0})
+    make_recipe(study / "weight-1", 2000, "fourier_penalty", {"weight": 1.0})
+    c = compare([plain, study])
+    assert [r.label for r in c.recipes] == ["plain", "weight-0", "weight-1"]
+    assert c.versus[1].verdict.startswith("weight-1 widens the window against plain")
+
+
 def test_reference_flag_reverses_direction(two):
     (v,) = compare(two, reference="wide").versus
     assert v.width[1].bound == "<=" and v.width[1].interval[0] is None

@@ -350,8 +350,18 @@ def _check_disjoint(recipes: Sequence[Recipe]) -> None:
             owner[key] = str(recipe.path)
 
 
+def variant_dirs(path: Path) -> list[Path]:
+    """A strength study's DIR (`--vary`: one subdirectory of runs per value, no run of its own) as its
+    subdirectories, each one recipe; any other DIR as itself."""
+    if not path.is_dir() or any(path.glob("*/config.json")):
+        return [path]
+    variants = sorted(d for d in path.iterdir() if d.is_dir() and any(d.glob("*/config.json")))
+    return variants or [path]
+
+
 def compare(dirs: Sequence[str | Path], reference: str | None = None, **options: Any) -> Comparison:
-    """Read every DIR (one recipe each), check they share data and test set, compare each to the reference.
+    """Read every DIR (one recipe each; a strength study's DIR as one per strength), check they share data and
+    test set, compare each to the reference.
 
     `options` are WindowRule parameters (as for `freqdiff window`); `reference` is a DIR label (default:
     the first DIR). Nothing is written.
@@ -359,7 +369,7 @@ def compare(dirs: Sequence[str | Path], reference: str | None = None, **options:
     if not dirs:
         raise FreqdiffError("compare: expected one or more DIRs, one per recipe")
     rule = dataclasses.asdict(build_params(WindowRule, dict(options), "compare"))
-    paths = [Path(d) for d in dirs]
+    paths = [variant for d in dirs for variant in variant_dirs(Path(d))]
     resolved = [p.resolve() for p in paths]
     repeated = [str(p) for p, q in zip(paths, resolved) if resolved.count(q) > 1]
     if repeated:
