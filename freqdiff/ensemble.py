@@ -416,17 +416,21 @@ def auto_group_size(cfg: RunConfig, runs: int, device: torch.device) -> int:
     return max(1, min(runs, MAX_MEMBERS, fit))
 
 
-def stack_key(cfg: RunConfig) -> tuple[int, str]:
-    """Runs with equal keys can share a stack: the batch size, and the regularizer's settings when it changes the
-    network or the optimizer (check_shared_forward), which building it once tells."""
+def changes_forward(cfg: RunConfig) -> bool:
+    """Whether the run's regularizer changes the network or the optimizer (check_shared_forward): then runs may
+    share a stack only with equal regularizer settings. Building the regularizer once tells."""
     regularizer = init_pipeline(cfg).regularizer
-    shared = _wraps_model(regularizer) or bool(regularizer.optimizer_options())
-    return batch_size(cfg), json.dumps(cfg.to_dict()["regularizer"], sort_keys=True) if shared else ""
+    return _wraps_model(regularizer) or bool(regularizer.optimizer_options())
 
 
 def group_runs(configs: Sequence[RunConfig], size: int) -> list[list[int]]:
-    """Indices of the runs, in groups of at most `size` that can share a stack (equal stack_key; runs in order)."""
+    """Indices of the runs, in groups of at most `size` that can share a stack (same batch size, and the same
+    regularizer settings where changes_forward; runs in order). Each distinct regularizer setting is built once."""
+    shared: dict[str, bool] = {}
     by_key: dict[tuple[int, str], list[int]] = {}
     for i, cfg in enumerate(configs):
-        by_key.setdefault(stack_key(cfg), []).append(i)
+        regularizer = json.dumps(cfg.to_dict()["regularizer"], sort_keys=True)
+        if regularizer not in shared:
+            shared[regularizer] = changes_forward(cfg)
+        by_key.setdefault((batch_size(cfg), regularizer if shared[regularizer] else ""), []).append(i)
     return [group[j:j + size] for group in by_key.values() for j in range(0, len(group), size)]

@@ -87,7 +87,8 @@ def baseline(params: NoParams, **_: object) -> Recipe:
 
 def strength_study(flags: dict[str, str], vary: tuple[str, tuple[str, ...]]) -> Recipe:
     """The baseline at STUDY_N with extra flags, one run flag varied (its first value equivalent to the baseline)."""
-    return replace(baseline(NoParams()), flags={**CPU_MLP, **flags}, n_grid=STUDY_N, vary=vary)
+    base = baseline(NoParams())
+    return replace(base, flags={**base.flags, **flags}, n_grid=STUDY_N, vary=vary)
 
 
 @RECIPES.register("fourier_penalty", NoParams)

@@ -53,11 +53,16 @@ def rows(comparison: Comparison) -> list[dict[str, Any]]:
     return out
 
 
+def _above_one(f: Factor) -> bool:
+    """The factor's 95% interval lies wholly above 1."""
+    return f.interval is not None and (f.interval[0] or 0) > 1
+
+
 def verdict(comparison: Comparison) -> str:
     """Wider at matched quality (some strength's width interval lies above 1), not wider, or no such setting."""
     matched = [(v, w) for v in comparison.versus for m, w in zip(v.matches, v.width)
                if m.status == MATCHED and w.estimate is not None]
-    wider = [(v, w) for v, w in matched if w.interval is not None and (w.interval[0] or 0) > 1]
+    wider = [(v, w) for v, w in matched if _above_one(w)]
     reference = comparison.reference
     if wider:
         v, w = max(wider, key=lambda vw: vw[1].interval[0])
@@ -80,7 +85,7 @@ def _tau_mem_sentence(compared: Sequence[tuple[Versus, Factor]], reference: str)
     closed = (f"the strengths {', '.join(dict.fromkeys(v.recipe for v, _ in compared))} match {reference}'s quality, "
               "but a seed's window is closed (tau_mem <= tau_gen), so no width can be compared")
     defined = [(v, f) for v, f in compared if f.estimate is not None]
-    delayed = [(v, f) for v, f in defined if f.interval is not None and (f.interval[0] or 0) > 1]
+    delayed = [(v, f) for v, f in defined if _above_one(f)]
     if delayed:
         v, f = max(delayed, key=lambda vf: vf[1].interval[0])
         return (f"{closed}; memorization is delayed: {v.recipe}'s tau_mem is {f.bound + ' ' if f.bound else ''}"
