@@ -42,9 +42,12 @@ class WindowRule:
 class Onset:
     """One end of the window: a checkpoint step, the side its true value lies on, and how it was read."""
 
-    step: int | None  # None: the measure behind it was never computed
-    bound: str  # '': between the previous checkpoint and this one; '<=': at or before; '>=': at or after
+    step: int | None  # None: the measure behind it was never computed; else the step a reader sees (see bound)
+    bound: str  # '': step is the point estimate; '<=': at or before step (left-censored); '>=': at or after step
     how: str
+    estimate: float | None = None  # point estimate in steps; None where not estimated (or right-censored)
+    low: float | None = None  # 95% interval's lower end; None: before the first checkpoint (left-censored)
+    high: float | None = None  # upper end; None: the data allow 'not reached by the last checkpoint' (right-censored)
 
     def __str__(self) -> str:
         return "undefined" if self.step is None else f"{self.bound + ' ' if self.bound else ''}{self.step}"
