@@ -18,7 +18,6 @@ from freqdiff.registry import FreqdiffError, param
 if TYPE_CHECKING:
     from freqdiff.metrics.quality import Gate
 
-CRITERIA = ("ci", "threshold")
 COPY_MEASURES = {"fmem": "the paper's f_mem", "fmem_robust": "f_mem robust to residual noise"}
 
 
@@ -29,8 +28,7 @@ class WindowRule:
     rel_tol: float = param(0.1, ge=0)  # tau_gen band: FD <= level + max(rel_tol * |level|, abs_tol, the FD's error)
     abs_tol: float = param(0.0, ge=0)  # floor of the band, for distances whose minimum is near 0
     smooth: int = param(3, ge=1)  # width (odd) of the running median applied to the FD before reading tau_gen
-    criterion: str = param("ci", choices=CRITERIA)  # ci: 95% lower bound of f_mem > 0; threshold: f_mem >= threshold
-    threshold: float = param(0.01, gt=0, le=1)  # f_mem level of criterion=threshold
+    threshold: float = param(0.01, gt=0, lt=0.5)  # q: tau_mem is where the expected copy fraction reaches q
     confirm: int = param(1, ge=0)  # following checkpoints that must agree before a crossing counts
 
     def __post_init__(self) -> None:
@@ -153,34 +151,23 @@ def read_tau_gen(curves: Curves, rule: WindowRule, gate: Gate | None,
     return Onset(int(steps[i]), "<=" if i == 0 else "", how), level, flags
 
 
-def read_tau_mem(curves: Curves, rule: WindowRule, measure: str = "fmem") -> tuple[Onset, list[str]]:
-    """tau_mem of one copy measure: the first checkpoint that memorizes, confirmed by the next `confirm`."""
-    column = f"{measure}_low" if rule.criterion == "ci" else measure
-    ok = np.isfinite(curves[column])
-    name = COPY_MEASURES[measure]
-    if not ok.any():
-        return Onset(None, "", f"{measure} not computed"), [f"no_{measure}: {name} was not computed; undefined"]
-    steps = curves.step[ok]
-    mask = curves[column][ok] > 0 if rule.criterion == "ci" else curves[column][ok] >= rule.threshold
-    test = f"95% lower bound of {measure} > 0" if rule.criterion == "ci" else f"{measure} >= {rule.threshold:g}"
-    i = first_confirmed(mask, rule.confirm)
-    if i is None:
-        flags = [f"{measure}_unconfirmed: {test} only at the last checkpoint(s), not confirmed"] if mask[-1] else []
-        how = f"never {test} at {rule.confirm + 1} consecutive checkpoints: censored at the last evaluated step"
-        return Onset(int(steps[-1]), ">=", how), flags
-    how = f"first checkpoint with {test} ({name}), confirmed at the next {rule.confirm} checkpoint(s)"
-    if i == 0:
-        flag = f"{measure}_at_first_checkpoint: memorizing at the first checkpoint; tau_mem <= this"
-        return Onset(int(steps[0]), "<=", how), [flag]
-    return Onset(int(steps[i]), "", how), []
-
-
 def earlier(a: Onset, b: Onset) -> Onset:
-    """The earlier of two onsets of the same event: min of the steps, with the bound that follows from both."""
+    """The earlier of two onsets of the same event: min(tau_a, tau_b), whose ends are min(low) and min(high).
+
+    A censored end (None) on one side leaves the other side's end in charge; the estimate is the lower of
+    the two that exist.
+    """
     if a.step is None or b.step is None:
         return b if a.step is None else a
-    if a.step != b.step:
-        return a if a.step < b.step else b
-    bounds = {a.bound, b.bound}
-    bound = "<=" if "<=" in bounds else ">=" if bounds == {">="} else ""
-    return Onset(a.step, bound, f"{a.how}; and {b.how}")
+    low = None if a.low is None or b.low is None else min(a.low, b.low)
+    highs = [h for h in (a.high, b.high) if h is not None]
+    estimates = [e for e in (a.estimate, b.estimate) if e is not None]
+    high, estimate = min(highs, default=None), min(estimates, default=None)
+    if high is None:
+        step, bound = low if low is not None else min(a.step, b.step), ">="
+    elif low is None:
+        step, bound = high, "<="
+    else:
+        step, bound = estimate if estimate is not None else high, ""
+    how = a.how if a.how == b.how else f"{a.how}; and {b.how}"
+    return Onset(int(round(step)), bound, how, estimate, low, high)

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from freqdiff.analysis.reading.curves import Curves, as_curves
+from freqdiff.analysis.reading.copy_onset import read_tau_mem
 from freqdiff.analysis.reading.onsets import (COPY_MEASURES, Onset, WindowRule, earlier, first_confirmed, gate_passes,
-                                              gate_text, read_tau_gen, read_tau_mem)
+                                              gate_text, read_tau_gen)
 from freqdiff.registry import FreqdiffError, build_params
 
 if TYPE_CHECKING:
@@ -167,9 +168,9 @@ def read_window(data: Curves | Mapping[str, Sequence[Any]] | Sequence[Mapping[st
     2-sigma error there), so sampling noise cannot move tau_gen; tau_gen is the first checkpoint in
     the band that passes the quality gate (value - err >= threshold), there and at the next
     `confirm` checkpoints. `gate`: a Gate, None for none, or looked up for the run's extractor.
-    tau_mem: a checkpoint memorizes when the 95% lower bound of the copy measure is > 0
-    (criterion=ci) or the measure >= threshold (criterion=threshold), confirmed by the next
-    `confirm` checkpoints; without one it is censored at the last evaluated step.
+    tau_mem: the step where the expected copy fraction reaches `threshold`, estimated with a 95%
+    interval from the copy counts at every checkpoint (freqdiff.analysis.reading.copy_onset);
+    censored only where the data allow the fraction to be below it at the last checkpoint.
     """
     rule = build_params(WindowRule, options, "window")
     curves = as_curves(data)
@@ -177,7 +178,7 @@ def read_window(data: Curves | Mapping[str, Sequence[Any]] | Sequence[Mapping[st
     tau_gen, plateau, gen_flags = read_tau_gen(curves, rule, generation.gate, passes)
     onsets, mem_flags = {}, []
     for measure in COPY_MEASURES:
-        onsets[measure], measure_flags = read_tau_mem(curves, rule, measure)
+        onsets[measure], measure_flags = read_tau_mem(curves, rule.threshold, measure)
         mem_flags += measure_flags
     mem = earlier(onsets["fmem"], onsets["fmem_robust"])
     width, ratio, bound, note = span(tau_gen, mem, generation)
