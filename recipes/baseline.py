@@ -1,6 +1,6 @@
 """The paper's recipe (plain epsilon MSE, DDPM) in the window regime of the CPU scale: tau_gen, tau_mem against n.
 
-The residual MLP of the regime map (results/regime/) at n = 128, 160, 200, 256 (all above n* = 74), seeds 0, 1, 2,
+The residual MLP of the regime map (results/regime/) at n = 128, 160, 200, 256 (all above n* = 74), seeds 0-4,
 trained as one vmapped ensemble per n, 28 n steps (at least 4000).
 Run: `accelerate launch recipes/baseline.py [--n 128,256] [--seeds 0,1] [--ensemble K] [--lr 2e-3] ...`
 Results: results/baseline/ (one run directory per (n, seed), report.md with the seed spread, tau_mem ~ n^slope with
