@@ -10,7 +10,8 @@ default n training images):
   0.25 cycles/pixel, which leaves blobs a digit classifier no longer recognizes;
 - runs: the samples of given run directories (their last checkpoint, or RUN:STEP).
 The gate is derived by code from the image-like and noise-like rows (derive_gate) and written to
-freqdiff/metrics/gates.json, where gate_for reads it.
+freqdiff/metrics/gates.json, where gate_for reads it. Beside it, under the same extractor, go the margins of
+compare's quality equivalence test (derive_margins; freqdiff.analysis.reading.equivalence reads them).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from freqdiff.analysis.reading.equivalence import LOWER_IS_BETTER, MARGINS_KEY, MEASURES, Margins, margins_entry
 from freqdiff.baselines.optimal_score import OptimalScore
 from freqdiff.config import EvalConfig, RunConfig, apply_flags
 from freqdiff.data import Split
@@ -42,6 +44,8 @@ FIDELITY = ("recognizable", "precision", "density")  # per-sample measures: a mo
 PENALTY_CUTOFF, PENALTY_WEIGHT = 0.25, 1.0  # the fourier_penalty recipe's cutoff and weight
 BLUR_SIGMA = 0.5  # pixels (blurred_copies' docstring says it): the gain is 0.73 at 0.25, 0.29 at 0.5 cycles/pixel
 COLUMNS = ["reference", "kind", *MEASURED, "extractor", "n_samples", "folds", "generates"]
+PERFECT = "held-out digits"  # the image-like set a perfectly generalizing model draws
+MARGIN_FRACTION = 1 / 3  # of the smallest degradation the table resolves: see derive_margins
 
 
 class PenalizedMemorizer(nn.Module):
@@ -243,6 +247,71 @@ def install_gate(gate: Gate, path: Path = GATES) -> None:
     write_json(path, dict(sorted(gates.items())))
 
 
+def _number(value: Any) -> float:
+    """A table cell as a float (a csv string or a number; empty or None: nan)."""
+    return math.nan if value is None or value == "" else float(value)
+
+
+def degradation(rows: Sequence[dict[str, Any]], measure: str) -> dict[str, Any]:
+    """The image-like set closest to held-out digits among those worse on `measure` beyond both 2-sigma errors.
+
+    Worse beyond the errors: (held - set) * direction > held_err + set_err, with direction -1 for a
+    lower-is-better measure (the FD). The gap is |held - set|; None when no set is resolved as worse.
+    """
+    held = next((r for r in rows if r["reference"] == PERFECT and r["kind"] == "image-like"), None)
+    if held is None:
+        return {"measure": measure, "held": math.nan, "held_err": math.nan, "ref": "", "value": math.nan,
+                "err": math.nan, "gap": None}
+    sign = -1 if measure in LOWER_IS_BETTER else 1
+    value, err = _number(held[measure]), _number(held[f"{measure}_err"])
+    worse = [(sign * (value - v), r["reference"], v, e) for r in rows if r["kind"] == "image-like" and r is not held
+             for v, e in [(_number(r[measure]), _number(r[f"{measure}_err"]))]
+             if math.isfinite(v) and math.isfinite(e) and sign * (value - v) > err + e]
+    gap, ref, v, e = min(worse) if worse and math.isfinite(value) and math.isfinite(err) else (None, "", math.nan,
+                                                                                                  math.nan)
+    return {"measure": measure, "held": value, "held_err": err, "ref": ref, "value": v, "err": e, "gap": gap}
+
+
+def derive_margins(rows: Sequence[dict[str, Any]], extractor: str, table: str) -> tuple[Margins | None,
+                                                                                       list[dict[str, Any]]]:
+    """The equivalence margin of each of the FD, recognizable, recall and coverage, from the calibration rows.
+
+    Per measure: the smallest degradation the table resolves, the gap between held-out digits (what a perfect
+    generalizer draws) and the closest image-like set worse than them beyond both 2-sigma errors (exact, noisy
+    or blurred copies; a set not resolved as worse, e.g. exact copies on recognizable, counts for nothing);
+    the margin is MARGIN_FRACTION (a third) of that gap: two recipes matched within it differ by at most a
+    third of the smallest degradation the measure resolves. A third, not a half (the gate's midpoint rule):
+    held-out digits missing 2 of the 10 classes lose 0.13-0.22 recall and 0.09-0.20 coverage (each of the 45
+    class pairs, 256 images, mean of 8 draws), at least 0.42 of the recall or the coverage gap for every pair
+    (classes 3 and 6); a half would call 9 of the 45 pairs matched once the sampling errors are small, a third
+    none. None when some measure has no resolved degradation: then compare leaves quality unchecked.
+    """
+    found = [degradation(rows, m) for m in MEASURES]
+    for d in found:
+        d["margin"] = None if d["gap"] is None else round(MARGIN_FRACTION * d["gap"], 6)
+    if any(d["margin"] is None for d in found):
+        return None, found
+    parts = ", ".join(f"{d['measure']} {d['margin']:.4g} ({d['ref']}, gap {d['gap']:.4g})" for d in found)
+    source = (f"{table}: {MARGIN_FRACTION:.3g} x the gap between held-out digits and the closest image-like set "
+              f"worse than them beyond both 2-sigma errors, per measure: {parts}")
+    return Margins(extractor, {d["measure"]: d["margin"] for d in found}, source), found
+
+
+def install_margins(extractor: str, margins: Margins | None, path: Path = GATES) -> None:
+    """Write an extractor's margins beside the gates (under MARGINS_KEY), or remove stale ones when None."""
+    gates = read_json(path) if path.is_file() else {}
+    entries = dict(gates.get(MARGINS_KEY, {}))
+    if margins is None:
+        entries.pop(extractor, None)
+    else:
+        entries[extractor] = margins_entry(margins)
+    if entries:
+        gates[MARGINS_KEY] = dict(sorted(entries.items()))
+    else:
+        gates.pop(MARGINS_KEY, None)
+    write_json(path, dict(sorted(gates.items())))
+
+
 def cell(row: dict[str, Any], name: str) -> str:
     """'value +- err' for a quality measure, 'value [low, high]' for a copy measure."""
     if name in QUALITY:
@@ -298,8 +367,9 @@ def plot(rows: Sequence[dict[str, Any]], gate: Gate, path: Path) -> None:
     save_figure(fig, path)
 
 
-def report(rows: Sequence[dict[str, Any]], gate: Gate, candidates: Sequence[dict[str, Any]], setup: Setup) -> str:
-    """calibration.md: the setup, the table, the gate and how it was derived, and the checks."""
+def report(rows: Sequence[dict[str, Any]], gate: Gate, candidates: Sequence[dict[str, Any]], setup: Setup,
+           margins: Margins | None = None, found: Sequence[dict[str, Any]] = ()) -> str:
+    """calibration.md: the setup, the table, the gate and how it was derived, the checks, the margins."""
     e, d = setup.cfg.eval, setup.cfg.data
     lines = [
         "# Calibration of the quality and copy measures", "",
@@ -319,25 +389,47 @@ def report(rows: Sequence[dict[str, Any]], gate: Gate, candidates: Sequence[dict
         *[f"| {c['measure']} | {c['image_low']:.3f} ({c['image_ref']}) | {c['noise_high']:.3f} ({c['noise_ref']}) | "
           f"{c['relative_margin']:.3f} |" for c in candidates], "",
         "## Checks", "", *checks(rows, gate), "",
+        *margins_section(margins, found),
     ]
     return "\n".join(lines)
 
 
+def margins_section(margins: Margins | None, found: Sequence[dict[str, Any]]) -> list[str]:
+    """calibration.md: the margins of compare's quality equivalence test and how each was derived."""
+    def cell(v: float, e: float) -> str:
+        return "—" if not math.isfinite(v) else f"{v:.3g} ± {e:.2g}"
+
+    head = (f"Margins of `freqdiff compare`'s quality equivalence test (90% interval of recipe - reference inside "
+            f"±margin). Derivation: {margins.source}." if margins is not None else
+            "No equivalence margins: some measure has no image-like set resolved as worse than held-out digits; "
+            "`freqdiff compare` leaves quality unchecked in these features.")
+    return ["## Equivalence margins", "", head, "",
+            "| measure | held-out digits | closest set worse beyond the errors | gap | margin |",
+            "|---|---|---|---|---|",
+            *[f"| {d['measure']} | {cell(d['held'], d['held_err'])} | "
+              f"{d['ref'] + ' ' + cell(d['value'], d['err']) if d['ref'] else 'none'} | "
+              f"{'—' if d['gap'] is None else format(d['gap'], '.3g')} | "
+              f"{'—' if d['margin'] is None else format(d['margin'], '.3g')} |" for d in found], ""]
+
+
 def calibrate(out: Path = DEFAULT_OUT, runs: Sequence[str] = (), n: int = 16, n_samples: int = 256, folds: int = 4,
               seed: int = 0, extractor: str = "auto", gates: Path = GATES, cache_dir: str | Path | None = None) -> Gate:
-    """Measure every reference set (and run), derive the gate, write the table, report, figure and gates file."""
+    """Measure every reference set (and run), derive the gate and the equivalence margins, write the table,
+    report, figure and gates file."""
     set_cpu_threads(1)
     setup = make_setup(n, n_samples, folds, seed)
     feature_space = get_extractor(extractor, image_shape=setup.split.image_shape)
     rows = calibration_rows(setup, feature_space, runs, cache_dir)
     gate, candidates = derive_gate(rows, feature_space.name, f"{out / 'calibration.csv'}")
+    margins, found = derive_margins(rows, feature_space.name, f"{out / 'calibration.csv'}")
     for row in rows:
         row["generates"] = "yes" if gate.passes(row[gate.measure], row[f"{gate.measure}_err"]) else "no"
     write_csv(out / "calibration.csv", rows, COLUMNS)
     write_json(out / "gate.json", asdict(gate))
-    write_text(out / "calibration.md", report(rows, gate, candidates, setup))
+    write_text(out / "calibration.md", report(rows, gate, candidates, setup, margins, found))
     plot(rows, gate, out / "calibration.png")
     install_gate(gate, gates)
+    install_margins(feature_space.name, margins, gates)
     return gate
 
 

@@ -1,8 +1,8 @@
 """One recipe DIR read for `freqdiff compare`: its runs, checked to share data and settings, pooled over seeds.
 
 Per n: tau_gen, tau_mem, width and ratio as mean ± std [min, max] over seeds (a bound when some seed's
-value is one), the quality at tau_gen (the gate's measure and the FD, each with its 2-sigma error), the
-final copy fractions, and how many seeds generate at all.
+value is one), the quality at tau_gen (the FD, recognizable, recall, coverage and the gate's measure, each
+with the 2-sigma error of its mean), the final copy fractions, and how many seeds generate at all.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from freqdiff.analysis.reading.curves import Curves, find_runs, load_run
+from freqdiff.analysis.reading.equivalence import MEASURES as EQUIVALENCE_MEASURES
 from freqdiff.analysis.reading.scaling import (DERIVED, RUN_KEYS, Spread, WindowGroup, component_label, exact_tau_mem,
                                                fit_tau_mem, group_windows, recipe_of, spread)
 from freqdiff.analysis.reading.window import Window, read_window
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 DATA_KEYS = ("dataset", "data.test_size", "data.center", "data.data_seed", "data.subset")
 RUN_FLAT_KEYS = {f"{section}.{key}" for section, keys in RUN_KEYS.items() for key in keys}
 DIFFERENT_DATA = "runs made on different data (dataset or test set) cannot be compared"
+AT_GEN = EQUIVALENCE_MEASURES  # the quality columns read at tau_gen (and the gate's measure), in this order
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class Run:
     path: Path
     seed: Any
     window: Window
-    at_gen: dict[str, tuple[float, float]]  # column -> (value, 2-sigma error, nan when not computed)
+    at_gen: dict[str, tuple[float, float]]  # column -> (value, 2-sigma error of it, nan when not computed)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class Row:
     group: WindowGroup  # seeds, tau_gen, tau_mem and the censored and non-generating counts
     width: Spread | None
     ratio: Spread | None
-    at_gen: dict[str, Level]  # quality at tau_gen over the seeds that reach tau_gen: 'fid' and the gate's measure
+    at_gen: dict[str, Level]  # quality at tau_gen over the seeds that reach it: AT_GEN and the gate's measure
     final_fmem: Spread | None
     final_fmem_robust: Spread | None
     extractor: str
@@ -119,13 +121,22 @@ def require_same(named: Sequence[tuple[str, dict[str, Any]]], problem: str) -> N
 
 
 def quality_at_gen(curves: Curves, window: Window) -> dict[str, tuple[float, float]]:
-    """The FD and the gate's measure, each with its 2-sigma error, at the tau_gen checkpoint (none if not reached)."""
+    """The AT_GEN measures and the gate's, each with the 2-sigma error of its value, at the tau_gen checkpoint
+    (none if not reached).
+
+    metrics.csv's error of a quality value is 2 sigma over its `folds` disjoint folds, the spread of one fold's
+    value; the value is their mean, whose 2-sigma error is that divided by sqrt(folds) (the folds are disjoint
+    in samples and reference). Without a folds count the spread is kept (an overestimate).
+    """
     if not window.tau_gen.reached:
         return {}
     gate = window.generation.gate
     i = int((curves.step == window.tau_gen.step).nonzero()[0][0])
-    columns = ["fid"] + ([gate.measure] if gate is not None else [])
-    return {c: (float(curves[c][i]), float(curves[f"{c}_err"][i])) for c in columns if math.isfinite(curves[c][i])}
+    columns = dict.fromkeys([*AT_GEN, *([gate.measure] if gate is not None else [])])
+    folds = float(curves["folds"][i])
+    scale = 1 / math.sqrt(folds) if math.isfinite(folds) and folds >= 2 else 1.0
+    return {c: (float(curves[c][i]), float(curves[f"{c}_err"][i]) * scale) for c in columns
+            if math.isfinite(curves[c][i])}
 
 
 def _read_dir(path: Path, options: Mapping[str, Any]) -> tuple[list[Run], list[dict[str, Any]], list[str]]:
@@ -190,7 +201,8 @@ def _row(group: WindowGroup, runs: Sequence[Run], extractor: str) -> Row:
     """Width, ratio, quality at tau_gen and final copy fractions of one n, beside the group's taus."""
     windows = [r.window for r in runs]
     bounds = [w.bound for w in windows if w.width is not None]
-    columns = sorted({c for r in runs for c in r.at_gen})
+    seen = {c for r in runs for c in r.at_gen}
+    columns = [c for c in AT_GEN if c in seen] + sorted(seen - set(AT_GEN))
     levels = {c: level for c in columns if (level := _level(runs, c)) is not None}
     return Row(group, _spread_of([w.width for w in windows], bounds), _spread_of([w.ratio for w in windows], bounds),
                levels, _spread_of([w.final_fmem[0] if w.final_fmem else None for w in windows]),
