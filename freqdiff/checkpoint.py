@@ -2,7 +2,8 @@
 
 A run directory is claimed before anything is written to it: a directory that is not a freqdiff run, or is a run
 of another config, is refused; otherwise its one-writer lock is taken and config.json written. Resume states keep
-their predecessor, so a damaged newest state falls back to the previous good one.
+their predecessor, so a damaged newest state falls back to the previous good one; with train.keep_states the state
+of every checkpoint step is also kept under states/ (keep_state), where `freqdiff refine` resumes.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from freqdiff.io import LOCK_NAME, TEMP_MARK, RunLock, read_json, torch_load, to
 from freqdiff.registry import FreqdiffError
 
 # Settings that may change between a run and its resume without changing what is trained.
-RESUMABLE_KEYS = {"train.log_every", "train.tensorboard", "train.eval_checkpoints", "train.threads"}
+RESUMABLE_KEYS = {"train.log_every", "train.tensorboard", "train.eval_checkpoints", "train.threads",
+                  "train.keep_states"}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -50,6 +52,24 @@ def state_path(run_dir: Path) -> Path:
 
 def previous_state_path(run_dir: Path) -> Path:
     return run_dir / "state.prev.pt"
+
+
+def kept_state_path(run_dir: Path, step: int) -> Path:
+    return run_dir / "states" / f"step_{step:08d}.pt"
+
+
+def keep_state(state: dict[str, Any], run_dir: Path) -> None:
+    """Keep the resume state of a checkpoint step as states/step_XXXXXXXX.pt, atomically (train.keep_states).
+
+    A trainer keeps it after the checkpoint's weights and before state.pt, so a resume never skips one. It holds
+    what state.pt holds (step, model, optimizer, EMA, the trainer that wrote it): `freqdiff refine` resumes from
+    it to add checkpoints between two existing ones. Size (measured): the recipes' residual MLP (CPU_MLP: width 256,
+    3 blocks, 0.43M parameters, Adam, EMA) keeps 6.9 MB a state, 4 float32 copies of the weights (model, Adam's two
+    moments, EMA), twice its 3.5 MB checkpoint: its 20 checkpoints add 138 MB of states to 69 MB of checkpoints (a
+    baseline study of 12 runs: 1.7 GB). The default MLP (`--model mlp`: width 128, no EMA) keeps 1.4 MB a state
+    (3 copies), 16 of them 23 MB. train.keep_states false keeps none.
+    """
+    torch_save(state, kept_state_path(run_dir, int(state["step"])))
 
 
 def save_state(state: dict[str, Any], run_dir: Path) -> None:

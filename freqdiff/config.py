@@ -47,6 +47,7 @@ class TrainConfig:
     log_every: int = param(10, ge=1)
     tensorboard: bool = False
     eval_checkpoints: bool = False  # evaluate each checkpoint as soon as it is written
+    keep_states: bool = True  # keep the resume state of every checkpoint (RUN/states/): `freqdiff refine` starts there
 
 
 @dataclass

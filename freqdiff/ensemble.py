@@ -26,8 +26,8 @@ from accelerate import Accelerator
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from freqdiff.checkpoint import (checkpoint_path, checkpoint_steps, claim_run_dir, load_state, previous_state_path,
-                                 save_state)
+from freqdiff.checkpoint import (checkpoint_path, checkpoint_steps, claim_run_dir, keep_state, load_state,
+                                 previous_state_path, save_state)
 from freqdiff.config import RunConfig
 from freqdiff.grids import save_grid
 from freqdiff.io import RunLock, torch_load, torch_save
@@ -314,13 +314,18 @@ class EnsembleTrainer:
             self._save_states()
 
     def _save_states(self) -> None:
-        """Resume states of every active member at once, so members always hold states of common steps."""
+        """Resume states of every active member at once, so members always hold states of common steps; a member
+        at one of its checkpoints first keeps its state there (train.keep_states)."""
         optimizer_state = self.optimizer.state_dict()
         for k, member in enumerate(self.active):
-            if not member.failed:
-                save_state({"step": member.step, "model": self.stack.member_state(k),
-                            "optimizer": member_optimizer_state(optimizer_state, self.stack, k),
-                            "ema": member_ema_state(self.ema, k) if self.ema is not None else None}, member.run_dir)
+            if member.failed:
+                continue
+            state = {"step": member.step, "model": self.stack.member_state(k),
+                     "optimizer": member_optimizer_state(optimizer_state, self.stack, k),
+                     "ema": member_ema_state(self.ema, k) if self.ema is not None else None, "trainer": "ensemble"}
+            if member.step in member.checkpoints and member.cfg.train.keep_states:
+                keep_state(state, member.run_dir)
+            save_state(state, member.run_dir)
 
     def _save_grids(self, ks: list[int]) -> None:
         """Sample grids of members ks in one batched pass, from the EMA weights when EMA is on."""

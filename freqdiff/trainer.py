@@ -19,7 +19,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from freqdiff.baselines.optimal_score import is_closed_form
-from freqdiff.checkpoint import checkpoint_path, checkpoint_steps, claim_run_dir, load_state, save_state, state_path
+from freqdiff.checkpoint import (checkpoint_path, checkpoint_steps, claim_run_dir, keep_state, load_state, save_state,
+                                 state_path)
 from freqdiff.config import RunConfig, TrainConfig
 from freqdiff.distributed import process_state
 from freqdiff.grids import save_sample_grid
@@ -113,9 +114,13 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
         return int(state["step"])
 
-    def _save_state(self) -> None:
-        save_state({"step": self.step, "model": self._weights(), "optimizer": self.optimizer.state_dict(),
-                    "ema": self.ema.state_dict() if self.ema is not None else None}, self.run_dir)
+    def _save_state(self, keep: bool) -> None:
+        """state.pt, and with `keep` first the kept state of this checkpoint step (states/)."""
+        state = {"step": self.step, "model": self._weights(), "optimizer": self.optimizer.state_dict(),
+                 "ema": self.ema.state_dict() if self.ema is not None else None, "trainer": "single"}
+        if keep:
+            keep_state(state, self.run_dir)
+        save_state(state, self.run_dir)
 
     def _weights(self) -> dict[str, Tensor]:
         return self.accelerator.unwrap_model(self.model).state_dict()
@@ -213,7 +218,7 @@ class Trainer:
         if main and at_checkpoint:
             self._save_checkpoint()  # before the state, so a resume never skips a checkpoint
         if main and (at_checkpoint or self.step % cfg.save_every == 0 or self.step == cfg.steps):
-            self._save_state()
+            self._save_state(keep=at_checkpoint and cfg.keep_states)
         if main and at_checkpoint and cfg.eval_checkpoints:
             from freqdiff.evaluate import evaluate_run
 

@@ -23,7 +23,7 @@ DERIVED = "derived"  # values measured on each run's own training subset (config
 RUN_KEYS = {
     "data": ("n", "subset_index", "data_seed"),
     "train": ("seed", "steps", "n_checkpoints", "first_checkpoint", "save_every", "log_every",
-              "tensorboard", "eval_checkpoints"),
+              "tensorboard", "eval_checkpoints", "keep_states"),
 }
 
 
