@@ -115,6 +115,26 @@ def measure_checkpoint(pipe: Pipeline, cfg: RunConfig, extractor: Extractor, cac
     return row, nearest
 
 
+def measure_into(out_dir: Path, weights_dir: Path, steps: list[int], pipe: Pipeline, cfg: RunConfig,
+                 extractor: Extractor, rows: list[dict[str, Any]], progress: bool = True,
+                 cache_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Measure the checkpoints `steps` of weights_dir into out_dir: each row joins `rows` (sorted by step) and is
+    committed to out_dir/metrics.csv as soon as it is measured, after its nearest/ examples (and, with
+    cfg.eval.spectral, its spectral.csv rows). Returns `rows`."""
+    sampled = sample_checkpoints(pipe, cfg, weights_dir, steps)
+    for step, samples in tqdm(sampled, total=len(steps), desc=f"eval {out_dir.name}", disable=not progress,
+                              dynamic_ncols=True):
+        load_weights(pipe.model, weights_dir, step, cfg.eval.use_ema)
+        row, nearest = measure_checkpoint(pipe, cfg, extractor, cache_dir, samples)
+        if cfg.eval.spectral:
+            _save_spectral(out_dir, step, pipe, cfg.eval)
+        rows.append({"step": step, **row})
+        rows.sort(key=lambda r: int(r["step"]))
+        save_nearest(out_dir / "nearest" / f"step_{step:08d}.npz", nearest)
+        write_csv(out_dir / "metrics.csv", rows, COLUMNS)  # last: a row exists only once all its files do
+    return rows
+
+
 @holds_run_lock  # one writer per run: a second eval, or a train of this run, is refused naming the holder
 def evaluate_run(run_dir: Path, steps: list[int] | None = None, overrides: dict[str, str] | None = None,
                  progress: bool = True, cache_dir: Path | None = None) -> list[dict[str, Any]]:
@@ -141,17 +161,7 @@ def evaluate_run(run_dir: Path, steps: list[int] | None = None, overrides: dict[
     set_cpu_threads(cfg.train.threads)
     pipe = build_pipeline(cfg)
     extractor = extractor_of(cfg, pipe.split.image_shape)
-    sampled = sample_checkpoints(pipe, cfg, run_dir, todo)
-    for step, samples in tqdm(sampled, total=len(todo), desc=f"eval {run_dir.name}", disable=not progress,
-                              dynamic_ncols=True):
-        load_weights(pipe.model, run_dir, step, cfg.eval.use_ema)
-        row, nearest = measure_checkpoint(pipe, cfg, extractor, cache_dir, samples)
-        if cfg.eval.spectral:
-            _save_spectral(run_dir, step, pipe, cfg.eval)
-        rows.append({"step": step, **row})
-        rows.sort(key=lambda r: int(r["step"]))
-        save_nearest(run_dir / "nearest" / f"step_{step:08d}.npz", nearest)
-        write_csv(run_dir / "metrics.csv", rows, COLUMNS)  # last: a row exists only once all its files do
+    measure_into(run_dir, run_dir, todo, pipe, cfg, extractor, rows, progress, cache_dir)
     if cfg.eval.spectral:
         spectral = [{k: (int if k in ("tau", "band") else float)(v) for k, v in r.items()}
                     for r in read_csv(run_dir / "spectral.csv")]
