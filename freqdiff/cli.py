@@ -18,6 +18,8 @@ commands:
   baseline --model NAME [--axis PARAM --values V,...] [options]   measure a closed-form model over its parameter
   eval    RUN_DIR [options]           measure every checkpoint not yet evaluated -> metrics.csv
   window  RUN_DIR                     read tau_gen, tau_mem and the window -> window.json + figures
+  refine  RUN_DIR [--target 0.05] [--samples 2048] [--points 6] [--budget STEPS] [--rounds 3]
+                                      denser checkpoints, more samples where the taus fall -> RUN_DIR/refine/
   report  DIR                         report.md over every run under DIR
   sweep   --recipe NAME [--n 8,16,32] [--seeds 0,1,2] [run options]   train+eval+window every (n, seed)
   compare DIR... [--format text|csv|json] [--reference NAME]             windows of several recipes side by side
@@ -68,6 +70,10 @@ def help_text(command: str) -> str:
         from freqdiff.baselines.runs import baseline_help
 
         return baseline_help()
+    if command == "refine":
+        from freqdiff.refine import refine_help
+
+        return refine_help()
     if command == "compare":
         from freqdiff.analysis.reports.compare import compare_help
 
@@ -164,7 +170,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "list": cmd_list, "sweep": lazy("freqdiff.sweep", "sweep_main"),
     "compare": lazy("freqdiff.analysis.reports.compare", "compare_main"), "theory": lazy("freqdiff.theory.cli", "main"),
     "calibrate": lazy("freqdiff.metrics.calibration", "main"), "pareto": lazy("freqdiff.analysis.reports.pareto", "pareto_main"),
-    "baseline": lazy("freqdiff.baselines.runs", "baseline_main"),
+    "baseline": lazy("freqdiff.baselines.runs", "baseline_main"), "refine": lazy("freqdiff.refine", "refine_main"),
 }
 
 
