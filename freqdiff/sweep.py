@@ -1,4 +1,5 @@
-"""`freqdiff sweep`: every (n, seed) run of a recipe -> train, eval, window; skip what is done, resume the rest.
+"""`freqdiff sweep`: every (n, seed) run of a recipe -> train, eval, window (and refine with --refine true); skip what
+is done, resume the rest.
 
 Runs of one sweep share the dataset, the held-out test set and the nested training subsets (data_seed is
 fixed; the seed varies the training randomness). Runs go one after another here (all ranks of an
@@ -39,6 +40,7 @@ class SweepOptions:
     report: bool = True
     ensemble: int = param(0, ge=0)  # runs trained together as one vmapped ensemble; 0: as many as fit, 1: one at a time
     vary: str = ""  # KEY=V1,V2,...: one run flag over several values (the first the reference); empty: the recipe's
+    refine: bool = False  # then `freqdiff refine` every run with its default options (one process only)
 
 
 @dataclass(frozen=True)
@@ -155,13 +157,13 @@ def run_local(runs: list[PlannedRun], group_size: int = 0) -> None:
         state.wait_for_everyone()
 
 
-def job_command(run: PlannedRun, gpus: int) -> str:
-    """The shell command of one cluster job: an `accelerate launch` training, then eval and window."""
+def job_command(run: PlannedRun, gpus: int, refine: bool = False) -> str:
+    """The shell command of one cluster job: an `accelerate launch` training, then eval, window (and refine)."""
     flags = " ".join(f"--{k} {shlex.quote(v)}" for k, v in run.flags.items())
     multi = f"--multi_gpu --num_processes {gpus}" if gpus > 1 else "--num_processes 1"
     d = shlex.quote(str(run.run_dir))
     return (f"accelerate launch {multi} -m freqdiff.cli train --out {d} {flags}"
-            f" && freqdiff eval {d} && freqdiff window {d}")
+            f" && freqdiff eval {d} && freqdiff window {d}" + (f" && freqdiff refine {d}" if refine else ""))
 
 
 def submit(runs: list[PlannedRun], options: SweepOptions, cluster: str | None = None) -> list[str]:
@@ -184,7 +186,8 @@ def submit(runs: list[PlannedRun], options: SweepOptions, cluster: str | None = 
     try:
         with executor.batch():  # one job array
             for run in todo:
-                command = submitit.helpers.CommandFunction(["bash", "-c", job_command(run, options.slurm_gpus)])
+                command = submitit.helpers.CommandFunction(["bash", "-c", job_command(run, options.slurm_gpus,
+                                                                                  options.refine)])
                 jobs.append(executor.submit(command))
     except RuntimeError as err:  # submitit's FailedJobError / FailedSubmissionError: sbatch refused the array
         raise FreqdiffError(f"--launcher submitit: sbatch failed ({' '.join(str(err).split())[:200]})") from None
@@ -193,6 +196,10 @@ def submit(runs: list[PlannedRun], options: SweepOptions, cluster: str | None = 
 
 def sweep_main(argv: list[str]) -> int:
     options, run_flags = parse_sweep_argv(argv)
+    if options.refine and options.launcher == "local":
+        from freqdiff.refine import check_one_process
+
+        check_one_process()  # before any training
     runs = plan(options, run_flags)
     variants = list(dict.fromkeys(r.run_dir.parent for r in runs))
     out = variants[0].parent if len(variants) > 1 else variants[0]
@@ -201,6 +208,11 @@ def sweep_main(argv: list[str]) -> int:
         print(f"sweep: submitted {len(ids)} jobs: {', '.join(ids)}")
         return 0
     run_local(runs, options.ensemble)
+    if options.refine:
+        from freqdiff.refine import refine_run
+
+        for run in runs:
+            refine_run(run.run_dir, progress=False)
     if process_state().is_main_process:
         write_json(out / "sweep.json", {"recipe": options.recipe, "argv": sys.argv,
                                         "runs": [str(r.run_dir) for r in runs]})
