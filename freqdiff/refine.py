@@ -89,7 +89,7 @@ class Interval:
         return (self.high - self.low) / 2 / self.estimate if self.estimate > 0 else math.inf
 
     def __str__(self) -> str:
-        return f"[{self.low:g}, {self.high:g}] ~{self.estimate:g} (±{self.half_width:.1%})"
+        return f"[{self.low:.0f}, {self.high:.0f}] ~{self.estimate:.0f} (±{self.half_width:.1%})"
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def interval(onset: Onset, steps: Sequence[int]) -> Interval | str:
     if onset.step is None:
         return f"undefined ({onset.how}): not refined"
     if not onset.reached:
-        return f"right-censored (not reached by the last checkpoint {onset.step}): not refined"
+        return f"right-censored (>= {onset.step}: not reached by the last checkpoint {steps[-1]}): not refined"
     if onset.estimate is None:
         before = [s for s in steps if s < onset.step]
         return Interval(before[-1] if before else 0, onset.step, onset.step)
@@ -370,10 +370,10 @@ def table(run_dir: Path, first: Sequence[Plan], last: Sequence[Plan], statuses: 
     head = (f"refine {run_dir}: {len(rounds)} round(s), {cost['train_steps']} extra training steps in "
             f"{cost['train_s']:.1f} s, {cost['samples']} samples measured in {cost['measure_s']:.1f} s"
             if rounds else f"refine {run_dir}: nothing to do")
-    lines = [head, f"{'':9}{'before':34}{'after':34}status"]
+    lines = [head, f"{'':9}{'before':32}{'after':32}status"]
     for before, after in zip(first, last):
         shown = [str(p.interval) if p.interval else "-" for p in (before, after)]
-        lines.append(f"{before.name:9}{shown[0]:34}{shown[1]:34}{statuses[before.name]}")
+        lines.append(f"{before.name:9}{shown[0]:31} {shown[1]:31} {statuses[before.name]}")
     return "\n".join(lines)
 
 

@@ -210,7 +210,9 @@ STEPS = [10, 17, 29, 49, 82, 139, 236, 400]
 
 
 @pytest.mark.parametrize("onset, reason, bracket", [
-    (Onset(400, ">=", "never"), "right-censored (not reached by the last checkpoint 400): not refined", None),
+    (Onset(236, ">=", "fit", estimate=None, low=236.0, high=None),
+     "right-censored (>= 236: not reached by the last checkpoint 400): not refined", None),
+    (Onset(400, ">=", "never"), "right-censored (>= 400: not reached by the last checkpoint 400): not refined", None),
     (Onset(None, "", "no FD computed"), "undefined (no FD computed): not refined", None),
     (Onset(139, "", "first in the band"), "", (82, 139)),  # no interval from the reader: the checkpoints around
     (Onset(120, "", "fit", estimate=120.0, low=90.0, high=150.0), "", (82, 236)),
