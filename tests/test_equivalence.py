@@ -250,8 +250,6 @@ def test_better_on_every_measure_reads_better_quality(sharp_and_worse):
     assert back.matches[0].status == LOWER_QUALITY and back.width[0].estimate is None
 
 
-@pytest.mark.xfail(strict=True, reason="versus computes window factors only for MATCHED; it must for COMPARABLE "
-                                       "(MATCHED and BETTER): remove this mark when it does")
 def test_better_quality_still_gets_its_window_factor(sharp_and_worse):
     """(c) compare reports the width at better quality (both windows 200 to 1600: the factor is 1)."""
     sharp, worse = sharp_and_worse

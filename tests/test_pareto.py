@@ -26,12 +26,18 @@ def strengths(root, **variants):
 
 
 def test_a_matched_strength_that_delays_memorization_reads_wider(tmp_path):
-    dirs = strengths(tmp_path, **{"weight-0.1": (1200, {}), "weight-1": (4000, {})})
+    # weight-1's seeds scatter (spread 0.25 against 0.5): its scale-free widths vary, so a t-interval exists
+    dirs = strengths(tmp_path, **{"weight-0.1": (1200, {}), "weight-1": (4000, {"spread": 0.25})})
     sentence = write_pareto(dirs, tmp_path)
-    assert sentence.startswith("Wider at matched quality: weight-1 widens the window over weight-0")
+    assert sentence.startswith("Wider at matched quality: weight-1 widens the window over weight-0: tau_mem/tau_gen "
+                               "(scale-free width)")
+    assert "95% paired t-interval on per-seed differences of log(tau_mem/tau_gen), 3 vs 3 seeds [" in sentence
+    assert "exact permutation p = 0.1" in sentence and "bootstrap" not in sentence
     assert (tmp_path / "pareto.png").stat().st_size > 5000
     table = (tmp_path / "pareto.csv").read_text()
     assert "weight-1,16,matched" in table and "weight-0.1,64,matched" in table
+    assert "interval-censored log-normal AFT (lifelines)" in table and "absolute_width_factor" in table
+    assert "Intervals: Width: the scale-free width" in (tmp_path / "pareto.md").read_text()
 
 
 def test_a_strength_that_only_loses_quality_never_reads_wider(tmp_path):
@@ -49,15 +55,18 @@ def test_matched_but_unchanged_reads_not_wider(tmp_path):
 
 
 def test_a_closed_reference_window_reads_no_width_factor_and_quotes_tau_mem(tmp_path):
-    """The reference copies before its FD plateau (tau_gen 100) in one seed: no width, but tau_mem speaks."""
+    """The reference copies before its FD plateau in one seed: no width, but tau_mem speaks."""
     from test_compare import config, make_run
 
     dirs = strengths(tmp_path, **{"weight-1": (3000, {})})
-    make_run(dirs[0] / "n00016-seed0", config(16, 0, "fourier_penalty", {"weight": 0.0}), 50)
-    make_run(dirs[0] / "n00064-seed0", config(64, 0, "fourier_penalty", {"weight": 0.0}), 50)
+    late = [300] * 10 + [21] + [20] * 3  # the FD reaches its plateau at step 6000, after this seed's tau_mem
+    make_run(dirs[0] / "n00016-seed0", config(16, 0, "fourier_penalty", {"weight": 0.0}), 1000, fid=late)
+    make_run(dirs[0] / "n00064-seed0", config(64, 0, "fourier_penalty", {"weight": 0.0}), 4000, fid=late)
     sentence = verdict(compare(dirs))
     assert sentence.startswith("No width factor at matched quality: the strengths weight-1 match weight-0's quality")
     assert "memorization is delayed: weight-1's tau_mem is" in sentence and "wider" not in sentence.lower()
+    assert "interval-censored log-normal AFT (lifelines)" in sentence and "3 vs 3 seeds" in sentence
+    assert "exact permutation p = 0.1" in sentence
 
 
 def test_a_vary_recipe_plans_one_directory_per_value_and_refuses_the_flag_twice():

@@ -94,9 +94,10 @@ def estimate_tau_mem(counts: CopyCounts, q: float = 0.01, level: float = LEVEL) 
         return Onset(int(round(max(low, counts.step[0]) if not left else counts.step[0])), ">=",
                      f"censored: the data allow p < {q:g} at the last checkpoint; {how}",
                      None, None if left else low, None)
-    if left:
+    if left:  # below the first checkpoint the fit only extrapolates: claim no more than 'at or before it'
+        high = max(high, float(counts.step[0]))
         return Onset(int(round(high)), "<=", f"left-censored: p >= {q:g} may hold before the first checkpoint; "
-                     f"{how}", estimate, None, high)
+                     f"{how}", None, None, high)
     return Onset(int(round(estimate)), "", how, estimate, low, high)
 
 

@@ -14,8 +14,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from freqdiff.analysis.reading.comparison import (COVERAGE, DRAWS, MATCHED, SEED, Comparison, Factor, Versus, compare,
-                                                  interval_text)
+from freqdiff.analysis.reading.comparison import INTERVALS, Comparison, Factor, Versus, compare, interval_text
+from freqdiff.analysis.reading.equivalence import COMPARABLE
 from freqdiff.analysis.reading.onsets import gate_text
 from freqdiff.analysis.reading.pooling import Recipe, Row
 from freqdiff.analysis.reading.scaling import Spread
@@ -30,7 +30,7 @@ from freqdiff.registry import FreqdiffError, check_choice
 FORMATS = ("text", "csv", "json")
 FILES = ("report.md", "comparison.png", "comparison.csv", "comparison.json")
 CSV_COLUMNS = ["kind", "recipe", "reference", "n", "quantity", "value", "err", "std", "min", "max", "bound", "seeds",
-               "ci_low", "ci_high", "flag", "method", "note"]
+               "ci_low", "ci_high", "flag", "method", "p", "note"]
 QUANTITIES = ("tau_gen", "tau_mem", "width", "ratio", "final_fmem", "final_fmem_robust")
 
 
@@ -76,15 +76,22 @@ def _factor_text(f: Factor | None) -> str:
     return f"{f.bound + ' ' if f.bound else ''}{f.estimate:.3g}"
 
 
+def _factor_cells(f: Factor | None, compared: bool) -> list[str]:
+    """A factor's value, its interval with its method, and its permutation p ('—' where not compared)."""
+    if not compared or f is None:
+        return ["—", "—"]
+    p = f"; permutation p = {f.p:.2g}" if f.p is not None else ""
+    return [_factor_text(f), f"{interval_text(f)} ({f.method}{p})" if f.interval else interval_text(f)]
+
+
 def _versus_rows(v: Versus) -> list[list[str]]:
     """The factor table rows of one recipe against the reference, pooled row last."""
-    rows = [[v.recipe, str(m.n), m.note, _factor_text(w) if m.status == MATCHED else "—",
-             interval_text(w) if m.status == MATCHED else "—", _factor_text(t) if m.status == MATCHED else "—",
-             interval_text(t) if m.status == MATCHED else "—"] for m, w, t in zip(v.matches, v.width, v.tau_mem)]
+    rows = [[v.recipe, str(m.n), m.note, *_factor_cells(w, m.status in COMPARABLE),
+             *_factor_cells(a, m.status in COMPARABLE), *_factor_cells(t, m.status in COMPARABLE)]
+            for m, w, a, t in zip(v.matches, v.width, v.absolute_width, v.tau_mem)]
     if v.pooled_width or v.pooled_tau_mem:
-        pw, pt = v.pooled_width, v.pooled_tau_mem
-        rows.append([v.recipe, "pooled", "", _factor_text(pw), interval_text(pw) if pw else "—",
-                     _factor_text(pt), interval_text(pt) if pt else "—"])
+        rows.append([v.recipe, "pooled", "", *_factor_cells(v.pooled_width, True), "—", "—",
+                     *_factor_cells(v.pooled_tau_mem, True)])
     return rows
 
 
@@ -101,14 +108,11 @@ INTRO = ("Steps are optimizer steps at evaluated checkpoints. '>=' marks a lower
          "checkpoint). tau_mem is the earlier of the paper's f_mem and the copy measure robust to residual noise. "
          "A run generates when its quality gate passes (value - 2-sigma error >= threshold) at consecutive "
          "checkpoints; tau_gen counts only where it passes.")
-AGAINST = ("A factor (geometric mean over seeds of the recipe's value / the reference's) is given only at an n "
-           "where every seed of both generates and the two match in quality at tau_gen: the gate's measure and the "
-           "FD each differ by no more than their combined 2-sigma errors (each the larger of the seed scatter and "
-           "the propagated sampling error). Interval: percentile bootstrap ({draws} draws, seed {seed}), resampling "
-           "each recipe's seeds with replacement; undefined with one seed. {coverage} When no n has an interval, a "
-           "'pooled' row gives the geometric mean of the per-n factors with a t-interval over n (needs 2 n; assumes "
-           "the factor does not depend on n). A bounded tau makes a factor a bound: then only one end of its "
-           "interval is given.")
+AGAINST = ("Factors are given only at an n where every seed of both recipes generates and the recipe's quality "
+           "at tau_gen is equivalent to the reference's or better: a two-sided equivalence test (90% interval of "
+           "the difference inside the calibrated margin) on the FD, recognizability, recall and coverage. "
+           + INTERVALS + " When no n has an interval, a 'pooled' row gives the geometric mean of the per-n factors "
+           "with a t-interval over n (needs 2 n; assumes the factor does not depend on n).")
 
 
 def render(comparison: Comparison) -> str:
@@ -125,9 +129,10 @@ def render(comparison: Comparison) -> str:
                              _window_rows(comparison)), ""]
     if comparison.versus:
         lines += [f"## Against {comparison.reference}", "",
-                  AGAINST.format(draws=DRAWS, seed=SEED, coverage=COVERAGE), "",
-                  *markdown_table(("recipe", "n", "generation and quality", "width factor", "95% interval",
-                                   "tau_mem factor", "95% interval"),
+                  AGAINST, "",
+                  *markdown_table(("recipe", "n", "generation and quality", "scale-free width factor",
+                                   "95% interval", "absolute width factor", "95% interval", "tau_mem factor",
+                                   "95% interval"),
                                   [row for v in comparison.versus for row in _versus_rows(v)]), ""]
     lines += ["## tau_mem against n", "", *(f"- {r.label}: {fit_text(r.fit, r.fit_runs)}" for r in comparison.recipes),
               "", "## Verdict", ""]
@@ -149,7 +154,7 @@ def _csv_factor(v: Versus, f: Factor) -> dict[str, Any]:
     low, high = f.interval or (None, None)
     return {"kind": "factor", "recipe": v.recipe, "reference": v.reference, "n": "pooled" if f.n is None else f.n,
             "quantity": f"{f.quantity}_factor", "value": f.estimate, "bound": f.bound, "ci_low": low, "ci_high": high,
-            "method": f.method, "note": f.note}
+            "method": f.method, "p": f.p, "note": f.note}
 
 
 def csv_rows(comparison: Comparison) -> list[dict[str, Any]]:
@@ -176,7 +181,7 @@ def csv_rows(comparison: Comparison) -> list[dict[str, Any]]:
                       "quantity": f"{q.measure}_at_tau_gen_difference",
                       "value": q.mine.value - q.ref.value if q.mine and q.ref else None, "err": q.tolerance,
                       "flag": q.side, "note": str(q)} for q in m.measures]
-        factors = [*v.width, *v.tau_mem, *(f for f in (v.pooled_width, v.pooled_tau_mem) if f)]
+        factors = [*v.width, *v.absolute_width, *v.tau_mem, *(f for f in (v.pooled_width, v.pooled_tau_mem) if f)]
         rows += [_csv_factor(v, f) for f in factors]
         rows.append({"kind": "verdict", "recipe": v.recipe, "reference": v.reference, "note": v.verdict})
     return rows

@@ -2,11 +2,12 @@
 
 Each DIR is one strength (a `vary` recipe writes one per value, the first the reference). The comparison is
 freqdiff.analysis.reading.comparison's: a window factor only where both generate and match in quality at
-tau_gen. The figure puts every strength at every n on two axes: its quality at tau_gen (FD in the run's
-features, with its 2-sigma error) and its tau_mem and width factors over the reference (with their seed
-intervals); filled markers are at matched quality. The verdict is one sentence: wider, not wider, no width
-factor at matched quality (a closed window in some seed: then the tau_mem factors speak), or no setting at matched
-quality.
+tau_gen (better quality counts as matched). The figure puts every strength at every n on two axes: its quality
+at tau_gen (FD in the run's features, with its 2-sigma error) and its tau_mem factor (interval-censored AFT
+model) and scale-free width factor (tau_mem/tau_gen, t-interval) over the reference, each interval named by
+its method and seeds (the absolute width factor is in the table); filled markers are at matched quality. The
+verdict is one sentence: wider, not wider, no width factor at matched quality (a closed window in some seed:
+then the tau_mem factors speak), or no setting at matched quality.
 """
 from __future__ import annotations
 
@@ -16,15 +17,19 @@ from typing import Any, Sequence
 
 from matplotlib.figure import Figure
 
-from freqdiff.analysis.reading.comparison import MATCHED, Comparison, Factor, Versus, compare, interval_text
+from freqdiff.analysis.reading.comparison import (COMPARABLE, INTERVALS, Comparison, Factor, Versus, compare,
+                                                  confidence_text)
 from freqdiff.analysis.reports.plots import fid_label
 from freqdiff.analysis.reports.report import markdown_table
 from freqdiff.config import split_argv
 from freqdiff.io import save_figure, write_csv, write_text
 from freqdiff.registry import FreqdiffError
 
+# width: the scale-free width (the factor on tau_mem/tau_gen); absolute_width: on tau_mem - tau_gen
 COLUMNS = ["variant", "n", "status", "fid", "fid_err", "reference_fid", "reference_fid_err", "tau_mem_factor",
-           "tau_mem_low", "tau_mem_high", "width_factor", "width_low", "width_high", "note"]
+           "tau_mem_low", "tau_mem_high", "tau_mem_p", "tau_mem_method", "width_factor", "width_low", "width_high",
+           "width_p", "width_method", "absolute_width_factor", "absolute_width_low", "absolute_width_high",
+           "absolute_width_method", "note"]
 
 
 def _fid(versus: Versus, n: int) -> tuple[Any, Any]:
@@ -39,41 +44,46 @@ def _bounds(f: Factor) -> tuple[float | None, float | None]:
 
 
 def rows(comparison: Comparison) -> list[dict[str, Any]]:
-    """One row per (strength, n): its match status, FD at tau_gen beside the reference's, and both factors."""
+    """One row per (strength, n): its match status, FD at tau_gen beside the reference's, and the factors
+    (tau_mem, the scale-free width, the absolute width), each with its interval and method."""
     out = []
     for v in comparison.versus:
-        for match, tau_mem, width in zip(v.matches, v.tau_mem, v.width):
+        for match, tau_mem, width, absolute in zip(v.matches, v.tau_mem, v.width, v.absolute_width):
             mine, ref = _fid(v, match.n)
-            out.append({"variant": v.recipe, "n": match.n, "status": match.status,
-                        "fid": getattr(mine, "value", None), "fid_err": getattr(mine, "err", None),
-                        "reference_fid": getattr(ref, "value", None), "reference_fid_err": getattr(ref, "err", None),
-                        "tau_mem_factor": tau_mem.estimate, "tau_mem_low": _bounds(tau_mem)[0],
-                        "tau_mem_high": _bounds(tau_mem)[1], "width_factor": width.estimate,
-                        "width_low": _bounds(width)[0], "width_high": _bounds(width)[1], "note": match.note})
+            row = {"variant": v.recipe, "n": match.n, "status": match.status,
+                   "fid": getattr(mine, "value", None), "fid_err": getattr(mine, "err", None),
+                   "reference_fid": getattr(ref, "value", None), "reference_fid_err": getattr(ref, "err", None),
+                   "note": match.note}
+            for name, f in (("tau_mem", tau_mem), ("width", width), ("absolute_width", absolute)):
+                row.update({f"{name}_factor": f.estimate, f"{name}_low": _bounds(f)[0], f"{name}_high": _bounds(f)[1],
+                            f"{name}_method": f.method})
+            row.update({"tau_mem_p": tau_mem.p, "width_p": width.p})
+            out.append(row)
     return out
 
 
 def _above_one(f: Factor) -> bool:
-    """The factor's 95% interval lies wholly above 1."""
+    """The factor's interval lies wholly above 1."""
     return f.interval is not None and (f.interval[0] or 0) > 1
 
 
 def verdict(comparison: Comparison) -> str:
     """Wider at matched quality (some strength's width interval lies above 1), not wider, or no such setting."""
     matched = [(v, w) for v in comparison.versus for m, w in zip(v.matches, v.width)
-               if m.status == MATCHED and w.estimate is not None]
+               if m.status in COMPARABLE and w.estimate is not None]
     wider = [(v, w) for v, w in matched if _above_one(w)]
     reference = comparison.reference
     if wider:
         v, w = max(wider, key=lambda vw: vw[1].interval[0])
-        return (f"Wider at matched quality: {v.recipe} widens the window over {reference} by {w.estimate:.3g} "
-                f"(95% interval over seeds {interval_text(w)}) at n = {w.n}.")
+        return (f"Wider at matched quality: {v.recipe} widens the window over {reference}: tau_mem/tau_gen "
+                f"(scale-free width) {w.bound + ' ' if w.bound else ''}{w.estimate:.3g} times the reference's "
+                f"({confidence_text(w)}) at n = {w.n}.")
     if matched:
         best = max(matched, key=lambda vw: vw[1].estimate)
         return (f"Not wider at matched quality: no strength that matches {reference}'s quality widens the window "
-                f"beyond its 95% interval over seeds (largest: {best[0].recipe} at n = {best[1].n}, "
-                f"{best[1].estimate:.3g}, {interval_text(best[1])}).")
-    compared = [(v, f) for v in comparison.versus for m, f in zip(v.matches, v.tau_mem) if m.status == MATCHED]
+                f"(tau_mem/tau_gen, the scale-free width) beyond its interval (largest: {best[0].recipe} at "
+                f"n = {best[1].n}, {best[1].estimate:.3g}, {confidence_text(best[1])}).")
+    compared = [(v, f) for v in comparison.versus for m, f in zip(v.matches, v.tau_mem) if m.status in COMPARABLE]
     if compared:
         return f"No width factor at matched quality: {_tau_mem_sentence(compared, reference)}"
     reasons = "; ".join(f"{v.recipe}: {v.verdict.split(': ', 1)[-1]}" for v in comparison.versus)
@@ -89,11 +99,15 @@ def _tau_mem_sentence(compared: Sequence[tuple[Versus, Factor]], reference: str)
     if delayed:
         v, f = max(delayed, key=lambda vf: vf[1].interval[0])
         return (f"{closed}; memorization is delayed: {v.recipe}'s tau_mem is {f.bound + ' ' if f.bound else ''}"
-                f"{f.estimate:.3g} times {reference}'s (95% interval over seeds {interval_text(f)}) at n = {f.n}.")
+                f"{f.estimate:.3g} times {reference}'s ({confidence_text(f)}) at n = {f.n}.")
     if defined:
         v, f = max(defined, key=lambda vf: vf[1].estimate)
-        return f"{closed}; no strength delays tau_mem beyond its interval (largest: {v.recipe}, {f.estimate:.3g}, {interval_text(f)})."
+        return (f"{closed}; no strength delays tau_mem beyond its interval (largest: {v.recipe} at n = {f.n}, "
+                f"{f.estimate:.3g}, {confidence_text(f)}).")
     return f"{closed}; no tau_mem factor either."
+
+
+LABELS = {"tau_mem": "tau_mem", "width": "tau_mem/tau_gen (scale-free width)"}
 
 
 def _draw(ax: Any, table: Sequence[dict[str, Any]], n: int, quantity: str) -> None:
@@ -105,7 +119,7 @@ def _draw(ax: Any, table: Sequence[dict[str, Any]], n: int, quantity: str) -> No
         y = row[f"{quantity}_factor"]
         yerr = [[y - low if low is not None else 0], [high - y if high is not None else 0]]
         xerr = None if row["fid_err"] is None or math.isnan(row["fid_err"]) else row["fid_err"]
-        matched = row["status"] == MATCHED
+        matched = row["status"] in COMPARABLE
         ax.errorbar(row["fid"], y, xerr=xerr, yerr=yerr, fmt="o", color=f"C{i % 10}",
                     mfc=None if matched else "none", label=f"{row['variant']}{'' if matched else ' (' + row['status'] + ')'}")
     reference = next((r for r in table if r["n"] == n and r["reference_fid"] is not None), None)
@@ -113,8 +127,8 @@ def _draw(ax: Any, table: Sequence[dict[str, Any]], n: int, quantity: str) -> No
         ax.axvline(reference["reference_fid"], color="grey", lw=1, ls="--", label="reference FD at tau_gen")
     ax.axhline(1, color="black", lw=0.8)
     ax.set_yscale("log")
-    ax.set_title(f"n = {n}: {quantity.replace('_', ' ')} factor", fontsize=9)
-    ax.set_ylabel(f"{quantity.replace('_', ' ')} / reference's (95% over seeds)", fontsize=8)
+    ax.set_title(f"n = {n}: {LABELS[quantity]} factor", fontsize=9)
+    ax.set_ylabel(f"{LABELS[quantity]} / reference's (95% interval)", fontsize=8)
 
 
 def pareto_figure(table: Sequence[dict[str, Any]], extractor: str) -> Figure:
@@ -128,7 +142,7 @@ def pareto_figure(table: Sequence[dict[str, Any]], extractor: str) -> Figure:
             axes[line][column].set_xlabel(f"{fid_label(extractor)} at tau_gen (lower is better)")
     if axes[0][0].get_legend_handles_labels()[0]:
         axes[0][0].legend(fontsize=6)
-    fig.suptitle("filled: matched quality (a factor counts); open: not comparable", fontsize=9)
+    fig.suptitle("filled: matched (or better) quality, a factor counts; open: not comparable", fontsize=9)
     return fig
 
 
@@ -142,11 +156,14 @@ def write_pareto(dirs: Sequence[Path], out: Path, reference: str | None = None) 
     sentence = verdict(comparison)
     shown = [[str(r["variant"]), str(r["n"]), str(r["status"]),
               "—" if r["fid"] is None else f"{r['fid']:.3g} ± {r['fid_err']:.2g}",
-              _factor_cell(r, "tau_mem"), _factor_cell(r, "width")] for r in table]
+              _factor_cell(r, "tau_mem"), _factor_cell(r, "width"), _factor_cell(r, "absolute_width")] for r in table]
     text = "\n".join(["# Strengths against the reference", "", f"Reference: {comparison.reference}. "
                       f"FD in {extractor or 'unknown'} features at tau_gen, mean ± 2 sigma over seeds.", "",
-                      *markdown_table(("strength", "n", "quality match", "FD at tau_gen", "tau_mem factor [95% over seeds]",
-                                       "width factor [95% over seeds]"), shown), "",
+                      *markdown_table(("strength", "n", "quality match", "FD at tau_gen",
+                                       "tau_mem factor [95% interval], permutation p",
+                                       "scale-free width factor (tau_mem/tau_gen) [95% interval], permutation p",
+                                       "absolute width factor (tau_mem - tau_gen) [95% interval]"), shown), "",
+                      f"Intervals: {INTERVALS}", "",
                       "## Verdict", "", sentence, "", "![pareto](pareto.png)", "",
                       *(f"- {v.verdict}" for v in comparison.versus), ""])
     write_text(out / "pareto.md", text)
@@ -158,9 +175,13 @@ def _fmt(value: float | None) -> str:
 
 
 def _factor_cell(row: dict[str, Any], quantity: str) -> str:
-    """'factor [low, high]' of one row of the table, '—' where there is none."""
+    """'factor [low, high], p = 0.1' of one row of the table, '—' where there is none."""
     value = row[f"{quantity}_factor"]
-    return "—" if value is None else f"{value:.3g} [{_fmt(row[f'{quantity}_low'])}, {_fmt(row[f'{quantity}_high'])}]"
+    if value is None:
+        return "—"
+    p = row.get(f"{quantity}_p")
+    return (f"{value:.3g} [{_fmt(row[f'{quantity}_low'])}, {_fmt(row[f'{quantity}_high'])}]"
+            + ("" if p is None else f", p = {p:.3g}"))
 
 
 def pareto_help() -> str:
