@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 import torch
 
-from freqdiff.analysis.reading.curves import curves_from_rows
+from freqdiff.analysis.reading.curves import REFINED, load_run
 from freqdiff.analysis.reading.onsets import Onset, WindowRule
 from freqdiff.analysis.reading.window import Window, read_window
 from freqdiff.checkpoint import (checkpoint_path, checkpoint_steps, holds_run_lock, kept_state_path, list_checkpoints,
@@ -41,7 +41,7 @@ from freqdiff.distributed import process_state
 from freqdiff.io import read_json, torch_load, write_json
 from freqdiff.registry import FreqdiffError, build_params, param, range_text, type_name
 
-REFINE = "refine"  # RUN/refine/: everything refine writes
+REFINE = REFINED  # RUN/refine/: everything refine writes
 
 
 @dataclass(frozen=True)
@@ -156,20 +156,10 @@ def plan(name: str, onset: Onset, steps: Sequence[int], options: RefineOptions) 
     return Plan(name, iv, (a, b), "")
 
 
-def load_refined(run_dir: Path) -> list[dict[str, str]] | None:
-    """The rows of RUN/refine/metrics.csv (metrics.csv's columns, measured with refine's samples); None if absent."""
-    from freqdiff.evaluate import read_metrics
-
-    refined = Path(run_dir) / REFINE
-    return read_metrics(refined) if (refined / "metrics.csv").exists() else None
-
-
 def refined_window(run_dir: Path, cfg: RunConfig) -> tuple[Window, list[int]]:
     """The window read off the run's metrics merged with the refined rows (a refined row replaces the run's row at
     its step), with the detection rule of the run's window.json; and the measured steps."""
-    from freqdiff.evaluate import read_metrics
-
-    curves = curves_from_rows(read_metrics(run_dir) + (load_refined(run_dir) or []), str(run_dir / "metrics.csv"))
+    _, curves = load_run(run_dir)
     rule = read_json(run_dir / "window.json")["rule"] if (run_dir / "window.json").exists() else {}
     known = {f.name for f in dataclasses.fields(WindowRule)}  # a window.json of an older reader may hold others
     return read_window(curves, n=cfg.data.n, **{k: v for k, v in rule.items() if k in known}), \
@@ -300,9 +290,10 @@ def measuring_config(run_dir: Path, samples: int) -> RunConfig:
     return cfg
 
 
-def measure(run_dir: Path, cfg: RunConfig, segments: Sequence[tuple[int, int]], progress: bool) -> list[int]:
-    """Measure every checkpoint in the segments (the run's or refine's) that RUN/refine/metrics.csv lacks, with
-    cfg's eval settings; returns the steps measured."""
+def measure(run_dir: Path, cfg: RunConfig, progress: bool) -> list[int]:
+    """Measure every checkpoint (the run's and refine's) that RUN/refine/metrics.csv lacks, with cfg's eval settings;
+    returns the steps measured. The whole curve, not only the segments: the FD's bias and error depend on the
+    number of samples, so the window is read off one curve measured with one sample count throughout."""
     from freqdiff.evaluate import extractor_of, measure_into, read_metrics
     from freqdiff.pipeline import build_pipeline
 
@@ -310,7 +301,7 @@ def measure(run_dir: Path, cfg: RunConfig, segments: Sequence[tuple[int, int]], 
     rows = read_metrics(refine)
     done = {int(r["step"]) for r in rows}
     every = sorted(set(list_checkpoints(run_dir)) | set(list_checkpoints(refine)))
-    todo = [s for s in every if s not in done and any(a <= s <= b for a, b in segments)]
+    todo = [s for s in every if s not in done]
     if todo:
         pipe = build_pipeline(cfg)
         extractor = extractor_of(cfg, pipe.split.image_shape)
@@ -342,7 +333,7 @@ def run_round(run_dir: Path, cfg: RunConfig, segments: list[tuple[int, int]], op
     pin_eval_config(run_dir / REFINE, cfg.eval)
     trained = [train_segment(run_dir, a, b, options.points) for a, b in segments]
     began = time.perf_counter()
-    measured = measure(run_dir, cfg, segments, progress)
+    measured = measure(run_dir, cfg, progress)
     cost = {"train_s": round(sum(s["train_s"] for s in trained), 3), "measure_s": round(time.perf_counter() - began, 3),
             "train_steps": sum(s["train_steps"] for s in trained), "samples": len(measured) * cfg.eval.n_samples}
     return {"segments": trained, "measured": measured, "cost": cost}

@@ -16,7 +16,8 @@ from freqdiff.cli import main
 from freqdiff.ensemble import train_ensemble
 from freqdiff.evaluate import evaluate_run
 from freqdiff.io import read_csv, torch_load
-from freqdiff.refine import RefineOptions, load_refined, plan, train_segment
+from freqdiff.analysis.reading.curves import load_refined
+from freqdiff.refine import RefineOptions, plan, train_segment
 from freqdiff.trainer import train
 
 # A residual MLP that reaches its FD plateau (tau_gen 139 of checkpoints 10..400) in 400 steps; nothing copied yet.

@@ -24,6 +24,7 @@ METRICS_COLUMNS = (
     "fmem", "fmem_low", "fmem_high", "fmem_robust", "fmem_robust_low", "fmem_robust_high",
     "loss_train", "loss_test", "extractor", "n_samples", "folds",
 )
+REFINED = "refine"  # RUN/refine/metrics.csv: the curve re-measured (and densified) by `freqdiff refine`
 AXIS = "axis"  # the config.json key of a baseline run (a closed-form model measured over its own parameter)
 REQUIRED_COLUMNS = ("step", "fid", "fmem", "fmem_low", "fmem_high", "loss_train", "loss_test", "extractor")
 VALUE_COLUMNS = tuple(c for c in METRICS_COLUMNS if c not in ("step", "extractor"))
@@ -113,7 +114,17 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], Curves]:
     if AXIS in config:
         raise FreqdiffError(f"{run_dir}: a baseline run measured over {config[AXIS]['parameter'] or 'one point'}, not "
                             "over training steps: it has no window (`freqdiff report` shows it)")
-    return config, curves_from_rows(read_csv(run_dir / "metrics.csv"), str(run_dir / "metrics.csv"))
+    return config, curves_from_rows(read_csv(run_dir / "metrics.csv") + load_refined(run_dir),
+                                    str(run_dir / "metrics.csv"))
+
+
+def load_refined(run_dir: Path) -> list[dict[str, str]]:
+    """The rows of RUN/refine/metrics.csv ([] when the run was not refined).
+
+    refine re-measures every checkpoint with its own sample count and adds denser ones, so once merged (a refined
+    row replaces the run's row at its step) the curve is measured with one sample count throughout."""
+    path = Path(run_dir) / REFINED / "metrics.csv"
+    return read_csv(path) if path.is_file() else []
 
 
 def find_runs(root: Path) -> list[Path]:
