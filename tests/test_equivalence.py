@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from freqdiff.analysis.reading.comparison import BETTER, LOWER_QUALITY, MATCHED, UNCHECKED, compare
+from freqdiff.analysis.reading.comparison import compare
+from freqdiff.analysis.reading.equivalence import BETTER, LOWER_QUALITY, MATCHED, UNCHECKED
 from freqdiff.analysis.reading.equivalence import (INCONCLUSIVE, MARGINS_KEY, MEASURES, Margins, judge, margins_for,
                                                    tost)
 from freqdiff.analysis.reading.pooling import Level

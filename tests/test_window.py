@@ -1,47 +1,58 @@
-"""Window detection on synthetic curves: the gate, both copy measures, bounds, bad run directories."""
+"""Window reading on synthetic curves with known ends: estimates and intervals, the gate, censoring, the state,
+the sensitivity over gate levels and tolerances, window.json, refined rows and bad run directories."""
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
+from scipy.special import expit, logit
 
 import freqdiff.analysis.reading.window as window_module
-from freqdiff.analysis.reading.curves import METRICS_COLUMNS
-from freqdiff.analysis.reading.scaling import group_windows
+from freqdiff.analysis.reading.curves import METRICS_COLUMNS, load_run
+from freqdiff.analysis.reading.scaling import group_windows, is_open
 from freqdiff.analysis.reading.window import read_window
 from freqdiff.analysis.reports.run import window_main
 from freqdiff.io import write_csv, write_json
 from freqdiff.metrics.quality import Gate
 from freqdiff.registry import FreqdiffError
 
-
 GATE = Gate("recognizable", 0.8, "digits_cnn", "hand-set for the tests")  # not the calibrated one: fixed numbers
-STEPS = [100, 200, 400, 800, 1600, 3200, 6400, 12800]
-# running median: 225 150 60 21 20.5 20.5 21 21.5; full windows hold 20.5 at 1600-3200 -> band 22.55: tau_gen 800
-CLEAN_FID = [300, 150, 60, 21, 20, 20.5, 21, 22]
-CLEAN_LOW = [0, 0, 0, 0, 0, 0.01, 0.07, 0.25]
+STEPS = np.unique(np.round(np.geomspace(100, 12800, 16))).astype(int)
+SAMPLES = 512
+L, A, S_C, BETA, ERR = 20.0, 200.0, 150.0, 2.0, 1.0  # FD(s) = L + A / (1 + (s/S_C)^BETA)
+TAU_GEN = S_C * (A / ERR - 1) ** (1 / BETA)  # FD - L = ERR (tol 1): about 2117
+TAU_MEM = 5000.0
 
 
-def _per_step(value, count):
-    """A value per checkpoint from a scalar or a sequence."""
-    return list(value) if np.ndim(value) else [value] * count
+def fd_curve(steps=STEPS, noise=0.05, seed=0):
+    """The FD's approach to its plateau L with small checkpoint-to-checkpoint noise."""
+    steps = np.asarray(steps, float)
+    return L + A / (1 + (steps / S_C) ** BETA) + np.random.default_rng(seed).normal(0, noise, len(steps))
 
 
-def metrics(steps=STEPS, fid=CLEAN_FID, low=CLEAN_LOW, robust_low=None, fid_err=0.5, recognizable=0.95,
-            recognizable_err=0.02, extractor="digits_cnn"):
-    """Metrics rows as evaluate.py writes them (strings; '' = not computed); f_mem = low + 0.02, high = low + 0.04."""
+def copy_fraction(tau=TAU_MEM, steps=STEPS, b=4.0, seed=0, samples=SAMPLES):
+    """Copies among `samples` drawn from p(s) = sigmoid(b log(s/tau) + logit 0.01), as fractions."""
+    p = expit(b * np.log(np.asarray(steps, float) / tau) + logit(0.01))
+    return np.random.default_rng(seed).binomial(samples, p) / samples
+
+
+def metrics(steps=STEPS, fid=None, fmem=None, robust=None, fid_err=ERR, recognizable=0.95, recognizable_err=0.02,
+            extractor="digits_cnn", samples=SAMPLES):
+    """Metrics rows as evaluate.py writes them (strings; '' = not computed)."""
     count = len(steps)
-    robust_low = low if robust_low is None else robust_low
-    columns = {"fid": fid, "fid_err": _per_step(fid_err, count), "recognizable": _per_step(recognizable, count),
-               "recognizable_err": _per_step(recognizable_err, count)}
+    fid = fd_curve(steps) if fid is None else fid
+    fmem = copy_fraction(steps=steps) if fmem is None else fmem
+    robust = fmem if robust is None else robust
+    per_step = {c: list(v) if np.ndim(v) else [v] * count
+                for c, v in (("fid", fid), ("fid_err", fid_err), ("recognizable", recognizable),
+                             ("recognizable_err", recognizable_err), ("fmem", fmem), ("fmem_robust", robust))}
     rows = []
     for i, step in enumerate(steps):
         row = {c: "" for c in METRICS_COLUMNS}
-        row.update({c: "" if v[i] is None else str(v[i]) for c, v in columns.items()})
-        for measure, lo in (("fmem", low[i]), ("fmem_robust", robust_low[i])):
-            row.update({measure: str(lo + 0.02 * (lo > 0)), f"{measure}_low": str(lo), f"{measure}_high": str(lo + 0.04)})
-        row.update(step=str(step), loss_train="0.05", loss_test="0.06", extractor=extractor, n_samples="64", folds="4")
+        row.update({c: "" if v[i] is None else str(v[i]) for c, v in per_step.items()})
+        row.update(step=str(step), loss_train="0.05", loss_test="0.06", extractor=extractor, n_samples=str(samples),
+                   folds="4", fmem_low="0", fmem_high="1", fmem_robust_low="0", fmem_robust_high="1")
         rows.append(row)
     return rows
 
@@ -57,69 +68,68 @@ def gate_lookup(monkeypatch):
     use_test_gate(monkeypatch)
 
 
-def test_clean_window():
+def inside(onset, truth, slack=0.0):
+    return (onset.low is None or onset.low * (1 - slack) <= truth) and \
+        (onset.high is None or truth <= onset.high * (1 + slack))
+
+
+def test_clean_window_estimates_both_ends_with_intervals():
     w = read_window(metrics(), n=64, gate=GATE)
-    assert (str(w.tau_gen), str(w.tau_mem), str(w.tau_mem_robust)) == ("800", "3200", "3200")
-    assert (w.width, w.ratio, w.bound, w.n) == (2400, 4.0, "", 64)
-    assert w.generation.generates and w.flags == ()
-    assert w.min_fid == pytest.approx(20.5) and w.fid_err == pytest.approx(0.5) and w.extractor == "digits_cnn"
-    assert w.final_fmem == pytest.approx((0.27, 0.25, 0.29)) and w.final_fmem_robust == pytest.approx((0.27, 0.25, 0.29))
-    assert w.verdict.startswith("memorized: samples copy training images from step 3200 on")
-    assert "recognizable - recognizable_err >= 0.8" in w.tau_gen.how
+    assert abs(w.tau_gen.estimate / TAU_GEN - 1) < 0.15 and inside(w.tau_gen, TAU_GEN)
+    assert abs(w.tau_mem.estimate / TAU_MEM - 1) < 0.15 and inside(w.tau_mem, TAU_MEM)
+    assert w.tau_gen.low < w.tau_gen.estimate < w.tau_gen.high
+    assert w.state == "open" and is_open(w) and w.bound == "" and w.width == w.tau_mem_earlier.step - w.tau_gen.step
+    assert w.fd_plateau == pytest.approx(L, abs=0.5) and w.fid_err == pytest.approx(ERR)
+    est, low, high = w.log_ratio
+    assert low < est < high and est == pytest.approx(np.log(w.tau_mem_earlier.estimate / w.tau_gen.estimate))
+    assert w.verdict.startswith("memorized: samples copy training images from step")
+    assert "profile-likelihood" in w.tau_mem.how and "bootstrap" in w.tau_gen.how
+    assert f"tau_gen {w.tau_gen.step} [" in w.summary() and "window open" in w.summary()
 
 
 def test_never_memorizes_is_censored_and_generalized():
-    w = read_window(metrics(low=[0] * 8), n=64, gate=GATE)
-    assert (w.tau_mem.step, w.tau_mem.bound) == (12800, ">=") and "censored" in w.tau_mem.how
-    assert (w.width, w.ratio, w.bound) == (12000, 16.0, ">=")
-    assert w.verdict.startswith("generalized: generates from tau_gen 800; no copies up to the last checkpoint 12800")
-    assert "tau_mem >= 12800" in w.summary() and "width >= 12000, ratio >= 16" in w.summary()
+    w = read_window(metrics(fmem=[0.0] * len(STEPS)), n=64, gate=GATE)
+    assert w.tau_mem.bound == ">=" and w.tau_mem.high is None and "censored" in w.tau_mem.how
+    assert w.tau_mem.low > STEPS[-1] / 2 and w.bound == ">=" and w.state == "open"
+    assert w.verdict.startswith(f"generalized: generates from tau_gen {w.tau_gen.step}; no copies")
 
 
-@pytest.mark.parametrize("fid", [[300, 200, 150, 120, 100, 100, 100, 20, 100],
-                                 [300, 200, 150, 120, 100, 100, 100, 100, 20]])
-def test_single_low_fid_outlier_does_not_set_tau_gen(fid):
-    # the old rule let the two-point median window at the last checkpoint, or a single low value, set the level
-    steps = [100 * 2 ** i for i in range(9)]
-    w = read_window(metrics(steps, fid, [0] * 9, fid_err=1.0, recognizable=0.95), gate=GATE)
-    assert w.min_fid == 100 and w.tau_gen.step == 1600 and w.tau_gen.bound == ""
+def test_a_stray_copy_does_not_pin_tau_mem():
+    fmem = np.zeros(len(STEPS))
+    fmem[-1] = 1 / SAMPLES
+    assert read_window(metrics(fmem=fmem), gate=GATE).tau_mem.bound == ">="
 
 
-def test_single_low_fid_outlier_inside_the_run():
-    steps = [100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600]
-    fid = [300, 150, 5, 120, 60, 21, 20, 20.5, 21]
-    assert read_window(metrics(steps, fid, [0] * 9), gate=GATE).tau_gen.step == 3200
-    assert read_window(metrics(steps, fid, [0] * 9), gate=GATE, smooth=1).tau_gen.step == 3200
-    assert read_window(metrics(steps, fid, [0] * 9), gate=GATE, smooth=1, confirm=0).tau_gen.step == 400  # no guard
+def test_copies_from_the_first_checkpoint_are_left_censored():
+    w = read_window(metrics(fmem=[0.3] * len(STEPS)), gate=GATE)
+    assert str(w.tau_mem) == f"<= {STEPS[0]}" and w.tau_mem.low is None
+    assert w.state == "closed" and any(f.startswith("fmem_at_first_checkpoint") for f in w.flags)
 
 
-def test_fid_band_must_last():
-    fid = [300, 150, 21, 80, 21, 20, 20.5, 22]  # 400 enters the band but 800 leaves it
-    assert read_window(metrics(fid=fid), gate=GATE, smooth=1).tau_gen.step == 1600
+def test_the_threshold_sets_the_estimand():
+    early = read_window(metrics(), gate=GATE)
+    late = read_window(metrics(), gate=GATE, threshold="0.05")
+    assert late.tau_mem.estimate > 1.3 * early.tau_mem.estimate and late.rule["threshold"] == 0.05
 
 
-def test_fd_sampling_error_is_the_floor_of_the_plateau_band():
-    steps = [100 * 2 ** i for i in range(10)]
-    fid = [400, 200, 120, 100, 95, 90, 86, 83, 80, 78]
-    precise = read_window(metrics(steps, fid, [0] * 10, fid_err=0.5), gate=GATE)
-    noisy = read_window(metrics(steps, fid, [0] * 10, fid_err=30), gate=GATE)
-    assert precise.min_fid == noisy.min_fid == 83  # held by the full windows at 12800 and 25600
-    assert precise.tau_gen.step == 3200  # band 91.3: 10% of the plateau
-    assert noisy.fid_err == 30 and noisy.tau_gen.step == 800  # band 113: differences below the error do not count
-    assert "2-sigma sampling error 30" in noisy.tau_gen.how
+def test_the_tolerance_sets_tau_gen():
+    tight = read_window(metrics(), gate=GATE, tol="0.5")
+    loose = read_window(metrics(), gate=GATE, tol="2")
+    assert loose.tau_gen.estimate < tight.tau_gen.estimate
+    assert inside(tight.tau_gen, S_C * (A / (0.5 * ERR) - 1) ** (1 / BETA), slack=0.05)
 
 
-def test_tau_gen_waits_for_the_quality_gate():
-    w = read_window(metrics(recognizable=[0.2, 0.3, 0.5, 0.7, 0.9, 0.95, 0.95, 0.95]), gate=GATE)
-    assert w.tau_gen.step == 1600 and w.generation.generates and w.width == 1600
+def test_the_quality_gate_is_a_precondition_not_the_definition():
+    late_gate = [0.2] * 8 + [0.95] * (len(STEPS) - 8)
+    w = read_window(metrics(recognizable=late_gate), gate=GATE)
+    assert w.generation.generates and inside(w.tau_gen, TAU_GEN)  # tau_gen is the FD's, wherever the gate passes
 
 
 def test_noise_never_passes_the_gate_no_generation():
-    w = read_window(metrics(low=[0] * 8, recognizable=0.3), n=16, gate=GATE)
+    w = read_window(metrics(fmem=[0.0] * len(STEPS), recognizable=0.3), n=16, gate=GATE)
     assert w.generation.generates is False and w.verdict.startswith("no generation")
-    assert (w.tau_gen.step, w.tau_gen.bound) == (12800, ">=")
-    assert (w.width, w.ratio, w.width_note) == (None, None, "no generation")
-    assert "no width (no generation)" in w.summary() and "tau_gen >= 12800" in w.summary()
+    assert (w.width, w.ratio, w.width_note, w.state) == (None, None, "no generation", "no generation")
+    assert "no width (no generation)" in w.summary() and w.open_range == "open at no gate level and tolerance tried"
 
 
 def test_the_gate_error_counts_against_passing():
@@ -127,65 +137,61 @@ def test_the_gate_error_counts_against_passing():
     assert read_window(metrics(recognizable=0.85, recognizable_err=0.02), gate=GATE).generation.generates is True
 
 
+def test_sensitivity_names_the_gate_levels_where_the_window_is_open():
+    w = read_window(metrics(recognizable=0.52, recognizable_err=0.01), gate=GATE)
+    levels = {r.gate_level: r.state for r in w.sensitivity}
+    assert levels[0.3] == levels[0.45] == levels[0.5] == "open"
+    assert levels[0.55] == levels[0.6] == levels[0.8] == "no generation"
+    assert {r.tol for r in w.sensitivity} == {0.5, 1.0, 2.0}
+    assert w.open_range == ("open at every tolerance for gate levels 0.3, 0.45, 0.5; at tolerances 0.5, 1, 2 "
+                            "wherever the gate passes")
+
+
 def test_without_a_gate_generation_cannot_be_judged(gate_lookup):
-    w = read_window(metrics(low=[0] * 8, extractor="lenet"))
+    w = read_window(metrics(fmem=[0.0] * len(STEPS), extractor="lenet"))
     assert w.generation.gate is None and w.generation.generates is None
     assert w.verdict == "no quality gate for lenet: cannot judge generation"
-    assert w.tau_gen.step == 800 and any(f.startswith("no_quality_gate") for f in w.flags)
-    assert read_window(metrics(low=[0] * 8)).generation.gate == GATE  # looked up for digits_cnn
+    assert inside(w.tau_gen, TAU_GEN) and any(f.startswith("no_quality_gate") for f in w.flags)
+    assert read_window(metrics(fmem=[0.0] * len(STEPS))).generation.gate == GATE  # looked up for digits_cnn
 
 
 def test_old_metrics_without_the_gate_measure_cannot_judge_generation():
     rows = [{k: v for k, v in r.items() if not k.startswith(("recognizable", "fmem_robust", "fid_err"))}
-            for r in metrics(low=[0] * 8)]
+            for r in metrics(fmem=[0.0] * len(STEPS))]
     w = read_window(rows, gate=GATE)
     assert w.generation.generates is None and "not in metrics.csv" in w.verdict
-    assert w.tau_mem_robust.step is None and w.tau_mem_earlier == w.tau_mem and w.fid_err is None
+    assert w.tau_mem_robust.step is None and w.tau_mem_earlier == w.tau_mem
+    assert "residual scatter" in w.tau_gen.how  # no FD error: the fit's own scatter stands in, and says so
     old = next(f for f in w.flags if f.startswith("old_metrics"))
     assert "fid_err" in old and "recognizable" in old and "fmem_robust_low" in old
 
 
 def test_robust_copy_measure_sets_the_earlier_end():
-    robust = [0, 0, 0, 0, 0.3, 0.5, 0.7, 0.8]  # noisy copies: the paper's f_mem misses them
-    w = read_window(metrics(low=[0] * 8, robust_low=robust), gate=GATE)
-    assert str(w.tau_mem) == ">= 12800" and str(w.tau_mem_robust) == "1600" and str(w.tau_mem_earlier) == "1600"
-    assert (w.width, w.bound) == (800, "")
-    assert w.verdict == ("memorized: samples copy training images from step 1600 on "
-                         "(seen by f_mem robust to residual noise)")
+    robust = copy_fraction(tau=2500.0)  # noisy copies: the paper's f_mem misses them
+    w = read_window(metrics(fmem=[0.0] * len(STEPS), robust=robust), gate=GATE)
+    assert w.tau_mem.bound == ">=" and inside(w.tau_mem_robust, 2500.0)
+    assert w.tau_mem_earlier.step == w.tau_mem_robust.step and w.tau_mem_earlier.high == w.tau_mem_robust.high
+    assert w.verdict.startswith("memorized") and "seen by f_mem robust to residual noise" in w.verdict
 
 
-def test_tau_mem_at_first_checkpoint_is_an_upper_bound():
-    w = read_window(metrics(low=[0.1] * 8), gate=GATE)
-    assert str(w.tau_mem) == "<= 100" and w.bound == "<=" and w.width == -700
-    assert "width <= -700" in w.summary()
-    flat = read_window(metrics(fid=[20] * 8, low=[0.1] * 8), gate=GATE)
-    assert str(flat.tau_gen) == "<= 100" and flat.width is None and "both upper bounds" in flat.width_note
-
-
-def test_single_fmem_blip_does_not_set_tau_mem():
-    low = [0, 0.02, 0, 0, 0, 0.01, 0.07, 0.25]
-    assert read_window(metrics(low=low), gate=GATE).tau_mem.step == 3200
-    w = read_window(metrics(low=[0, 0, 0, 0, 0, 0, 0, 0.3]), gate=GATE)
-    assert w.tau_mem.bound == ">=" and any(f.startswith("fmem_unconfirmed") for f in w.flags)
-
-
-def test_threshold_criterion():
-    low = [0, 0, 0, 0.001, 0.002, 0.01, 0.07, 0.25]  # f_mem = low + 0.02 from step 800 on
-    assert read_window(metrics(low=low), gate=GATE).tau_mem.step == 800
-    assert read_window(metrics(low=low), gate=GATE, criterion="threshold", threshold="0.05").tau_mem.step == 6400
-
-
-def test_fid_never_improves_and_missing_fid_are_flagged():
-    w = read_window(metrics(fid=[20, 21, 25, 30, 40, 50, 60, 70]), gate=GATE)
-    assert str(w.tau_gen) == "<= 100" and w.bound == ">=" and w.width == 3100
-    w = read_window(metrics(fid=[None] * 8), gate=GATE)
-    assert w.tau_gen.step is None and w.width is None and w.tau_mem.step == 3200
+def test_missing_fid_and_sample_counts_are_flagged():
+    w = read_window(metrics(fid=[None] * len(STEPS)), gate=GATE)
+    assert w.tau_gen.step is None and w.width is None and inside(w.tau_mem, TAU_MEM)
     assert any(f.startswith("no_fid") for f in w.flags)
+    rows = [{**r, "n_samples": ""} for r in metrics()]
+    assert any(f.startswith("no_n_samples") for f in read_window(rows, gate=GATE).flags)
 
 
-def test_too_few_checkpoints_for_a_plateau():
-    w = read_window(metrics(STEPS[:3], CLEAN_FID[:3], [0] * 3), gate=GATE)
+def test_too_few_checkpoints_for_a_plateau_fit():
+    w = read_window(metrics(STEPS[:4], fd_curve(STEPS[:4]), [0.0] * 4), gate=GATE)
     assert w.tau_gen.step is None and any(f.startswith("too_few_checkpoints") for f in w.flags)
+
+
+def test_fid_still_falling_is_right_censored_and_flagged():
+    steep = L + A / (1 + (STEPS / 4000.0) ** 1.5)
+    w = read_window(metrics(fid=steep), gate=GATE)
+    assert w.tau_gen.bound == ">=" and w.tau_gen.high is None and w.width_note == "tau_gen not reached"
+    assert any(f.startswith("fid_still_falling") for f in w.flags)
 
 
 def test_mixed_extractors_and_bad_options_are_errors():
@@ -193,8 +199,10 @@ def test_mixed_extractors_and_bad_options_are_errors():
     rows[0]["extractor"] = "inception"
     with pytest.raises(FreqdiffError, match="extractors"):
         read_window(rows, gate=GATE)
+    with pytest.raises(FreqdiffError, match="tol"):
+        read_window(metrics(), gate=GATE, tol="-1")
     with pytest.raises(FreqdiffError, match="criterion"):
-        read_window(metrics(), gate=GATE, criterion="bogus")
+        read_window(metrics(), gate=GATE, criterion="ci")  # the first-crossing rule is gone: an unknown option
     with pytest.raises(FreqdiffError, match="'sharpness' is not a metrics column"):
         read_window(metrics(), gate=Gate("sharpness", 0.5, "digits_cnn", "x"))
 
@@ -202,7 +210,7 @@ def test_mixed_extractors_and_bad_options_are_errors():
 def test_columns_accepted():
     rows = metrics()
     columns = {c: [r[c] for r in rows] for c in rows[0]}
-    assert read_window(columns, gate=GATE).tau_mem.step == 3200
+    assert read_window(columns, gate=GATE).tau_mem == read_window(rows, gate=GATE).tau_mem
 
 
 def write_run(run_dir, rows, n=64):
@@ -211,14 +219,41 @@ def write_run(run_dir, rows, n=64):
     write_csv(run_dir / "metrics.csv", rows, list(rows[0]))
 
 
-def test_window_main_writes_json_with_the_gate(tmp_path, gate_lookup):
+def test_window_main_writes_json_with_intervals_and_the_gate(tmp_path, gate_lookup):
     write_run(tmp_path, metrics())
     w = window_main(tmp_path)
     saved = json.loads((tmp_path / "window.json").read_text())
-    assert saved["tau_mem"] == {"step": 3200, "bound": "", "how": w.tau_mem.how} and saved["figures"]
-    assert saved["tau_mem_robust"]["step"] == 3200 and saved["verdict"] == w.verdict
+    for end in ("tau_gen", "tau_mem", "tau_mem_robust", "tau_mem_earlier"):
+        assert set(saved[end]) == {"step", "bound", "how", "estimate", "low", "high"}
+    assert saved["tau_mem"]["low"] == pytest.approx(w.tau_mem.low) and saved["figures"]
+    assert saved["state"] == "open" and len(saved["sensitivity"]) == 18 and saved["verdict"] == w.verdict
     assert saved["generation"]["gate"] == {"measure": "recognizable", "threshold": 0.8, "extractor": "digits_cnn",
                                            "source": "hand-set for the tests"}
+
+
+def test_a_metrics_table_written_elsewhere_is_read_from_fractions_and_sample_counts(tmp_path, gate_lookup):
+    """Only the documented columns: fmem, fmem_robust, their bounds, n_samples (values x n_samples = copies)."""
+    rows = [{k: r[k] for k in ("step", "fid", "fid_err", "fmem", "fmem_low", "fmem_high", "fmem_robust",
+                               "fmem_robust_low", "fmem_robust_high", "loss_train", "loss_test", "extractor",
+                               "n_samples", "recognizable", "recognizable_err")} for r in metrics()]
+    write_run(tmp_path, rows)
+    assert inside(window_main(tmp_path).tau_mem, TAU_MEM)
+
+
+def test_refined_rows_replace_the_runs_and_tau_gen_reads_one_sample_count(tmp_path, gate_lookup):
+    write_run(tmp_path, metrics())
+    dense = np.unique(np.round(np.geomspace(3000, 8000, 9))).astype(int)
+    refined_steps = np.union1d(STEPS, dense)
+    write_csv(tmp_path / "refine" / "metrics.csv",
+              rows := metrics(refined_steps, fd_curve(refined_steps, seed=1) - 0.3, copy_fraction(steps=refined_steps, samples=2048),
+                              samples=2048), list(rows[0]))
+    _, curves = load_run(tmp_path)
+    assert set(curves.step) == set(refined_steps) and set(curves["n_samples"]) == {2048.0}
+    refined, plain = window_main(tmp_path), read_window(metrics(), gate=GATE)
+    width = lambda o: np.log(o.high / o.low)  # noqa: E731
+    assert inside(refined.tau_mem, TAU_MEM) and width(refined.tau_mem) < width(plain.tau_mem)
+    mixed = metrics() + [r for r in rows if int(r["step"]) in set(dense) - set(STEPS)]
+    assert read_window(mixed, gate=GATE).tau_gen == plain.tau_gen  # the last row is the run's: its 512-sample FDs
 
 
 def test_missing_columns_error_names_them_and_overwrites_nothing(tmp_path, gate_lookup):
@@ -240,37 +275,15 @@ def test_empty_run_dir_errors(tmp_path):
         window_main(tmp_path)
 
 
-def test_group_windows_reports_censored_as_bound():
+def test_group_windows_reports_censored_as_bound_and_open_by_intervals():
     done = read_window(metrics(), n=64, gate=GATE)
-    never = read_window(metrics(low=[0] * 8), n=64, gate=GATE)
-    silent = read_window(metrics(low=[0] * 8, recognizable=0.1), n=64, gate=GATE)
+    never = read_window(metrics(fmem=[0.0] * len(STEPS)), n=64, gate=GATE)
+    silent = read_window(metrics(fmem=[0.0] * len(STEPS), recognizable=0.1), n=64, gate=GATE)
     (group,) = group_windows([("r", 0, done), ("r", 1, never), ("r", 2, silent)])
-    assert group.censored == 2 and group.no_generation == 1
-    assert str(group.tau_mem).startswith(">= 9600 ± 5543 [3200, 12800]")
-    (group,) = group_windows([("r", 0, done), ("r", 1, done)])
-    assert str(group.tau_mem) == "3200 ± 0 [3200, 3200]"
-
-
-def test_window_open_needs_every_seed_and_flatness_needs_exact_tau_gen():
-    from freqdiff.analysis.reading.scaling import is_open, tau_gen_flatness
-
-    done = read_window(metrics(), n=64, gate=GATE)
-    never = read_window(metrics(low=[0] * 8), n=64, gate=GATE)
-    silent = read_window(metrics(low=[0] * 8, recognizable=0.1), n=64, gate=GATE)
-    assert is_open(never) and not is_open(silent)  # a censored tau_mem opens the window; no generation never does
-    assert is_open(done) == (done.width is not None and done.width > 0)
-    (group,) = group_windows([("r", 0, never), ("r", 1, silent)])
-    assert group.open == 1 and not group.window_open
-    later = read_window(metrics(), n=128, gate=GATE)
-    groups = group_windows([("r", 0, done), ("r", 0, later)])
-    assert tau_gen_flatness(groups) == pytest.approx(later.tau_gen.step / done.tau_gen.step)
-    assert tau_gen_flatness(group_windows([("r", 0, done), ("r", 0, silent)])) is None
-
-
-def test_fid_still_falling_is_flagged():
-    # full windows hold 35 at their lowest (3200-6400); the two-point window at the end may not set the level
-    w = read_window(metrics(fid=[300, 200, 120, 80, 50, 35, 25, 21]), gate=GATE)
-    assert w.min_fid == 35 and w.tau_gen.step == 3200 and any(f.startswith("fid_still_falling") for f in w.flags)
+    assert group.censored == 2 and group.no_generation == 1 and group.open == 2 and not group.window_open
+    assert str(group.tau_mem).startswith(">= ")
+    closed = read_window(metrics(fmem=[0.3] * len(STEPS)), n=64, gate=GATE)
+    assert not is_open(closed) and not is_open(silent)
 
 
 def test_the_window_reads_the_columns_evaluate_writes():

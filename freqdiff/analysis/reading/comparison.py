@@ -19,8 +19,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from freqdiff.analysis.reading.equivalence import (BETTER, COMPARABLE, INCONCLUSIVE, LOWER_QUALITY, MATCHED,
-                                                   UNCHECKED, Measured, judge, margins_for)
+from freqdiff.analysis.reading.equivalence import BETTER, COMPARABLE, MATCHED, UNCHECKED, Measured, judge, margins_for
 from freqdiff.analysis.inference import (Bracket, ZERO_SPREAD, aft_factor, log_ratio_interval,
                                          permutation_test, scale_free_width, seeds_text, width_difference)
 from freqdiff.analysis.reading.onsets import Onset, WindowRule, gate_text

@@ -15,6 +15,7 @@ import numpy as np
 
 from freqdiff.analysis.reading.curves import Curves
 from freqdiff.analysis.reading.onsets import Onset
+from freqdiff.analysis.reading.sensitivity import OPEN
 from freqdiff.analysis.reading.window import Window
 from freqdiff.analysis.statistics import PowerLaw, fit_power_law
 
@@ -123,8 +124,8 @@ def onset_spread(onsets: Sequence[Onset]) -> Spread | None:
 
 
 def is_open(window: Window) -> bool:
-    """tau_mem > tau_gen for this run, exactly or as a lower bound (an upper bound on the width proves nothing)."""
-    return window.width is not None and window.width > 0 and window.bound in ("", ">=")
+    """tau_mem's 95% interval lies above tau_gen's for this run (freqdiff.analysis.reading.sensitivity)."""
+    return window.state == OPEN
 
 
 def group_windows(runs: Iterable[tuple[str, Any, Window]]) -> list[WindowGroup]:

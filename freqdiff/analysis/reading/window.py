@@ -1,11 +1,12 @@
 """Read the generalization window [tau_gen, tau_mem] off one run's measured curves, and judge the run.
 
-tau_gen is where the FD reaches its plateau (about constant in n in the paper), counted only where
-the calibrated quality gate says the samples are images; tau_mem is where a copy measure leaves zero
-with confidence (it grows like n), read for the paper's f_mem and for the copy measure robust to
-residual noise. Width, ratio and the verdict use the earlier of the two tau_mem, so samples that are
-noisy copies cannot pass for a wider window. A run that never passes the gate reports "no
-generation": tau_gen censored at its last step, no width, no ratio.
+tau_gen is where the fitted FD comes within its sampling error of its plateau (the paper's definition;
+freqdiff.analysis.reading.fd_plateau); tau_mem is where the expected copy fraction reaches q (it grows
+like n; freqdiff.analysis.reading.copy_onset), for the paper's f_mem and for the copy measure robust to
+residual noise. Each is an estimate with a 95% interval; the window uses the earlier tau_mem, so noisy
+copies cannot pass for a wider window. The calibrated quality gate is a precondition: a run that never
+passes it reports "no generation", no width, no ratio. The window is open only where tau_mem's interval
+lies above tau_gen's, and every run is re-read over a range of gate levels and plateau tolerances.
 """
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ import numpy as np
 
 from freqdiff.analysis.reading.curves import Curves, as_curves
 from freqdiff.analysis.reading.copy_onset import read_tau_mem
+from freqdiff.analysis.reading.fd_plateau import PlateauFit, fit_tau_gen
 from freqdiff.analysis.reading.onsets import (COPY_MEASURES, Onset, WindowRule, earlier, first_confirmed, gate_passes,
-                                              gate_text, read_tau_gen)
+                                              gate_text)
+from freqdiff.analysis.reading.sensitivity import NO_GENERATION, Reading, open_range, read_over, window_state
 from freqdiff.registry import FreqdiffError, build_params
 
 if TYPE_CHECKING:
@@ -53,8 +56,12 @@ class Window:
     bound: str  # of width and ratio: '>=' lower bounds, '<=' upper bounds, '' exact up to checkpoint spacing
     width_note: str  # why width is undefined, or which end makes it a bound ('' when exact)
     generation: Generation
-    min_fid: float | None  # the FD plateau level
-    fid_err: float | None  # the FD's 2-sigma sampling error at the plateau (the band's floor)
+    fd_plateau: float | None  # L, the fitted plateau level of the FD
+    fid_err: float | None  # the FD's 2-sigma sampling error at the plateau (tau_gen: FD - L = tol x fid_err)
+    log_ratio: tuple[float | None, float | None, float | None]  # log(tau_mem / tau_gen): estimate, low, high
+    state: str  # open (tau_mem's interval above tau_gen's) | closed | undecided | no generation
+    sensitivity: tuple[Reading, ...]  # the window over gate levels x plateau tolerances
+    open_range: str  # where over that grid the window is open
     final_fmem: tuple[float, float | None, float | None] | None  # (f_mem, low, high) at the last checkpoint
     final_fmem_robust: tuple[float, float | None, float | None] | None
     verdict: str  # 'memorized: ...', 'generalized: ...', 'no generation: ...', or why it cannot be judged
@@ -62,16 +69,26 @@ class Window:
     rule: dict[str, Any]
 
     def summary(self) -> str:
-        """The window in a few terminal lines: both ends with their bounds, width, ratio, verdict, flags."""
+        """The window in a few terminal lines: both ends with their intervals, width, state, verdict, flags."""
         bound = f"{self.bound} " if self.bound else ""
         span = (f"width {bound}{self.width}, ratio {bound}{self.ratio:.3g}" if self.ratio is not None
                 else f"width {bound}{self.width}" if self.width is not None else f"no width ({self.width_note})")
         err = "" if self.fid_err is None else f" ± {self.fid_err:.3g}"
-        plateau = f"FD plateau {self.min_fid:.4g}{err} ({self.extractor} features)" if self.min_fid is not None else ""
-        lines = [f"n={self.n}: tau_gen {self.tau_gen}, tau_mem {self.tau_mem}, tau_mem_robust {self.tau_mem_robust}; "
-                 f"{span}", f"  verdict: {self.verdict}",
-                 f"  generation: {self.generation.how}", *([f"  {plateau}"] if plateau else [])]
+        plateau = (f"FD plateau {self.fd_plateau:.4g}{err} ({self.extractor} features)"
+                   if self.fd_plateau is not None else "")
+        lines = [f"n={self.n}: tau_gen {interval_text(self.tau_gen)}, tau_mem {interval_text(self.tau_mem)}, "
+                 f"tau_mem_robust {interval_text(self.tau_mem_robust)}; {span}",
+                 f"  window {self.state} (95% intervals); over gate levels x plateau tolerances: {self.open_range}",
+                 f"  verdict: {self.verdict}", f"  generation: {self.generation.how}", *([f"  {plateau}"] if plateau else [])]
         return "\n".join(lines + [f"  flag: {flag}" for flag in self.flags])
+
+
+def interval_text(onset: Onset) -> str:
+    """'1234 [1100, 1400]', '>= 5000', '<= 250 [.., 250]' or 'undefined'."""
+    if onset.step is None or (onset.low is None and onset.high is None):
+        return str(onset)
+    ends = (f"{'..' if onset.low is None else f'{onset.low:.0f}'}, {'..' if onset.high is None else f'{onset.high:.0f}'}")
+    return f"{onset} [{ends}]"
 
 
 def find_gate(extractor: str) -> Gate | None:
@@ -158,24 +175,45 @@ def _final(curves: Curves, measure: str) -> tuple[float, float | None, float | N
     return float(curves[measure][j]), low, high
 
 
+def read_tau_gen(curves: Curves, tol: float) -> tuple[Onset, PlateauFit | None, list[str]]:
+    """tau_gen off the FD rows measured with the last row's sample count (the FD's bias depends on it)."""
+    fd = curves["fid"]
+    if not np.isfinite(fd).any():
+        return Onset(None, "", "no FD computed"), None, ["no_fid: no checkpoint has an FD; tau_gen undefined"]
+    last = curves["n_samples"][np.flatnonzero(np.isfinite(fd))[-1]]
+    rows = np.isfinite(fd) & ((curves["n_samples"] == last) | np.isnan(last))
+    onset, fit = fit_tau_gen(curves.step[rows], fd[rows], curves["fid_err"][rows], tol=tol)
+    if fit is None:
+        return onset, None, [f"too_few_checkpoints: {onset.how}"]
+    flags = []
+    if onset.high is None:
+        flags.append("fid_still_falling: the data allow the FD to be outside its plateau band at the last checkpoint")
+    if onset.low is None and onset.high is not None:
+        flags.append(f"tau_gen_at_first_checkpoint: on its plateau by the first checkpoint; tau_gen <= {onset.step}")
+    return onset, fit, flags
+
+
+def log_ratio(gen: Onset, mem: Onset) -> tuple[float | None, float | None, float | None]:
+    """log(tau_mem / tau_gen), the scale-free width: estimate and ends, the interval ends combined end to end."""
+    def ratio(top: float | None, bottom: float | None) -> float | None:
+        return math.log(top / bottom) if top and bottom else None
+    return ratio(mem.estimate, gen.estimate), ratio(mem.low, gen.high), ratio(mem.high, gen.low)
+
+
 def read_window(data: Curves | Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
                 n: int | None = None, gate: Gate | None | str = LOOKUP, **options: Any) -> Window:
-    """Read tau_gen, both tau_mem and the verdict off the curves with the WindowRule `options` (strings accepted).
+    """Read tau_gen, both tau_mem, the state and the verdict off the curves with the WindowRule `options`.
 
-    tau_gen: smooth the FD with a running median over `smooth` checkpoints (a single outlier, low or
-    high, is removed); the plateau level is the lowest value that full median windows hold for
-    `confirm`+1 consecutive checkpoints; the band is level + max(rel_tol*|level|, abs_tol, the FD's
-    2-sigma error there), so sampling noise cannot move tau_gen; tau_gen is the first checkpoint in
-    the band that passes the quality gate (value - err >= threshold), there and at the next
-    `confirm` checkpoints. `gate`: a Gate, None for none, or looked up for the run's extractor.
-    tau_mem: the step where the expected copy fraction reaches `threshold`, estimated with a 95%
-    interval from the copy counts at every checkpoint (freqdiff.analysis.reading.copy_onset);
-    censored only where the data allow the fraction to be below it at the last checkpoint.
+    tau_gen: freqdiff.analysis.reading.fd_plateau (FD - L = tol x its error, a bootstrap interval);
+    generation: the quality gate (value - err >= threshold) at `confirm`+1 consecutive checkpoints;
+    `gate`: a Gate, None for none, or looked up for the run's extractor. tau_mem: the step where the
+    expected copy fraction reaches `threshold` (freqdiff.analysis.reading.copy_onset), censored only
+    where the data allow it to be below at the last checkpoint.
     """
     rule = build_params(WindowRule, options, "window")
     curves = as_curves(data)
-    generation, passes, flags = judge_generation(curves, rule, find_gate(curves.extractor) if gate == LOOKUP else gate)
-    tau_gen, plateau, gen_flags = read_tau_gen(curves, rule, generation.gate, passes)
+    generation, _, flags = judge_generation(curves, rule, find_gate(curves.extractor) if gate == LOOKUP else gate)
+    tau_gen, fit, gen_flags = read_tau_gen(curves, rule.tol)
     onsets, mem_flags = {}, []
     for measure in COPY_MEASURES:
         onsets[measure], measure_flags = read_tau_mem(curves, rule.threshold, measure)
@@ -185,13 +223,16 @@ def read_window(data: Curves | Mapping[str, Sequence[Any]] | Sequence[Mapping[st
     flags += gen_flags + mem_flags
     if curves.absent:
         flags.append(f"old_metrics: metrics.csv has no {', '.join(curves.absent)}; read as not computed")
-    if width is not None and not bound and width <= 0:
+    state = NO_GENERATION if generation.generates is False else window_state(tau_gen, mem)
+    if state == "closed":
         flags.append("no_window: copies appear before the FD reaches its plateau")
+    readings = tuple(read_over(curves, mem, generation.gate, rule.confirm))
     return Window(
         n=n, last_step=int(curves.step[-1]), extractor=curves.extractor, tau_gen=tau_gen,
         tau_mem=onsets["fmem"], tau_mem_robust=onsets["fmem_robust"], tau_mem_earlier=mem,
         width=width, ratio=ratio, bound=bound, width_note=note, generation=generation,
-        min_fid=plateau.level if plateau else None, fid_err=plateau.err if plateau else None,
+        fd_plateau=fit.level if fit else None, fid_err=fit.err if fit else None,
+        log_ratio=log_ratio(tau_gen, mem), state=state, sensitivity=readings, open_range=open_range(readings),
         final_fmem=_final(curves, "fmem"), final_fmem_robust=_final(curves, "fmem_robust"),
         verdict=verdict(tau_gen, mem, onsets, generation, int(curves.step[-1])), flags=tuple(flags),
         rule=dataclasses.asdict(rule),

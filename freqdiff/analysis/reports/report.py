@@ -10,7 +10,7 @@ from freqdiff.analysis.reading.baselines import is_baseline_run
 from freqdiff.analysis.reading.curves import find_runs
 from freqdiff.analysis.reading.scaling import (WindowGroup, component_label, exact_tau_mem, fit_tau_mem,
                                                group_windows, recipe_of, tau_gen_flatness)
-from freqdiff.analysis.reading.window import Window, WindowRule
+from freqdiff.analysis.reading.window import Window, WindowRule, interval_text
 from freqdiff.analysis.reports.baselines import baseline_section
 from freqdiff.analysis.reports.plots import collapse_figure, nearest_roles, scaling_figure
 from freqdiff.analysis.reports.run import RunAnalysis, analyse_run
@@ -18,9 +18,9 @@ from freqdiff.analysis.statistics import PowerLaw
 from freqdiff.io import save_figure, write_text
 from freqdiff.registry import FreqdiffError, build_params
 
-RUN_COLUMNS = ("run", "recipe", "n", "seed", "regularizer", "verdict", "tau_gen", "tau_mem (f_mem)",
-               "tau_mem (robust)", "width", "ratio", "FD plateau ± 2 sigma (features)", "final f_mem [95% CI]",
-               "final f_mem robust [95% CI]")
+RUN_COLUMNS = ("run", "recipe", "n", "seed", "regularizer", "verdict", "tau_gen [95%]", "tau_mem (f_mem) [95%]",
+               "tau_mem (robust) [95%]", "window", "log(tau_mem/tau_gen) [ends]", "width", "ratio",
+               "FD plateau ± 2 sigma (features)", "final f_mem [95% CI]", "final f_mem robust [95% CI]")
 
 
 def _seed(run: RunAnalysis) -> Any:
@@ -57,18 +57,26 @@ def span_text(w: Window) -> tuple[str, str]:
 
 def _plateau_text(w: Window) -> str:
     """The FD plateau level with its 2-sigma error and the features that made it."""
-    if w.min_fid is None:
+    if w.fd_plateau is None:
         return "—"
     err = "" if w.fid_err is None else f" ± {w.fid_err:.3g}"
-    return f"{w.min_fid:.4g}{err} ({w.extractor or 'unknown'})"
+    return f"{w.fd_plateau:.4g}{err} ({w.extractor or 'unknown'})"
+
+
+def log_ratio_text(w: Window) -> str:
+    """The scale-free width log(tau_mem/tau_gen) with the ends its intervals allow ('..' where censored)."""
+    estimate, low, high = w.log_ratio
+    show = lambda v: ".." if v is None else f"{v:.2f}"  # noqa: E731
+    return f"{show(estimate)} [{show(low)}, {show(high)}]"
 
 
 def _run_row(run: RunAnalysis, root: Path) -> list[str]:
     """One run's line of the runs table."""
     w = run.window
     return [run.run_dir.relative_to(root).as_posix(), recipe_of(run.config), str(w.n), str(_seed(run)),
-            component_label(run.config, "regularizer"), w.verdict.split(":")[0], str(w.tau_gen), str(w.tau_mem),
-            str(w.tau_mem_robust), *span_text(w), _plateau_text(w), _fraction_text(w.final_fmem),
+            component_label(run.config, "regularizer"), w.verdict.split(":")[0], interval_text(w.tau_gen),
+            interval_text(w.tau_mem), interval_text(w.tau_mem_robust), w.state, log_ratio_text(w), *span_text(w),
+            _plateau_text(w), _fraction_text(w.final_fmem),
             _fraction_text(w.final_fmem_robust)]
 
 
@@ -83,6 +91,27 @@ def _seeds_section(runs: list[RunAnalysis]) -> list[str]:
             "tau_mem is the earlier of the two copy measures.", "",
             *markdown_table(("recipe", "n", "seeds", "seeds without generation", "tau_gen", "tau_mem",
                              "censored seeds"), rows), ""]
+
+
+def _sensitivity_section(runs: list[RunAnalysis]) -> list[str]:
+    """Per (recipe, n): in how many seeds the window is open at each gate level and plateau tolerance."""
+    groups: dict[tuple[str, Any], list[Window]] = defaultdict(list)
+    for r in runs:
+        groups[(recipe_of(r.config), r.window.n)].append(r.window)
+    rows = []
+    for (recipe, n), windows in groups.items():
+        cells = defaultdict(int)
+        for w in windows:
+            for reading in w.sensitivity:
+                cells[(reading.gate_level, reading.tol)] += reading.state == "open"
+        rows += [[recipe, str(n), f"{level:g}", f"{tol:g}", f"{count} of {len(windows)}"]
+                 for (level, tol), count in sorted(cells.items())]
+    return ["## How the window depends on the gate level and the plateau tolerance", "",
+            "Seeds whose window is open (tau_mem's 95% interval above tau_gen's) when the quality gate's threshold "
+            "is the given level (generation is a precondition) and tau_gen is where the fitted FD comes within "
+            "tol x its 2-sigma sampling error of its plateau. A claim that a window is open holds only over the "
+            "rows where every seed is open.", "",
+            *markdown_table(("recipe", "n", "gate level", "tol", "open"), rows), ""]
 
 
 def fit_text(fit: PowerLaw | None, count: int) -> str:
@@ -102,7 +131,7 @@ def flatness_text(groups: list[WindowGroup]) -> str:
     flat = ("tau_gen across n: no ratio (some n's tau_gen is a bound)" if ratio is None else
             f"tau_gen across n: largest over smallest seed mean {ratio:.2f} (the paper: about 1)")
     open_at = [g.n for g in groups if g.window_open]
-    return f"{flat}; window open for every seed (tau_gen < tau_mem) at n = {open_at or 'none'} of {[g.n for g in groups]}."
+    return f"{flat}; window open for every seed (95% intervals apart, calibrated gate, tol 1) at n = {open_at or 'none'} of {[g.n for g in groups]}."
 
 
 def _slug(recipe: str) -> str:
@@ -177,12 +206,14 @@ def write_report(root: Path, **options: Any) -> Path:
     if not runs and not skipped and not baselines:
         raise FreqdiffError(f"{root}: no run directories (config.json + metrics.csv) found")
     lines = ["# freqdiff report", "",
-             f"{len(runs)} runs under {root}. Steps are optimizer steps at evaluated checkpoints; '>=' marks a "
-             "lower bound (tau_mem censored: no copies by the last checkpoint), '<=' an upper bound (reached at "
-             "the first checkpoint). A run generates when its quality gate passes; one that never does has no "
-             "window. Width and ratio use the earlier of the two tau_mem.", "",
+             f"{len(runs)} runs under {root}. Steps are optimizer steps. tau_gen: where the fitted FD comes within "
+             "its sampling error of its plateau (parametric bootstrap interval); tau_mem: where the expected copy "
+             "fraction reaches the threshold (binomial profile-likelihood interval); both 95%. '>=' marks a "
+             "right-censored end (the data allow it to lie past the last checkpoint), '<=' a left-censored one. "
+             "A run generates when its quality gate passes; one that never does has no window. The window is "
+             "open where tau_mem's interval lies above tau_gen's. Width and ratio use the earlier tau_mem.", "",
              "## Runs", "", *markdown_table(RUN_COLUMNS, [_run_row(r, root) for r in runs]), "",
-             *_seeds_section(runs), *_scaling_sections(runs, root),
+             *_seeds_section(runs), *_sensitivity_section(runs), *_scaling_sections(runs, root),
              "## Run details", "", *(line for r in runs for line in _details(r, root)),
              *baseline_section(baselines, root)]
     if skipped:
