@@ -1,4 +1,10 @@
-"""`freqdiff compare` over hand-made recipes: generation and quality first, then factors, outputs, bad input."""
+"""`freqdiff compare` over hand-made recipes: generation and quality first, then factors, outputs, bad input.
+
+Every run's curves have a known window: the FD approaches its plateau (test_window's shape) so that it comes
+within its error of it at TAU_GEN at every n, and copies are drawn from a logistic onset in log-step that
+reaches q = 0.01 at a chosen tau_mem, counted over many samples. Runs of two recipes at the same (n, seed)
+share the FD noise and the draws of the copies, as runs from one training seed would: their tau_gen agree.
+"""
 from __future__ import annotations
 
 import csv
@@ -6,15 +12,17 @@ import io
 import json
 import math
 
+import numpy as np
 import pytest
-from scipy.special import expit, logit
 
 from freqdiff.analysis.inference import aft_factor, permutation_test
+import freqdiff.analysis.reading.pooling as pooling
 from freqdiff.analysis.reading.comparison import compare, tau_of
+from freqdiff.analysis.reading.window import read_window
 from freqdiff.analysis.reports.compare import compare_main, render
 from freqdiff.io import write_csv, write_json
 from freqdiff.registry import FreqdiffError
-from test_window import metrics, use_test_gate
+from test_window import A, BETA, ERR, L, copy_fraction, inside, metrics, use_test_gate
 
 
 @pytest.fixture(autouse=True)
@@ -23,9 +31,27 @@ def gate_lookup(monkeypatch):
     use_test_gate(monkeypatch)
 
 
-STEPS = [25, 50, 100, 250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000, 16000]
-# running median over 3: 250 200 21 20 ... -> plateau 20, band 22: tau_gen = 100 (FD 21 there)
-FID = [300, 200, 21] + [20] * 11
+_WINDOWS: dict = {}
+
+
+@pytest.fixture(autouse=True)
+def read_each_curve_once(monkeypatch, gate_lookup):
+    """Read a run's window once per identical metrics table, n and options (read_window is deterministic: its
+    bootstrap is seeded), so the recipes that many tests rebuild are not refitted each time (about 1 s a run).
+    Every test that uses it looks the gate up with use_test_gate, so the gate needs no place in the key."""
+    def cached(curves, n=None, **options):
+        key = (curves.step.tobytes(), tuple((c, v.tobytes()) for c, v in sorted(curves.values.items())),
+               curves.extractor, curves.absent, n, tuple(sorted(options.items())))
+        if key not in _WINDOWS:
+            _WINDOWS[key] = read_window(curves, n=n, **options)
+        return _WINDOWS[key]
+
+    monkeypatch.setattr(pooling, "read_window", cached)
+
+
+STEPS = [int(s) for s in np.unique(np.round(np.geomspace(50, 25600, 16)))]  # 50 .. 25600, about 1.5 apart
+TAU_GEN = 400.0  # the FD comes within its 2-sigma error ERR of its plateau L here, at every n
+COPY_SLOPE, SAMPLES = 4.0, 100_000  # copy curves steep in log-step, counted over many samples: tau_mem to ~1%
 
 
 def config(n, seed, regularizer="none", params=None, **data):
@@ -38,45 +64,45 @@ def config(n, seed, regularizer="none", params=None, **data):
             "train": {"steps": STEPS[-1], "seed": seed}, "eval": {"k": 1 / 3}}
 
 
-COPY_SLOPE, SAMPLES, Q = 4.0, 100_000, 0.01  # copy curves steep in log-step, counted over many samples
+def fd_approach(tau_gen=TAU_GEN, level=L, seed=0, noise=0.05):
+    """FD(s) = level + A / (1 + (s/s_c)^BETA) with s_c set so that FD - level = ERR at tau_gen, plus small noise."""
+    s_c = tau_gen / (A / ERR - 1) ** (1 / BETA)
+    steps = np.asarray(STEPS, float)
+    return level + A / (1 + (steps / s_c) ** BETA) + np.random.default_rng(seed).normal(0, noise, len(steps))
 
 
-def copy_fraction(step, onset):
-    """A logistic copy fraction in log-step that reaches q = 0.01 at `onset` (tau_mem); 0 when None."""
-    return 0.0 if onset is None else float(expit(logit(Q) + COPY_SLOPE * math.log(step / onset)))
-
-
-def make_run(run_dir, cfg, onset, fid=FID, recall=0.8, coverage=0.8, **quality):
-    """metrics.csv whose copy fraction reaches q at step `onset` (tau_mem, read to about 0.5%; never when None), and
-    recall and coverage (± 0.02) at every checkpoint beside the FD and recognizable, for the quality equivalence
-    test."""
+def make_run(run_dir, cfg, onset, tau_gen=TAU_GEN, fd_level=L, recall=0.8, coverage=0.8, **quality):
+    """metrics.csv whose FD reaches its plateau `fd_level` at `tau_gen` and whose copy fraction reaches q at step
+    `onset` (tau_mem; never when None), with recall and coverage (± 0.02) at every checkpoint beside the FD and
+    recognizable, for the quality equivalence test. The noise is drawn from the run's (n, seed)."""
     write_json(run_dir / "config.json", cfg)
-    low = [0.05 if onset is not None and step >= onset else 0.0 for step in STEPS]
-    rows = metrics(STEPS, fid, low, **quality)
-    for row, step in zip(rows, STEPS):
-        fraction = copy_fraction(step, onset)
-        for measure in ("fmem", "fmem_robust"):
-            row.update({measure: str(fraction), f"{measure}_low": str(0.9 * fraction),
-                        f"{measure}_high": str(1.1 * fraction + 0.001)})
-        row.update(recall=str(recall), recall_err="0.02", coverage=str(coverage), coverage_err="0.02",
-                   n_samples=str(SAMPLES))
+    draw = 1000 * cfg["data"]["n"] + cfg["train"]["seed"]
+    copies = [0.0] * len(STEPS) if onset is None else copy_fraction(onset, STEPS, COPY_SLOPE, draw, SAMPLES)
+    rows = metrics(STEPS, fd_approach(tau_gen, fd_level, draw), copies, samples=SAMPLES, **quality)
+    for row in rows:
+        row.update(recall=str(recall), recall_err="0.02", coverage=str(coverage), coverage_err="0.02")
     write_csv(run_dir / "metrics.csv", rows, list(rows[0]))
 
 
-def make_recipe(root, base, regularizer="none", params=None, seeds=(0, 1), censor=(), fid=FID, data=None,
-                spread=0.5, **quality):
-    """Runs at n = 16, 64: copies from base * n/16 * (1 + seed * spread) on; (n, seed) in `censor` never copies."""
+def onset_of(base, n, seed, spread=0.5):
+    """The tau_mem make_recipe gives (n, seed): base * n/16 * (1 + seed * spread)."""
+    return base * n / 16 * (1 + seed * spread)
+
+
+def make_recipe(root, base, regularizer="none", params=None, seeds=(0, 1), censor=(), data=None, spread=0.5,
+                **run):
+    """Runs at n = 16, 64: copies from onset_of(base, n, seed) on; (n, seed) in `censor` never copies."""
     for n in (16, 64):
         for seed in seeds:
-            onset = None if (n, seed) in censor else int(base * n / 16 * (1 + seed * spread))
-            make_run(root / f"n{n:05d}-seed{seed}", config(n, seed, regularizer, params, **(data or {})), onset, fid,
-                     **quality)
+            onset = None if (n, seed) in censor else onset_of(base, n, seed, spread)
+            make_run(root / f"n{n:05d}-seed{seed}", config(n, seed, regularizer, params, **(data or {})), onset,
+                     **run)
     return root
 
 
 @pytest.fixture
 def two(tmp_path):
-    """Reference 'plain' (tau_mem = 1000 n/16) and 'wide' (2000 n/16, n=64 seed 1 censored at 16000)."""
+    """Reference 'plain' (tau_mem = 1000 n/16) and 'wide' (2000 n/16, n=64 seed 1 never copies)."""
     plain = make_recipe(tmp_path / "plain", 1000)
     wide = make_recipe(tmp_path / "wide", 2000, "fourier_penalty", {"weight": 0.1}, censor={(64, 1)})
     return plain, wide
@@ -87,20 +113,33 @@ def test_table_values_and_censoring(two):
     plain, wide = c.recipes
     assert c.reference == "plain" and wide.regularizer == "fourier_penalty(weight=0.1)"
     row = plain.rows[0]
-    assert row.group.n == 16 and str(row.group.tau_gen) == "100 ± 0 [100, 100]"
-    # tau_mem is read off the copy counts on a grid 2% apart in log-step: 1000 and 1500 read as 1004 and 1503
-    assert str(row.group.tau_mem) == "1254 ± 353 [1004, 1503]"
-    assert str(row.width) == "1154 ± 353 [904, 1403]" and str(row.ratio) == "12.5 ± 3.53 [10, 15]"
-    # the 2-sigma error of the mean over the 4 folds (0.35 / sqrt(4) and 0.014 / sqrt(4), rounded)
-    assert str(row.at_gen["fid"]) == "21 ± 0.18" and str(row.at_gen["recognizable"]) == "0.95 ± 0.0071"
+    windows = plain.at(16)
+    assert row.group.n == 16 and row.group.tau_gen.count == 2 and row.group.tau_gen.bound == ""
+    assert abs(row.group.tau_gen.mean / TAU_GEN - 1) < 0.15  # the FD's own tau_gen, not a checkpoint
+    assert all(abs(w.tau_gen.estimate / TAU_GEN - 1) < 0.15 and inside(w.tau_gen, TAU_GEN, slack=0.05)
+               for w in windows)
+    assert row.group.tau_mem.bound == "" and (row.group.tau_mem.low, row.group.tau_mem.high) == pytest.approx(
+        (onset_of(1000, 16, 0), onset_of(1000, 16, 1)), rel=0.03)
+    # width and ratio: the seeds' tau_mem - tau_gen and tau_mem / tau_gen, near the truth
+    assert row.width.mean == pytest.approx(np.mean([w.tau_mem_earlier.step - w.tau_gen.step for w in windows]))
+    assert row.width.mean == pytest.approx(1250 - TAU_GEN, rel=0.1) and row.ratio.mean == pytest.approx(
+        1250 / TAU_GEN, rel=0.15)
+    # quality at tau_gen: on the FD's plateau; the 2-sigma error of the mean over the 4 folds (fid_err / sqrt(4)),
+    # over 2 seeds
+    fd, recognizable = row.at_gen["fid"], row.at_gen["recognizable"]
+    assert L - 0.2 <= fd.value <= L + ERR + 0.2 and fd.err >= math.hypot(ERR / 2, ERR / 2) / 2 - 1e-9
+    assert str(recognizable) == "0.95 ± 0.0071" and set(row.at_gen) >= {"fid", "recognizable", "recall", "coverage"}
     censored = wide.rows[1]  # seed 1 never copies: tau_mem >= the lower end its counts allow, past the last step
-    assert censored.group.censored == 1 and str(censored.group.tau_mem).startswith(">= 12996")
-    assert str(censored.width) == ">= 12896 ± 7046 [7914, 17879]"
+    mem = censored.group.tau_mem
+    assert censored.group.n == 64 and censored.group.censored == 1 and mem.bound == ">="
+    assert mem.low == pytest.approx(onset_of(2000, 64, 0), rel=0.03) and mem.high >= STEPS[-1]
+    assert str(mem).startswith(">= ") and str(censored.width).startswith(">= ")
     text = render(c)
-    assert "| wide (fourier_penalty(weight=0.1)) | 64 | 2 | 2 of 2 | 100 ± 0 [100, 100] | >= 12996" in text
-    assert "FD (digits_cnn features) 21 ± 0.18; recognizable 0.95 ± 0.0071" in text
+    assert (f"| wide (fourier_penalty(weight=0.1)) | 64 | 2 | 2 of 2 | {censored.group.tau_gen} | >= "
+            f"{mem.mean:.0f} ± ") in text
+    assert f"FD (digits_cnn features) {fd}; recognizable 0.95 ± 0.0071" in text
     assert "digits_cnn features: recognizable - recognizable_err >= 0.8" in text
-    assert plain.fit.slope == pytest.approx(1.0, abs=0.01) and wide.fit_runs == 3
+    assert plain.fit.slope == pytest.approx(1.0, abs=0.03) and wide.fit_runs == 3
 
 
 def ends(recipe, n):
@@ -133,10 +172,10 @@ def test_width_factor_interval_and_verdict_at_matched_quality(two):
         estimate, interval = paired_t([math.log(m / g) for g, m in a], [math.log(m / g) for g, m in r], 12.7062)
         assert width.estimate == pytest.approx(estimate) and width.log_difference == pytest.approx(math.log(estimate))
         if width.interval is None:  # tau_mem is read on a log grid: equal per-seed ratios leave no spread
-            assert "zero spread" in width.note
+            assert "zero spread" in width.note and width.bound == ""
         else:
-            assert width.interval == pytest.approx(tuple(None if width.interval[i] is None else interval[i]
-                                                         for i in (0, 1)))
+            assert [end is None for end in width.interval] == [width.bound == "<=", width.bound == ">="]
+            assert all(end is None or end == pytest.approx(t, rel=1e-4) for end, t in zip(width.interval, interval))
         assert width.method == "95% paired t-interval on per-seed differences of log(tau_mem/tau_gen), 2 vs 2 seeds"
         # second: the absolute width tau_mem - tau_gen, the same way
         estimate, _ = paired_t([math.log(m - g) for g, m in a], [math.log(m - g) for g, m in r], 12.7062)
@@ -145,6 +184,8 @@ def test_width_factor_interval_and_verdict_at_matched_quality(two):
         assert mem.estimate == pytest.approx(aft_factor(brackets(wide, n), brackets(plain, n)).estimate)
         assert mem.p == pytest.approx(permutation_test(brackets(wide, n), brackets(plain, n)).p)
         assert "interval-censored log-normal AFT (lifelines)" in mem.method and "2 vs 2 seeds" in mem.method
+    # the truth at n = 16: each seed's tau_mem doubled, its tau_gen the same, so both factors are 2
+    assert v.width[0].estimate == pytest.approx(2, rel=0.05) and v.tau_mem[0].estimate == pytest.approx(2, rel=0.05)
     n64 = v.width[1]  # wide's seed 1 never copies: its width is a lower bound, so is the factor
     assert n64.bound == ">=" and n64.interval[1] is None and "wide's width is a lower bound (tau_mem censored)" in n64.note
     assert v.pooled_width is None  # per-n intervals exist: no fallback
@@ -172,6 +213,8 @@ def test_a_clear_width_factor_names_its_method_and_seeds(tmp_path):
     a, r = ends(c.recipes[1], 16), ends(c.recipes[0], 16)
     estimate, interval = paired_t([math.log(m / g) for g, m in a], [math.log(m / g) for g, m in r], 4.30265)
     assert n16.estimate == pytest.approx(estimate) and n16.interval == pytest.approx(interval, rel=1e-4)
+    truth = (4000 / 1000 * 5000 / 1500 * 6000 / 2000) ** (1 / 3)  # per-seed tau_mem ratios; tau_gen cancels
+    assert n16.estimate == pytest.approx(truth, rel=0.05) and n16.interval[0] < truth < n16.interval[1]
     assert n16.interval[0] > 1 and "3 vs 3 seeds" in n16.method and n16.p == pytest.approx(0.1)  # 3 vs 3: p >= 0.1
     basis = next(f for f in reversed(v.width) if f.interval)
     assert v.verdict.startswith(f"wide widens the window against plain: tau_mem/tau_gen (scale-free width) "
@@ -187,12 +230,18 @@ def test_a_closed_window_in_one_seed_quotes_tau_mem_instead_of_a_width(two, tmp_
     plain, _ = two
     early = tmp_path / "early"
     for n in (16, 64):
-        for seed, onset in ((0, 50), (1, 1000 * n // 16)):  # seed 0 copies before the FD plateau (tau_gen 100)
+        for seed, onset in ((0, TAU_GEN / 4), (1, 1000 * n / 16)):  # seed 0 copies before the FD's plateau
             make_run(early / f"n{n:05d}-seed{seed}", config(n, seed, "fourier_penalty", {"weight": 3.0}), onset)
-    (v,) = compare([plain, early]).versus
+    c = compare([plain, early])
+    (v,) = c.versus
+    assert [w.state for w in c.recipes[1].at(16)] == ["closed", "open"]
     assert all(f.estimate is None for f in v.width)
     assert v.verdict.startswith("early against plain: no width factor (n = 16: undefined: a seed has no width > 0")
-    assert "). early does not clearly change tau_mem against plain: tau_mem 0.0912 times the reference's" in v.verdict
+    basis = v.tau_mem[-1]  # n = 64: early's tau_mem (100, 4000) against plain's (4000, 6000), geometric means
+    assert basis.estimate == pytest.approx(math.sqrt(TAU_GEN / 4 * 4000 / (4000 * 6000)), rel=0.05)
+    assert basis.interval[0] < 1 < basis.interval[1]  # two seeds this far apart: no clear change
+    assert (f"). early does not clearly change tau_mem against plain: tau_mem {basis.estimate:.3g} times the "
+            "reference's at n = 64") in v.verdict
     assert "interval-censored log-normal AFT (lifelines)" in v.verdict and "exact permutation p = " in v.verdict
     assert "At matched quality" in v.verdict
 
@@ -233,7 +282,7 @@ def test_noise_recipe_reads_no_generation_never_wider(tmp_path):
     """Samples that never pass the gate: a late (censored) tau_mem must not read as a wider window."""
     plain = make_recipe(tmp_path / "plain", 1000)
     noise = make_recipe(tmp_path / "noise", 1000, censor={(16, 0), (16, 1), (64, 0), (64, 1)},
-                        fid=[300, 200, 21] + [19] * 11, recognizable=0.2)
+                        fd_level=L - 1, recognizable=0.2)
     (v,) = compare([plain, noise]).versus
     assert [m.status for m in v.matches] == ["no generation", "no generation"]
     assert all(f.estimate is None for f in (*v.width, *v.tau_mem)) and v.pooled_width is v.pooled_tau_mem is None
@@ -253,11 +302,14 @@ def test_lower_quality_is_named_and_gets_no_factor(tmp_path):
     assert ("generation at lower quality (recipe - reference ± the half-width of its 90% interval, against the "
             "calibrated margin): worse on recognizable (digits_cnn) (-0.07 ± 0.0082, margin 0.0755; 0.88 ± 0.0071 vs "
             "0.95 ± 0.0071)") in v.verdict
-    blurry = make_recipe(tmp_path / "blurry", 2000, fid=[300, 200, 31] + [30] * 11)
+    blurry = make_recipe(tmp_path / "blurry", 2000, fd_level=L + 10)  # the same approach to a plateau 10 higher
     (v,) = compare([plain, blurry]).versus
+    assert [m.status for m in v.matches] == ["lower quality", "lower quality"]
+    fd = next(q for q in v.matches[0].measures if q.measure == "fid")
+    assert fd.side == "worse" and fd.difference == pytest.approx(10, abs=1) and fd.half_width < 1
     assert ("generation at lower quality (recipe - reference ± the half-width of its 90% interval, against the "
-            "calibrated margin): worse on FD (digits_cnn features) (+10 ± 0.21, margin 2.52; lower is better; "
-            "31 ± 0.18 vs 21 ± 0.18)") in v.verdict
+            f"calibrated margin): worse on FD (digits_cnn features) ({fd.difference:+.3g} ± {fd.half_width:.2g}, "
+            f"margin 2.52; lower is better; {fd.mine} vs {fd.ref})") in v.verdict
     assert "widen" not in v.verdict
 
 
@@ -281,10 +333,14 @@ def test_without_a_gate_compare_refuses_to_judge(tmp_path):
 
 
 def test_bound_notes_name_the_end_that_is_bounded(tmp_path):
-    # the reference's tau_gen is at the first checkpoint (width >=), the recipe's tau_mem is censored (width >=)
-    plain = make_recipe(tmp_path / "plain", 1000, seeds=(0,), fid=[20] * 14, fid_err=2)
-    wide = make_recipe(tmp_path / "wide", 2000, seeds=(0,), censor={(16, 0), (64, 0)}, fid_err=2)
-    (v,) = compare([plain, wide]).versus
+    # the reference's FD comes within its error of its plateau just before the first checkpoint (tau_gen <=, width
+    # >=); the recipe's tau_mem is censored (width >=)
+    plain = make_recipe(tmp_path / "plain", 1000, seeds=(0,), tau_gen=0.8 * STEPS[0])
+    wide = make_recipe(tmp_path / "wide", 2000, seeds=(0,), censor={(16, 0), (64, 0)})
+    c = compare([plain, wide])
+    (v,) = c.versus
+    assert [str(w.tau_gen) for w in c.recipes[0].at(16)] == [f"<= {STEPS[0]}"]
+    assert [m.status for m in v.matches] == ["matched", "matched"]
     assert v.width[0].estimate is None and "censored in both" not in v.width[0].note
     assert v.width[0].note == ("undefined: the bounds leave no direction: wide's width is a lower bound "
                                "(tau_mem censored); plain's width is a lower bound (tau_gen at the first checkpoint)")
@@ -300,7 +356,7 @@ def test_one_seed_falls_back_to_pooled_t_interval(tmp_path):
     assert all(f.interval is None and "one seed" in f.note for f in (*v.width, *v.absolute_width))
     factors = [(m / g) / (m0 / g0) for n in (16, 64) for (g, m), (g0, m0) in [(ends(c.recipes[1], n)[0],
                                                                                   ends(c.recipes[0], n)[0])]]
-    assert [f.estimate for f in v.width] == pytest.approx(factors)
+    assert [f.estimate for f in v.width] == pytest.approx(factors) and factors == pytest.approx([3, 2], rel=0.05)
     pooled = v.pooled_width
     assert pooled.estimate == pytest.approx(math.sqrt(factors[0] * factors[1]))
     logs = [math.log(f) for f in factors]
@@ -332,15 +388,20 @@ def test_cli_text_csv_json_and_overwrite(two, tmp_path, capsys):
     rows = list(csv.DictReader(io.StringIO(captured.out)))
     assert "overwrote the earlier comparison" in captured.err
     factor = next(r for r in rows if r["kind"] == "factor" and r["n"] == "16" and r["quantity"] == "width_factor")
-    (v,) = compare(two).versus
+    c = compare(two)
+    (v,) = c.versus
     assert float(factor["value"]) == pytest.approx(v.width[0].estimate, rel=1e-3)  # the scale-free width
     assert factor["method"] == "95% paired t-interval on per-seed differences of log(tau_mem/tau_gen), 2 vs 2 seeds"
     window = next(r for r in rows if r["kind"] == "window" and r["recipe"] == "wide" and r["n"] == "64"
                   and r["quantity"] == "tau_mem")
-    assert window["bound"] == ">=" and float(window["max"]) >= 16000  # the never-copying seed: past the last step
+    assert window["bound"] == ">=" and float(window["max"]) >= STEPS[-1]  # the never-copying seed: past the last step
     match = next(r for r in rows if r["kind"] == "match" and r["n"] == "16" and r["quantity"] == "fid_at_tau_gen_difference")
-    # err: the combined 2-sigma error of the difference of the two fold means (0.25 = hypot(0.177, 0.177))
-    assert match["flag"] == "matched" and float(match["value"]) == 0 and float(match["err"]) == pytest.approx(0.25)
+    # the same FD curves at each (n, seed): no difference; err: the combined 2-sigma error of the difference of
+    # the two recipes' seed means, each at least the fold means' sqrt(2 (ERR/2)^2) / 2
+    plain, wide = (r.row(16).at_gen["fid"] for r in c.recipes)
+    assert match["flag"] == "matched" and float(match["value"]) == 0
+    err = float(match["err"])
+    assert err == pytest.approx(math.hypot(plain.err, wide.err)) and err >= ERR / 2 - 1e-9
     assert compare_main([str(d) for d in two] + ["--out", str(out), "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["reference"] == "plain" and data["versus"][0]["width"][1]["bound"] == ">="

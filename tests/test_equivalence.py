@@ -217,7 +217,8 @@ def test_disjoint_heldout_sets_read_matched(setup, unseen, measured, copies_row,
     (m,) = v.matches
     assert m.status == MATCHED and set(sides(m).values()) == {"matched"}, m.note
     assert m.note.startswith("matched quality (recipe - reference ± the half-width of its 90% interval")
-    assert v.width[0].estimate == pytest.approx(1.0)  # same steps: the factor is given, and is 1
+    # the same copy curves: the factor is given, and near 1 (tau_gen is fitted on each side's own measured FD)
+    assert 0.8 < v.width[0].estimate < 1.25
 
 
 @pytest.fixture(scope="module")
@@ -252,11 +253,11 @@ def test_better_on_every_measure_reads_better_quality(sharp_and_worse):
 
 
 def test_better_quality_still_gets_its_window_factor(sharp_and_worse):
-    """(c) compare reports the width at better quality (both windows 200 to 1600: the factor is 1)."""
+    """(c) compare reports the width at better quality (the same copy curves on both sides: a factor near 1)."""
     sharp, worse = sharp_and_worse
     (v,) = compare([worse, sharp]).versus
     assert v.matches[0].status == BETTER
-    assert v.width[0].estimate == pytest.approx(1.0) and "better quality" in v.verdict
+    assert 0.8 < v.width[0].estimate < 1.25 and "better quality" in v.verdict
 
 
 def test_a_noise_recipe_reads_no_generation(setup, unseen, measured, copies_row, noise_row, tmp_path):

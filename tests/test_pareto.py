@@ -1,14 +1,16 @@
 """Strengths of a regularizer against strength 0: the sweep's directories, the Pareto table and its one verdict."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from freqdiff.analysis.reports.pareto import verdict, write_pareto
 from freqdiff.analysis.reading.comparison import compare
 from freqdiff.registry import FreqdiffError
 from freqdiff.sweep import parse_sweep_argv, plan
-from test_compare import make_recipe
-from test_window import use_test_gate
+from test_compare import config, make_recipe, make_run, read_each_curve_once  # noqa: F401 (a fixture)
+from test_window import L, use_test_gate
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +33,9 @@ def test_a_matched_strength_that_delays_memorization_reads_wider(tmp_path):
     sentence = write_pareto(dirs, tmp_path)
     assert sentence.startswith("Wider at matched quality: weight-1 widens the window over weight-0: tau_mem/tau_gen "
                                "(scale-free width)")
+    # the truth at every n: the geometric mean of the per-seed tau_mem ratios 4000/1000, 5000/1500, 6000/2000
+    factor = float(re.search(r"\(scale-free width\) (\S+) times", sentence).group(1))
+    assert factor == pytest.approx((4 * 5 / 1.5 * 3) ** (1 / 3), rel=0.05)
     assert "95% paired t-interval on per-seed differences of log(tau_mem/tau_gen), 3 vs 3 seeds [" in sentence
     assert "exact permutation p = 0.1" in sentence and "bootstrap" not in sentence
     assert (tmp_path / "pareto.png").stat().st_size > 5000
@@ -41,7 +46,7 @@ def test_a_matched_strength_that_delays_memorization_reads_wider(tmp_path):
 
 
 def test_a_strength_that_only_loses_quality_never_reads_wider(tmp_path):
-    worse = {"fid": [300, 200, 61] + [60] * 11}
+    worse = {"fd_level": L + 40}  # the same approach to an FD plateau 40 higher: lower quality
     dirs = strengths(tmp_path, **{"weight-1": (4000, worse), "weight-3": (8000, {"recognizable": 0.2})})
     sentence = verdict(compare(dirs))
     assert sentence.startswith("No setting at matched quality against weight-0")
@@ -50,21 +55,31 @@ def test_a_strength_that_only_loses_quality_never_reads_wider(tmp_path):
 
 
 def test_matched_but_unchanged_reads_not_wider(tmp_path):
-    dirs = strengths(tmp_path, **{"weight-0.01": (1000, {})})
-    assert verdict(compare(dirs)).startswith("Not wider at matched quality")
+    # per-seed tau_mem 1050, 1470, 1890 (x n/16) against 1000, 1500, 2000: ratios scatter about 1
+    dirs = strengths(tmp_path, **{"weight-0.01": (1050, {"spread": 0.4})})
+    sentence = verdict(compare(dirs))
+    assert sentence.startswith("Not wider at matched quality: no strength that matches weight-0's quality widens")
+    largest = re.search(r"\(largest: weight-0.01 at n = \d+, (\S+), 95% paired t-interval .* \[(\S+), (\S+)\], "
+                        r"includes 1", sentence)
+    truth = (1.05 * 1.47 / 1.5 * 1.89 / 2) ** (1 / 3)
+    assert float(largest.group(1)) == pytest.approx(truth, rel=0.05)
+    assert float(largest.group(2)) < 1 < float(largest.group(3).rstrip("]"))
 
 
 def test_a_closed_reference_window_reads_no_width_factor_and_quotes_tau_mem(tmp_path):
     """The reference copies before its FD plateau in one seed: no width, but tau_mem speaks."""
-    from test_compare import config, make_run
-
     dirs = strengths(tmp_path, **{"weight-1": (3000, {})})
-    late = [300] * 10 + [21] + [20] * 3  # the FD reaches its plateau at step 6000, after this seed's tau_mem
-    make_run(dirs[0] / "n00016-seed0", config(16, 0, "fourier_penalty", {"weight": 0.0}), 1000, fid=late)
-    make_run(dirs[0] / "n00064-seed0", config(64, 0, "fourier_penalty", {"weight": 0.0}), 4000, fid=late)
-    sentence = verdict(compare(dirs))
+    late = 8000.0  # seed 0's FD reaches its plateau here, after its tau_mem (1000 at n = 16, 4000 at n = 64)
+    make_run(dirs[0] / "n00016-seed0", config(16, 0, "fourier_penalty", {"weight": 0.0}), 1000, tau_gen=late)
+    make_run(dirs[0] / "n00064-seed0", config(64, 0, "fourier_penalty", {"weight": 0.0}), 4000, tau_gen=late)
+    c = compare(dirs)
+    assert [w.state for w in c.recipes[0].at(16)] == ["closed", "open", "open"]
+    assert [m.status for m in c.versus[0].matches] == ["matched", "matched"]
+    sentence = verdict(c)
     assert sentence.startswith("No width factor at matched quality: the strengths weight-1 match weight-0's quality")
     assert "memorization is delayed: weight-1's tau_mem is" in sentence and "wider" not in sentence.lower()
+    factor = float(re.search(r"weight-1's tau_mem is (\S+) times weight-0's", sentence).group(1))
+    assert factor == pytest.approx(3, rel=0.05)  # every seed's tau_mem tripled
     assert "interval-censored log-normal AFT (lifelines)" in sentence and "3 vs 3 seeds" in sentence
     assert "exact permutation p = 0.1" in sentence
 

@@ -49,7 +49,7 @@ def test_the_digits_features_have_a_calibrated_gate(setup):
 def test_noise_samples_no_generation(setup, noise):
     w = trap_window(setup, noise)
     assert w.verdict.startswith("no generation"), w.verdict
-    assert w.tau_gen.bound == ">=" and w.width is None and w.ratio is None
+    assert w.state == "no generation" and w.width is None and w.ratio is None
 
 
 def test_noisy_copies_memorized(setup):

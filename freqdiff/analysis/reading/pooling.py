@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+import numpy as np
+
 from freqdiff.analysis.reading.curves import Curves, find_runs, load_run
 from freqdiff.analysis.reading.equivalence import MEASURES as EQUIVALENCE_MEASURES
 from freqdiff.analysis.reading.scaling import (DERIVED, RUN_KEYS, Spread, WindowGroup, component_label, exact_tau_mem,
@@ -121,8 +123,9 @@ def require_same(named: Sequence[tuple[str, dict[str, Any]]], problem: str) -> N
 
 
 def quality_at_gen(curves: Curves, window: Window) -> dict[str, tuple[float, float]]:
-    """The AT_GEN measures and the gate's, each with the 2-sigma error of its value, at the tau_gen checkpoint
-    (none if not reached).
+    """The AT_GEN measures and the gate's, each with the 2-sigma error of its value, at the tau_gen checkpoint:
+    the first evaluated checkpoint at or after tau_gen (an estimate between checkpoints), the last when tau_gen
+    lies past it (none if not reached).
 
     metrics.csv's error of a quality value is 2 sigma over its `folds` disjoint folds, the spread of one fold's
     value; the value is their mean, whose 2-sigma error is that divided by sqrt(folds) (the folds are disjoint
@@ -131,7 +134,8 @@ def quality_at_gen(curves: Curves, window: Window) -> dict[str, tuple[float, flo
     if not window.tau_gen.reached:
         return {}
     gate = window.generation.gate
-    i = int((curves.step == window.tau_gen.step).nonzero()[0][0])
+    at = np.flatnonzero(curves.step >= window.tau_gen.step)
+    i = int(at[0]) if at.size else len(curves.step) - 1
     columns = dict.fromkeys([*AT_GEN, *([gate.measure] if gate is not None else [])])
     folds = float(curves["folds"][i])
     scale = 1 / math.sqrt(folds) if math.isfinite(folds) and folds >= 2 else 1.0

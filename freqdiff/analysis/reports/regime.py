@@ -28,7 +28,7 @@ from freqdiff.io import save_figure, write_csv, write_text
 from freqdiff.registry import FreqdiffError, build_params
 
 HEADLINE = "fmem_robust"  # the copy measure n* is headlined with (the issue: the quality gate and the robust measure)
-QUANTITIES = {"tau_gen": "tau_gen (FD plateau while the quality gate passes)", **MEM_MEASURES,
+QUANTITIES = {"tau_gen": "tau_gen (fitted FD plateau; a run that never passes the quality gate has none)", **MEM_MEASURES,
               "split": "split onset (fixed-t test-loss minimum)"}
 STYLE = {"tau_gen": ("C0", "o"), "fmem": ("C3", "s"), "fmem_robust": ("C1", "^"), "split": ("C2", "v")}
 
