@@ -142,10 +142,13 @@ class Tau(NamedTuple):
 
 
 def tau_of(onset: Onset) -> Tau | None:
-    """The onset's estimate and interval where its reader set them, else its checkpoint bracket; None: not computed.
+    """One seed's tau for the models across seeds; None: not computed.
 
-    Bracket: a reached step is the point (up to checkpoint spacing), a censored one ('>=') is the low end of
-    an open interval, one at the first checkpoint ('<=') the high end of (0, step].
+    An estimated tau is an exact observation at its estimate: its 95% interval is measurement uncertainty, not
+    censoring, and the seed-to-seed scatter the models fit already contains it. A right-censored one is the
+    open interval (low, inf), a left-censored one (0, high]. Without an estimate, the checkpoint bracket: a
+    reached step is the point, a censored one ('>=') the low end of an open interval, one at the first
+    checkpoint ('<=') the high end of (0, step].
     """
     if onset.step is None:
         return None
@@ -155,7 +158,8 @@ def tau_of(onset: Onset) -> Tau | None:
             return Tau(low, None, float(low), ">=")
         if low is None:
             return Tau(None, high, float(high), "<=")
-        return Tau(low, high, float(onset.estimate if onset.estimate is not None else onset.step), "")
+        point = float(onset.estimate if onset.estimate is not None else onset.step)
+        return Tau(point, point, point, "")
     point = float(onset.estimate if onset.estimate is not None and not onset.bound else onset.step)
     return Tau(None if onset.bound == "<=" else point, None if onset.bound == ">=" else point, point, onset.bound)
 
@@ -189,8 +193,6 @@ def _window_ends(w: Window) -> tuple[tuple[float, float] | None, str, str]:
     if reasons[">="] and reasons["<="]:
         return None, "", "tau_gen and tau_mem are both upper bounds (first checkpoint)"
     bound = ">=" if reasons[">="] else "<=" if reasons["<="] else ""
-    if mem.point <= gen.point:
-        return None, bound, "its window is closed (tau_mem <= tau_gen)"
     return (gen.point, mem.point), bound, ", ".join(reasons.get(bound, []))
 
 
@@ -234,8 +236,8 @@ def width_factors(n: int, mine: Recipe, ref: Recipe) -> tuple[Factor, Factor]:
     with a t-interval (paired by seed when both recipes ran the same seeds, else Welch), unchanged when a
     recipe only learns faster or slower. Absolute: (tau_mem - tau_gen) / the reference's, exp(mean log ratio)
     with the same kind of t-interval. Beside the scale-free one, the exact permutation p of the per-seed
-    tau_mem / tau_gen. A seed with a closed window (tau_mem <= tau_gen) leaves both undefined; bounded taus
-    make them bounds.
+    tau_mem / tau_gen. Bounded taus make them bounds. A seed with a closed window (tau_mem <= tau_gen) has a
+    scale-free width (negative) but no absolute one.
     """
     a, r = _seeded(mine, n), _seeded(ref, n)
     paired = [s for s, _ in a] == [s for s, _ in r]
@@ -254,12 +256,16 @@ def width_factors(n: int, mine: Recipe, ref: Recipe) -> tuple[Factor, Factor]:
         return tuple(Factor(q, n, None, None, "", "none", note) for q in quantities)  # type: ignore[return-value]
     gen_mem = [np.array([v for v, _, _ in ends[label]]) for label in (mine.label, ref.label)]
     free = width_difference(*(scale_free_width(g[:, 0], g[:, 1]) for g in gen_mem), paired=paired)
-    absolute = log_ratio_interval(*(g[:, 1] - g[:, 0] for g in gen_mem), paired=paired)
     p, test = _test(*([_bracket(m / g, b) for (g, m), b, _ in ends[label]] for label in (mine.label, ref.label)))
-    return (Factor("width", n, free.estimate, free.interval and _sided(*free.interval, bound), bound,
-                   free.method, "; ".join(t for t in (free.note, sides) if t), p, test, free.log_estimate),
-            Factor("absolute_width", n, absolute.estimate, absolute.interval and _sided(*absolute.interval, bound),
-                   bound, absolute.method, "; ".join(t for t in (absolute.note, sides) if t)))
+    scale_free = Factor("width", n, free.estimate, free.interval and _sided(*free.interval, bound), bound,
+                        free.method, "; ".join(t for t in (free.note, sides) if t), p, test, free.log_estimate)
+    if any((g[:, 1] <= g[:, 0]).any() for g in gen_mem):
+        return scale_free, Factor("absolute_width", n, None, None, "", "none",
+                                  "undefined: a seed's window is closed (tau_mem <= tau_gen)")
+    absolute = log_ratio_interval(*(g[:, 1] - g[:, 0] for g in gen_mem), paired=paired)
+    return scale_free, Factor("absolute_width", n, absolute.estimate,
+                              absolute.interval and _sided(*absolute.interval, bound), bound, absolute.method,
+                              "; ".join(t for t in (absolute.note, sides) if t))
 
 
 def tau_mem_factor(n: int, mine: Recipe, ref: Recipe) -> Factor:
