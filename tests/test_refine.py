@@ -20,9 +20,10 @@ from freqdiff.analysis.reading.curves import load_refined
 from freqdiff.refine import RefineOptions, plan, train_segment
 from freqdiff.trainer import train
 
-# A residual MLP that reaches its FD plateau (tau_gen 139 of checkpoints 10..400) in 400 steps; nothing copied yet.
-WINDOWED = {"model": "mlp", "model.width": "128", "n": "4", "steps": "400", "first_checkpoint": "10",
-            "n_checkpoints": "8", "batch_size": "512", "ema": "0.9", "lr": "3e-3", "save_every": "100000",
+# A residual MLP on 4 images whose fitted FD plateau (tau_gen ~270, checkpoints 10..1500) and copies (tau_mem ~210)
+# both fall inside the run.
+WINDOWED = {"model": "mlp", "model.width": "128", "n": "4", "steps": "1500", "first_checkpoint": "10",
+            "n_checkpoints": "10", "batch_size": "512", "ema": "0.9", "lr": "3e-3", "save_every": "100000",
             "n_samples": "64"}
 # Short runs for exactness: Adam with EMA, checkpoints at 5, 17 and 60.
 SHORT = {"model": "mlp", "model.width": "32", "steps": "60", "first_checkpoint": "5", "n_checkpoints": "3",
@@ -128,7 +129,7 @@ def test_refine_end_to_end_then_a_second_refine_does_nothing(run_copy: Path, cap
     own = fingerprint(run_copy)
     assert main(["refine", str(run_copy), "--samples", "96", "--points", "3", "--target", "0.1", "--rounds", "2"]) == 0
     out = capsys.readouterr().out
-    assert "tau_gen" in out and "right-censored" in out  # tau_mem is never reached in this run: said so
+    assert "tau_gen" in out and "tau_mem" in out
     assert fingerprint(run_copy, skip="refine") == own  # the run's metrics, checkpoints, states, window untouched
     rows = read_csv(run_copy / "refine" / "metrics.csv")
     assert rows == load_refined(run_copy)
@@ -141,18 +142,21 @@ def test_refine_end_to_end_then_a_second_refine_does_nothing(run_copy: Path, cap
     a, b = first["before"]["tau_gen"]["bracket"]
     new = first["segments"][0]["new_steps"]
     assert first["segments"][0]["reproduces_b"] and len(new) == 3 and all(a < s < b for s in new)
-    assert sorted(int(r["step"]) for r in rows if a <= int(r["step"]) <= b) == sorted([a, *new, b])
+    assert {a, *new, b} <= {int(r["step"]) for r in rows}  # the bracket and its new checkpoints, measured
+    assert {int(r["step"]) for r in read_csv(run_copy / "metrics.csv")} <= {int(r["step"]) for r in rows}  # all
     assert list_checkpoints(run_copy / "refine") == sorted(s for r in report["rounds"] for g in r["segments"]
                                                            for s in g["new_steps"])
     cost = first["cost"]
-    assert cost["train_s"] > 0 and cost["measure_s"] > 0 and cost["train_steps"] == b - a
+    assert cost["train_s"] > 0 and cost["measure_s"] > 0 and cost["train_steps"] >= b - a
     assert cost["samples"] == 96 * len(first["measured"])
-    after = report["rounds"][-1]["after"]["tau_gen"]
-    assert after["half_width"] < first["before"]["tau_gen"]["half_width"]
-    assert report["status"]["tau_mem"].startswith("right-censored")
+    after = report["rounds"][-1]["after"]
+    # 96 samples a checkpoint on 4 images: the copy counts pin tau_mem closer (0.90 -> 0.55 here), while the FD of
+    # so few samples need not; the narrowing of both on a real run is in results/refine/
+    assert after["tau_mem"]["half_width"] < first["before"]["tau_mem"]["half_width"]
+    assert set(report["status"]) == {"tau_gen", "tau_mem"}
 
     refined = fingerprint(run_copy / "refine")
-    met = str(max(after["half_width"], 0.1))
+    met = str(max(after["tau_gen"]["half_width"], after["tau_mem"]["half_width"], 0.1))
     assert main(["refine", str(run_copy), "--samples", "96", "--points", "3", "--target", met]) == 0
     assert "nothing to do" in capsys.readouterr().out
     assert fingerprint(run_copy / "refine") == refined and fingerprint(run_copy, skip="refine") == own
