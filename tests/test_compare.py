@@ -438,3 +438,18 @@ def test_bad_input(two, tmp_path):
         compare_main([str(plain), "--format", "xml"])
     with pytest.raises(FreqdiffError, match="unknown parameter 'bogus'"):
         compare([plain], bogus="1")
+
+
+def test_different_x0_clipping_is_named_in_the_verdict(two, tmp_path):
+    """A recipe sampled with x0 clipping against one without: the verdict says the factors mix the two."""
+    plain, _ = two
+    clipped = tmp_path / "clipped"
+    for n in (16, 64):
+        for seed in (0, 1):
+            cfg = config(n, seed, "fourier_penalty", {"weight": 0.1})
+            cfg["sampler"] = {"name": "ddim", "params": {"clip_x0": True}}
+            make_run(clipped / f"n{n:05d}-seed{seed}", cfg, onset_of(2000, n, seed, 0.5))
+    (v,) = compare([plain, clipped]).versus
+    assert "Caution: sampled differently (clipped: ddim, x0 clipped; plain: ddim, x0 not clipped)" in v.verdict
+    (same,) = compare(two).versus
+    assert "sampled differently" not in same.verdict

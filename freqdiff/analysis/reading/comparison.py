@@ -485,7 +485,16 @@ def versus(mine: Recipe, ref: Recipe) -> Versus:
     sentence = verdict(mine, ref, matches, width, _basis(width, pooled_width), _basis(tau_mem, pooled_tau_mem),
                        absolute)
     return Versus(mine.label, ref.label, tuple(common), matches, width, absolute, tau_mem, pooled_width,
-                  pooled_tau_mem, sentence + seeds_note(mine, ref, common))
+                  pooled_tau_mem, sentence + seeds_note(mine, ref, common) + sampling_note(mine, ref))
+
+
+def sampling_note(mine: Recipe, ref: Recipe) -> str:
+    """A warning where the two recipes were sampled with different samplers or x0 clipping ('' when the same):
+    clipping x0_hat changes how many samples land on training images, so a factor would mix it in."""
+    if mine.sampling == ref.sampling:
+        return ""
+    return (f" Caution: sampled differently ({mine.label}: {mine.sampling}; {ref.label}: {ref.sampling}); "
+            "x0 clipping changes the copy count, so the factors mix the sampler with the recipe.")
 
 
 def seeds_note(mine: Recipe, ref: Recipe, common: Sequence[int]) -> str:

@@ -75,6 +75,7 @@ class Recipe:
     regularizer: str
     extractor: str
     gate: Gate | None  # the quality gate of its extractor (one extractor per DIR)
+    sampling: str  # the sampler and whether it clips x0_hat: a comparison needs the same on both sides
     runs: tuple[Run, ...]
     rows: tuple[Row, ...]
     fit: PowerLaw | None
@@ -213,6 +214,13 @@ def _row(group: WindowGroup, runs: Sequence[Run], extractor: str) -> Row:
                _spread_of([w.final_fmem_robust[0] if w.final_fmem_robust else None for w in windows]), extractor)
 
 
+def sampling_of(config: Mapping[str, Any]) -> str:
+    """'ddim, x0 clipped' or 'heun, x0 not clipped': the sampler and its x0 clipping (only ddim and ddpm clip)."""
+    sampler = config.get("sampler", {})
+    clipped = sampler.get("params", {}).get("clip_x0", False)
+    return f"{sampler.get('name', 'unknown')}, x0 {'clipped' if clipped else 'not clipped'}"
+
+
 def read_recipe(path: Path, label: str, options: Mapping[str, Any]) -> tuple[Recipe, list[dict[str, Any]]]:
     """Read, check and pool one DIR; also return its runs' configs for the data check across DIRs."""
     runs, configs, skipped = _read_dir(path, options)
@@ -222,6 +230,6 @@ def read_recipe(path: Path, label: str, options: Mapping[str, Any]) -> tuple[Rec
     rows = tuple(_row(g, [r for r in runs if r.window.n == g.n], extractor) for g in groups)
     windows = [r.window for r in runs]
     recipe = Recipe(label, path, name, component_label(configs[0], "regularizer"), extractor,
-                    runs[0].window.generation.gate, tuple(runs), rows, fit_tau_mem(windows),
+                    runs[0].window.generation.gate, sampling_of(configs[0]), tuple(runs), rows, fit_tau_mem(windows),
                     len(exact_tau_mem(windows)), tuple(skipped))
     return recipe, configs
