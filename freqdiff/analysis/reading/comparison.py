@@ -184,7 +184,9 @@ def _window_ends(w: Window) -> tuple[tuple[float, float] | None, str, str]:
     if w.generation.generates is False:
         return None, "", "no generation"
     if gen.side == ">=":
-        return None, "", "tau_gen not reached"
+        undetermined = w.tau_gen.low is None and w.tau_gen.high is None
+        return None, "", ("tau_gen undetermined (its 95% interval spans the run: `freqdiff refine`)" if undetermined
+                          else "tau_gen not reached")
     reasons: dict[str, list[str]] = {">=": [], "<=": []}
     if gen.side == "<=":
         reasons[">="].append("tau_gen at the first checkpoint")

@@ -6,7 +6,7 @@ tau_gen (better quality counts as matched). The figure puts every strength at ev
 at tau_gen (FD in the run's features, with its 2-sigma error) and its tau_mem factor (interval-censored AFT
 model) and scale-free width factor (tau_mem/tau_gen, t-interval) over the reference, each interval named by
 its method and seeds (the absolute width factor is in the table); filled markers are at matched quality. The
-verdict is one sentence: wider, not wider, no width factor at matched quality (a closed window in some seed:
+verdict is one sentence: wider, not wider, no width factor at matched quality (a seed without a width:
 then the tau_mem factors speak), or no setting at matched quality.
 """
 from __future__ import annotations
@@ -91,9 +91,11 @@ def verdict(comparison: Comparison) -> str:
 
 
 def _tau_mem_sentence(compared: Sequence[tuple[Versus, Factor]], reference: str) -> str:
-    """Where strengths match quality but some seed's window is closed: what their tau_mem factors say."""
+    """Where strengths match quality but have no width factor (a seed's tau_gen undetermined, ...): what their
+    tau_mem factors say."""
+    why = next((w.note for v, _ in compared for w in v.width if w.estimate is None and w.note), "")
     closed = (f"the strengths {', '.join(dict.fromkeys(v.recipe for v, _ in compared))} match {reference}'s quality, "
-              "but a seed's window is closed (tau_mem <= tau_gen), so no width can be compared")
+              f"but no width can be compared ({why.removeprefix('undefined: ') or 'no width factor'})")
     defined = [(v, f) for v, f in compared if f.estimate is not None]
     delayed = [(v, f) for v, f in defined if _above_one(f)]
     if delayed:
