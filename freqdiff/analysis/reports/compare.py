@@ -103,11 +103,11 @@ def _gates(comparison: Comparison) -> list[str]:
             for extractor, g in gates.items()]
 
 
-INTRO = ("Steps are optimizer steps at evaluated checkpoints. '>=' marks a lower bound (a censored tau_mem: no "
-         "copies by the last checkpoint; or a tau_gen not reached), '<=' an upper bound (reached at the first "
-         "checkpoint). tau_mem is the earlier of the paper's f_mem and the copy measure robust to residual noise. "
-         "A run generates when its quality gate passes (value - 2-sigma error >= threshold) at consecutive "
-         "checkpoints; tau_gen counts only where it passes.")
+INTRO = ("Steps are optimizer steps; tau_gen and tau_mem are estimates (fitted FD plateau; copy fraction reaching "
+         "its threshold). '>=' marks a right-censored value (the data allow it past the last checkpoint), '<=' a "
+         "left-censored one. tau_mem is the earlier of the paper's f_mem and the copy measure robust to residual "
+         "noise. A run generates when its quality gate passes (value - 2-sigma error >= threshold) at consecutive "
+         "checkpoints; one that never does has no window.")
 AGAINST = ("Factors are given only at an n where every seed of both recipes generates and the recipe's quality "
            "at tau_gen is equivalent to the reference's or better: a two-sided equivalence test (90% interval of "
            "the difference inside the calibrated margin) on the FD, recognizability, recall and coverage. "

@@ -52,8 +52,10 @@ def window_options_help() -> str:
     hints = typing.get_type_hints(WindowRule)
     return "\n".join(["window options:", *(f"  --{f.name} {hints[f.name].__name__} = {f.default!r}{range_text(f)}"
                                           for f in dataclasses.fields(WindowRule)),
-                      "tau_gen counts only where the calibrated quality gate of the run's feature extractor passes;",
-                      "tau_mem is read for the paper's f_mem and for the copy measure robust to residual noise."])
+                      "tau_gen: where the fitted FD comes within tol x its 2-sigma error of its plateau (95% bootstrap);",
+                      "tau_mem: where the expected copy fraction reaches threshold (95% profile likelihood), for the",
+                      "paper's f_mem and the copy measure robust to residual noise; the calibrated quality gate",
+                      "(confirm = following checkpoints that must also pass) decides whether the run generates."])
 
 
 def window_help() -> str:
