@@ -6,8 +6,8 @@ at step 0 the seed's initial weights) and runs to b with `points` extra log-spac
 scratch run directory RUN/refine/segment/ and by the trainer that trained the run (single or ensemble, as its kept
 states record). Every random draw of step s is seeded by (seed, s), so each new checkpoint is the one the run would
 have written had it been configured to save there; the segment's weights at b are compared with the run's checkpoint
-at b to show it. The new checkpoints and every checkpoint in [a, b] are then measured with `samples` samples, and
-rounds repeat until each interval's half-width is within `target` of its estimate, or the rounds or the budget of
+at b to show it. Every checkpoint, the run's and the new ones, is then measured with `samples` samples (the FD's
+bias and error depend on the count, so the window is read off one curve measured with one count), and rounds repeat until each interval's half-width is within `target` of its estimate, or the rounds or the budget of
 extra training steps run out. A transition not reached by the last checkpoint is not refined (said so).
 
 The run's own files are never changed: refine holds the run's lock and writes only under RUN/refine/:
