@@ -8,12 +8,11 @@ range over which a claim "the window is open" holds, and a claim names that rang
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
 from freqdiff.analysis.reading.curves import Curves
-from freqdiff.analysis.reading.fd_plateau import fit_tau_gen
 from freqdiff.analysis.reading.onsets import Onset, first_confirmed, gate_passes
 
 if TYPE_CHECKING:
@@ -52,12 +51,10 @@ def generates_at(curves: Curves, gate: Gate, level: float, confirm: int) -> bool
     return first_confirmed(passes, confirm) is not None
 
 
-def read_over(curves: Curves, tau_mem: Onset, gate: Gate | None, confirm: int,
-              levels: Sequence[float] = GATE_LEVELS, tolerances: Sequence[float] = TOLERANCES) -> list[Reading]:
-    """The window at every (gate level, tolerance); without a gate, generation is taken as given."""
-    ok = np.isfinite(curves["fid"])
-    gens = {tol: fit_tau_gen(curves.step[ok], curves["fid"][ok], curves["fid_err"][ok], tol=tol)[0]
-            for tol in tolerances}
+def read_over(curves: Curves, tau_mem: Onset, gate: Gate | None, confirm: int, gens: Mapping[float, Onset],
+              levels: Sequence[float] = GATE_LEVELS) -> list[Reading]:
+    """The window at every (gate level, tolerance), given tau_gen read at each tolerance (`gens`); without a gate,
+    generation is taken as given."""
     grid = sorted(set(levels) | {gate.threshold}) if gate is not None else [np.nan]
     readings = []
     for level in grid:

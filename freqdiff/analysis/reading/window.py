@@ -22,7 +22,8 @@ from freqdiff.analysis.reading.copy_onset import read_tau_mem
 from freqdiff.analysis.reading.fd_plateau import PlateauFit, fit_tau_gen
 from freqdiff.analysis.reading.onsets import (COPY_MEASURES, Onset, WindowRule, earlier, first_confirmed, gate_passes,
                                               gate_text)
-from freqdiff.analysis.reading.sensitivity import NO_GENERATION, Reading, open_range, read_over, window_state
+from freqdiff.analysis.reading.sensitivity import (CLOSED, NO_GENERATION, TOLERANCES, Reading, open_range, read_over,
+                                                   window_state)
 from freqdiff.registry import FreqdiffError, build_params
 
 if TYPE_CHECKING:
@@ -101,28 +102,27 @@ def find_gate(extractor: str) -> Gate | None:
     return gate_for(extractor) if extractor else None
 
 
-def judge_generation(curves: Curves, rule: WindowRule,
-                     gate: Gate | None) -> tuple[Generation, np.ndarray | None, list[str]]:
-    """Does any checkpoint, confirmed by the next `confirm`, pass the gate (and which pass); or why this cannot be judged."""
+def judge_generation(curves: Curves, rule: WindowRule, gate: Gate | None) -> tuple[Generation, list[str]]:
+    """Does any checkpoint, confirmed by the next `confirm`, pass the gate; or why this cannot be judged."""
     name = curves.extractor or "unknown"
     if gate is None:
         how = f"no quality gate for {name}: cannot judge generation"
-        return Generation(None, None, how), None, [f"no_quality_gate: no calibrated quality gate for {name} "
-                                                   "features; tau_gen is read off the FD alone"]
+        return Generation(None, None, how), [f"no_quality_gate: no calibrated quality gate for {name} "
+                                             "features; tau_gen is read off the FD alone"]
     if gate.measure not in curves.values:
         raise FreqdiffError(f"quality gate measure {gate.measure!r} is not a metrics column; "
                             f"choices: {', '.join(curves.values)}")
     if not np.isfinite(curves[gate.measure]).any():
         why = "is not in metrics.csv (older metrics)" if gate.measure in curves.absent else "was never computed"
         how = f"the quality gate's measure {gate.measure} {why}: cannot judge generation"
-        return Generation(gate, None, how), None, [f"no_quality_gate: {how}"]
+        return Generation(gate, None, how), [f"no_quality_gate: {how}"]
     passes, flags = gate_passes(curves, gate)
     i = first_confirmed(passes, rule.confirm)
     if i is None:
         how = f"no generation: {gate_text(gate)} at no {rule.confirm + 1} consecutive checkpoints"
-        return Generation(gate, False, how), passes, flags
+        return Generation(gate, False, how), flags
     how = f"generates from step {curves.step[i]}: {gate_text(gate)} there and at the next {rule.confirm} checkpoint(s)"
-    return Generation(gate, True, how), passes, flags
+    return Generation(gate, True, how), flags
 
 
 def span(gen: Onset, mem: Onset, generation: Generation) -> tuple[int | None, float | None, str, str]:
@@ -212,7 +212,7 @@ def read_window(data: Curves | Mapping[str, Sequence[Any]] | Sequence[Mapping[st
     """
     rule = build_params(WindowRule, options, "window")
     curves = as_curves(data)
-    generation, _, flags = judge_generation(curves, rule, find_gate(curves.extractor) if gate == LOOKUP else gate)
+    generation, flags = judge_generation(curves, rule, find_gate(curves.extractor) if gate == LOOKUP else gate)
     tau_gen, fit, gen_flags = read_tau_gen(curves, rule.tol)
     onsets, mem_flags = {}, []
     for measure in COPY_MEASURES:
@@ -224,9 +224,10 @@ def read_window(data: Curves | Mapping[str, Sequence[Any]] | Sequence[Mapping[st
     if curves.absent:
         flags.append(f"old_metrics: metrics.csv has no {', '.join(curves.absent)}; read as not computed")
     state = NO_GENERATION if generation.generates is False else window_state(tau_gen, mem)
-    if state == "closed":
+    if state == CLOSED:
         flags.append("no_window: copies appear before the FD reaches its plateau")
-    readings = tuple(read_over(curves, mem, generation.gate, rule.confirm))
+    gens = {tol: tau_gen if tol == rule.tol else read_tau_gen(curves, tol)[0] for tol in TOLERANCES}
+    readings = tuple(read_over(curves, mem, generation.gate, rule.confirm, gens))
     return Window(
         n=n, last_step=int(curves.step[-1]), extractor=curves.extractor, tau_gen=tau_gen,
         tau_mem=onsets["fmem"], tau_mem_robust=onsets["fmem_robust"], tau_mem_earlier=mem,
