@@ -12,14 +12,15 @@ from freqdiff.registry import FreqdiffError
 
 
 class Regularizer:
-    """Plain denoising: the epsilon MSE, no model change, no optimizer change."""
+    """Plain denoising: the process's own loss terms.mse() (the paper's eps MSE for DDPM, EDM's weighted denoiser
+    loss for edm), no model change, no optimizer change."""
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
         """The network actually trained and sampled (a filter or dropout wraps or edits it)."""
         return model
 
     def objective(self, terms: DenoisingTerms) -> tuple[Tensor, dict[str, float]]:
-        """Scalar training loss and named parts to log; the default is the paper's MSE."""
+        """Scalar training loss and named parts to log; the default is the process's loss, logged as "mse"."""
         mse = terms.mse().mean()
         return mse, {"mse": float(mse.detach())}
 
@@ -49,7 +50,9 @@ class OUWindow:
 
 
 class WindowedPenalty(Regularizer):
-    """MSE + weight * the batch mean of a per-example penalty, counted only at levels inside an OU-time window."""
+    """The process's loss + weight * the batch mean of a per-example penalty, counted only at levels inside an
+    OU-time window. The penalty is in its own units (each subclass says which), not the process's: the same weight
+    trades differently against the loss of an eps-predicting process and of EDM or VE. Weight 0 is the plain loss."""
 
     name = "penalty"
 

@@ -19,7 +19,7 @@ class DropoutParams:
 
 
 class Dropout(Regularizer):
-    """Plain MSE through the network with every dropout rate set to p."""
+    """The process's plain loss through the network with every dropout rate set to p."""
 
     def __init__(self, p: float) -> None:
         self.p = p

@@ -1,11 +1,15 @@
-"""`focal_frequency`: MSE + weight * the focal frequency loss (Jiang et al. 2021) of a prediction, default x0_hat.
+"""`focal_frequency`: the process's loss + weight * the focal frequency loss (Jiang et al. 2021) of a prediction,
+default x0_hat.
 
 FFL(pred, true) = mean_f w_f d_f with d_f = |F pred - F true|^2 (unitary FFT) and focal weight
 w_f = |F pred - F true|^alpha / its maximum over the image's frequencies (per image and channel), clamped to
-[0, 1] and detached: hard frequencies count most. With alpha = 0 it is the MSE of pred (Parseval).
+[0, 1] and detached: hard frequencies count most. With alpha = 0 it is the MSE of pred (Parseval) on every
+process. It is in the prediction's units (pixels for x0), not the process's loss's.
 For DDPM x0_hat - x0 = -sqrt((1 - alphabar)/alphabar) (eps_hat - eps) and the focal weight is scale free, so on
 x0 the loss is the eps one weighted by (1 - alphabar)/alphabar: up to ~2.5e4 at the last step of the paper's
-schedule. Hence the default OU-time window t <= 1 (alphabar >= e^-2, weight <= 6.4).
+schedule. Hence the default OU-time window t <= 1 (alphabar >= e^-2, weight <= 6.4). For EDM
+x0_hat - x0 = c_out (F - F_target), so it is the loss's error weighted by c_out^2 <= sigma_data^2, bounded at
+every level; for VE by sigma^2.
 """
 from __future__ import annotations
 
@@ -46,7 +50,7 @@ def focal_frequency_loss(pred: Tensor, true: Tensor, alpha: float) -> Tensor:
 
 
 class FocalFrequency(WindowedPenalty):
-    """Plain MSE plus weight * the focal frequency loss of one prediction, inside an OU-time window."""
+    """The process's loss plus weight * the focal frequency loss of one prediction, inside an OU-time window."""
 
     name = "focal_frequency"
 
@@ -61,5 +65,5 @@ class FocalFrequency(WindowedPenalty):
 
 @REGULARIZERS.register("focal_frequency", FocalFrequencyParams)
 def focal_frequency(params: FocalFrequencyParams, context: BuildContext) -> Regularizer:
-    """MSE + weight * focal frequency loss (Jiang et al. 2021) of the x0 (or eps/score) prediction."""
+    """Loss + weight * focal frequency loss (Jiang et al. 2021) of the x0 (or eps/score) prediction."""
     return FocalFrequency(params)

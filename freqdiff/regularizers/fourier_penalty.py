@@ -1,7 +1,10 @@
-"""`fourier_penalty`: MSE + weight * the mean-square of the network's prediction above a radial frequency.
+"""`fourier_penalty`: the process's loss + weight * the mean-square of a prediction above a radial frequency.
 
 The penalty is the high-passed prediction's energy divided by the number of values C*H*W, i.e. the per-pixel
-mean square of its part above `cutoff`: the same units as the MSE and quadratic in the output. A ratio to the
+mean square of its part above `cutoff`, quadratic in the output. Its units are the prediction's (eps for
+target=eps, the score's, pixels for target=x0) whatever the process: for an eps-predicting process (DDPM,
+equal_snr, blurring) target=eps is in the loss's units, for EDM and VE the loss is on the preconditioned output F
+and eps_hat is derived from it, so a weight is not comparable across processes. A ratio to the
 prediction's total energy was not used: it can be lowered by inflating the low band, and it is blind to a
 per-example scale, which would make target=score the same as target=eps.
 For DDPM, score = -eps_hat / sqrt(1 - alphabar), so target=score is target=eps weighted by 1/(1 - alphabar)
@@ -50,7 +53,7 @@ def high_band_mean_square(x: Tensor, cutoff: float) -> Tensor:
 
 
 class FourierPenalty(WindowedPenalty):
-    """Plain MSE plus weight * the high-band mean square of one prediction, inside an OU-time window."""
+    """The process's loss plus weight * the high-band mean square of one prediction, inside an OU-time window."""
 
     name = "fourier_penalty"
 
@@ -64,5 +67,5 @@ class FourierPenalty(WindowedPenalty):
 
 @REGULARIZERS.register("fourier_penalty", FourierPenaltyParams)
 def fourier_penalty(params: FourierPenaltyParams, context: BuildContext) -> Regularizer:
-    """MSE + weight * per-pixel energy of the eps/score/x0 prediction above a radial cutoff, in an OU-time range."""
+    """Loss + weight * per-pixel energy of the eps/score/x0 prediction above a radial cutoff, in an OU-time range."""
     return FourierPenalty(params)

@@ -1,4 +1,4 @@
-"""`none`: the paper's plain epsilon MSE, no model or optimizer change."""
+"""`none`: the process's plain loss (the paper's epsilon MSE for DDPM), no model or optimizer change."""
 from __future__ import annotations
 
 from freqdiff.context import BuildContext
@@ -9,5 +9,5 @@ from freqdiff.regularizers.base import Regularizer
 
 @REGULARIZERS.register("none", NoParams)
 def none(params: NoParams, context: BuildContext) -> Regularizer:
-    """Plain epsilon-prediction MSE (the paper's objective)."""
+    """The process's plain loss: the eps MSE for DDPM (the paper's objective), EDM's weighted loss for edm."""
     return Regularizer()

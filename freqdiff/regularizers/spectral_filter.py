@@ -4,7 +4,10 @@ target=x0 (default) low-passes the denoised estimate x0_hat and returns the outp
 process.output_from_x0(x_t, level, lowpass(x0_hat)); for DDPM this is lowpass(eps_hat) + highpass(x_t)/sigma_t:
 the filtered-out frequencies of x_t are all treated as noise, so samples carry no energy above the cutoff.
 target=eps low-passes eps_hat itself; the model can then never remove high-frequency noise, and deterministic
-sampling amplifies the noise left there by about 1/sqrt(alphabar_T) (~160x for the paper's schedule).
+sampling leaves it there scaled by the first level's noise-to-signal ratio sigma/alpha: 1/sqrt(alphabar_T)
+(~160x for the paper's schedule) for DDPM, sigma_max (80) for EDM.
+The filter acts on x0_hat or eps_hat and returns the process's own output for it, so the loss stays the process's
+(terms.mse() through the filtered network) on every process.
 """
 from __future__ import annotations
 
@@ -60,7 +63,7 @@ class LowpassPrediction(nn.Module):
 
 
 class SpectralFilter(Regularizer):
-    """Plain MSE through a network whose prediction is low-passed."""
+    """The process's plain loss through a network whose prediction is low-passed."""
 
     def __init__(self, process: DiffusionProcess, params: SpectralFilterParams) -> None:
         self.process = process

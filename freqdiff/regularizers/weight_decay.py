@@ -1,4 +1,4 @@
-"""`weight_decay`: shrink the weights through the optimizer, the loss is the plain MSE.
+"""`weight_decay`: shrink the weights through the optimizer, the loss is the process's plain loss.
 
 The trainer passes optimizer_options() to the optimizer's constructor: for adam that is AdamW (decoupled decay,
 Loshchilov & Hutter 2019; torch's Adam would add it to the gradient as L2, where the adaptive scaling weakens
@@ -21,7 +21,7 @@ class WeightDecayParams:
 
 
 class WeightDecay(Regularizer):
-    """Plain MSE, with weight decay requested from the optimizer."""
+    """The process's plain loss, with weight decay requested from the optimizer."""
 
     def __init__(self, value: float) -> None:
         self.value = value
@@ -32,5 +32,5 @@ class WeightDecay(Regularizer):
 
 @REGULARIZERS.register("weight_decay", WeightDecayParams)
 def weight_decay(params: WeightDecayParams, context: BuildContext) -> Regularizer:
-    """Plain MSE with optimizer weight decay (decoupled AdamW for adam, L2 for sgd)."""
+    """The plain loss with optimizer weight decay (decoupled AdamW for adam, L2 for sgd)."""
     return WeightDecay(params.value)
