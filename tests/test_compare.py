@@ -15,9 +15,11 @@ import math
 import numpy as np
 import pytest
 
-from freqdiff.analysis.inference import aft_factor, permutation_test
+from freqdiff.analysis.inference.aft import aft_factor
+from freqdiff.analysis.inference.permutation import permutation_test
 import freqdiff.analysis.reading.pooling as pooling
-from freqdiff.analysis.reading.comparison import compare, tau_of
+from freqdiff.analysis.reading.comparison import compare
+from freqdiff.analysis.reading.factors import tau_of
 from freqdiff.analysis.reading.window import read_window
 from freqdiff.analysis.reports.compare import compare_main, render
 from freqdiff.io import write_csv, write_json

@@ -15,9 +15,8 @@ import torch
 
 from freqdiff.analysis.reading.comparison import compare
 from freqdiff.analysis.reading.equivalence import BETTER, LOWER_QUALITY, MATCHED, UNCHECKED
-from freqdiff.analysis.reading.equivalence import (INCONCLUSIVE, MARGINS_KEY, MEASURES, Margins, judge, margins_for,
-                                                   tost)
-from freqdiff.analysis.reading.pooling import Level
+from freqdiff.analysis.reading.equivalence import (INCONCLUSIVE, MARGINS_KEY, MEASURES, Level, Margins, judge,
+                                                   margins_for, tost)
 from freqdiff.io import read_csv, read_json, write_csv, write_json
 from freqdiff.metrics.calibration import derive_margins, exact_copies, gaussian_blur, make_setup, uniform_noise
 from freqdiff.metrics.digits_cnn import digits_with_labels

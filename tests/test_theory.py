@@ -10,7 +10,8 @@ from threadpoolctl import threadpool_limits
 from freqdiff.registry import FreqdiffError
 from freqdiff.theory import constants, dynamics, equivalent, features, readouts, simulate, slopes, spectrum
 from freqdiff.theory.cli import QUICK, main, options_help, parse
-from freqdiff.theory.study import MODELS, run_model
+from freqdiff.theory.config import MODELS
+from freqdiff.theory.study import run_model
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -6,7 +6,8 @@ import typing
 
 from freqdiff.config import split_argv
 from freqdiff.registry import FreqdiffError, build_params, range_text, type_name
-from freqdiff.theory.study import TheoryConfig, run_study
+from freqdiff.theory.config import TheoryConfig
+from freqdiff.theory.study import run_study
 
 USAGE = """usage: freqdiff theory [--quick] [--name value ...]
 The exactly solvable random-features model (paper sec. 4): closed-form train/test losses against tau for the

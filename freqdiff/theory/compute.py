@@ -11,21 +11,19 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from freqdiff.io import atomic_path
 from freqdiff.registry import FreqdiffError
+from freqdiff.theory.config import TheoryConfig
 from freqdiff.theory.constants import ge_constants
 from freqdiff.theory.dynamics import LossCurves, Modes, loss_curves, modes
 from freqdiff.theory.equivalent import equivalent_modes, gram_increments
 from freqdiff.theory.features import (RFProblem, Sigma_diagonal, U_V_empirical, U_V_monte_carlo, U_V_population,
                                       make_problem)
 from freqdiff.theory.simulate import GDTrace, gd_step_tau, gradient_descent
-
-if TYPE_CHECKING:
-    from freqdiff.theory.study import TheoryConfig
 
 Array = np.ndarray
 Where = tuple[str, float, float, float, int]  # (model, psi_p, t, psi_n, draw)

@@ -3,7 +3,7 @@ local slopes over (psi_p / psi_n, t), and the GD check."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import matplotlib
 
@@ -15,11 +15,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import NullLocator  # noqa: E402
 
 from freqdiff.io import save_figure  # noqa: E402
-from freqdiff.theory.tables import READOUTS, families  # noqa: E402
-
-if TYPE_CHECKING:
-    from freqdiff.theory.study import Setting, StudyResult
-    from freqdiff.theory.tables import Analysis
+from freqdiff.theory.results import Setting, StudyResult  # noqa: E402
+from freqdiff.theory.tables import READOUTS, Analysis, families  # noqa: E402
 
 EDGE_STYLE = {"rho_2": ("tab:blue", r"$\rho_2$"), "rho_1": ("tab:orange", r"$\rho_1$ (Thm 3.2)"),
               "rho_x": ("tab:green", r"$\rho_x$")}

@@ -1,14 +1,10 @@
 """report.md of the RF study: every number in it is computed from the study's settings (tables.py)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from freqdiff.theory.results import StudyResult
 from freqdiff.theory.slopes import LINEAR_BAND, DrawSlope, verdict
 from freqdiff.theory.spectrum import tau_floor
 from freqdiff.theory.tables import Analysis, edge_gaps, families, gap_slopes, mean_readouts, tau_gen_rows
-
-if TYPE_CHECKING:
-    from freqdiff.theory.study import StudyResult
 
 MEM = ("theorem", "spectral", "gap", "onset", "half")
 GAP_FACTORS = (0.1, 0.3, 1.0, 3.0)

@@ -3,19 +3,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from freqdiff.theory.readouts import first_crossing
+from freqdiff.theory.results import Setting, StudyResult
 from freqdiff.theory.slopes import Cell, DrawSlope, draw_slope, local_slopes
 from freqdiff.theory.spectrum import tau_from_lambda
 
-if TYPE_CHECKING:
-    from freqdiff.theory.study import Setting, StudyResult
-
 # Every time whose growth with psi_n is measured; "theorem" is Theorem 3.2's psi_p / (Delta_t lambda_min).
-READOUTS: dict[str, Callable[["Setting"], float | None]] = {
+READOUTS: dict[str, Callable[[Setting], float | None]] = {
     "theorem": lambda s: s.tau_predicted.tau_mem,
     "spectral": lambda s: s.readouts.spectral,
     "gap": lambda s: s.readouts.gap,

@@ -27,12 +27,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 from scipy import stats
 
-if TYPE_CHECKING:
-    from freqdiff.analysis.reading.pooling import Level
+from freqdiff.io import read_json
+from freqdiff.metrics.quality import GATES
 
 MEASURES = ("fid", "recognizable", "recall", "coverage")
 LOWER_IS_BETTER = ("fid",)
@@ -47,6 +47,18 @@ SIDES = ("matched", "better", "worse", "inconclusive", "unknown")  # per measure
 
 
 @dataclass(frozen=True)
+class Level:
+    """A quality measure pooled over seeds: mean, its 2-sigma error (nan: unknown) and the seeds behind it."""
+
+    value: float
+    err: float
+    seeds: int
+
+    def __str__(self) -> str:
+        return f"{self.value:.3g}" + ("" if math.isnan(self.err) else f" ± {self.err:.2g}")
+
+
+@dataclass(frozen=True)
 class Margins:
     """The equivalence margin of each measure in one feature space, and how they were derived."""
 
@@ -55,17 +67,9 @@ class Margins:
     source: str  # one line: the rule and the calibration table behind it
 
 
-def _gates_path() -> Path:
-    from freqdiff.metrics.quality import GATES  # lazily: the metrics package imports torch
-
-    return GATES
-
-
 def margins_for(extractor: str, path: Path | None = None) -> Margins | None:
     """The calibrated margins of an extractor (None when it has none, or lacks one of MEASURES)."""
-    from freqdiff.io import read_json
-
-    path = _gates_path() if path is None else path
+    path = GATES if path is None else path
     entry = (read_json(path) if path.is_file() else {}).get(MARGINS_KEY, {}).get(extractor)
     if not entry or any(m not in entry for m in MEASURES):
         return None

@@ -8,15 +8,11 @@ replaced by an invented number.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from freqdiff.analysis.reading.curves import Curves
+from freqdiff.metrics.quality import Gate
 from freqdiff.registry import param
-
-if TYPE_CHECKING:
-    from freqdiff.metrics.quality import Gate
 
 COPY_MEASURES = {"fmem": "the paper's f_mem", "fmem_robust": "f_mem robust to residual noise"}
 

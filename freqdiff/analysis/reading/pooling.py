@@ -9,37 +9,24 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from freqdiff.analysis.reading.curves import Curves, find_runs, load_run
 from freqdiff.analysis.reading.equivalence import MEASURES as EQUIVALENCE_MEASURES
+from freqdiff.analysis.reading.equivalence import Level
 from freqdiff.analysis.reading.scaling import (DERIVED, RUN_KEYS, Spread, WindowGroup, component_label, exact_tau_mem,
                                                fit_tau_mem, group_windows, recipe_of, spread)
 from freqdiff.analysis.reading.window import Window, read_window
 from freqdiff.analysis.statistics import PowerLaw, mean_of_measurements
+from freqdiff.metrics.quality import Gate
 from freqdiff.registry import FreqdiffError
-
-if TYPE_CHECKING:
-    from freqdiff.metrics.quality import Gate
 
 DATA_KEYS = ("dataset", "data.test_size", "data.center", "data.data_seed", "data.subset")
 RUN_FLAT_KEYS = {f"{section}.{key}" for section, keys in RUN_KEYS.items() for key in keys}
 DIFFERENT_DATA = "runs made on different data (dataset or test set) cannot be compared"
 AT_GEN = EQUIVALENCE_MEASURES  # the quality columns read at tau_gen (and the gate's measure), in this order
-
-
-@dataclass(frozen=True)
-class Level:
-    """A quality measure pooled over seeds: mean, its 2-sigma error (nan: unknown) and the seeds behind it."""
-
-    value: float
-    err: float
-    seeds: int
-
-    def __str__(self) -> str:
-        return f"{self.value:.3g}" + ("" if math.isnan(self.err) else f" ± {self.err:.2g}")
 
 
 @dataclass(frozen=True)

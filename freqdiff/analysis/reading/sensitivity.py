@@ -8,15 +8,13 @@ range over which a claim "the window is open" holds, and a claim names that rang
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from freqdiff.analysis.reading.curves import Curves
 from freqdiff.analysis.reading.onsets import Onset, first_confirmed, gate_passes
-
-if TYPE_CHECKING:
-    from freqdiff.metrics.quality import Gate
+from freqdiff.metrics.quality import Gate
 
 GATE_LEVELS = (0.30, 0.45, 0.50, 0.55, 0.60)  # the calibrated level is added to these
 TOLERANCES = (0.5, 1.0, 2.0)  # tau_gen: where the fitted FD is within tol x its sampling error of the plateau

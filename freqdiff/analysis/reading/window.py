@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -24,10 +24,8 @@ from freqdiff.analysis.reading.onsets import (COPY_MEASURES, Onset, WindowRule, 
                                               gate_text)
 from freqdiff.analysis.reading.sensitivity import (CLOSED, NO_GENERATION, TOLERANCES, Reading, open_range, read_over,
                                                    window_state)
+from freqdiff.metrics.quality import Gate, gate_for
 from freqdiff.registry import FreqdiffError, build_params
-
-if TYPE_CHECKING:
-    from freqdiff.metrics.quality import Gate
 
 LOOKUP = "lookup"  # read_window's default gate: the calibrated gate of the run's feature extractor
 
@@ -93,12 +91,7 @@ def interval_text(onset: Onset) -> str:
 
 
 def find_gate(extractor: str) -> Gate | None:
-    """The calibrated quality gate of a feature space (freqdiff.metrics.quality.gate_for); None when none.
-
-    Imported here, not at the top: freqdiff.metrics loads torch, which the rest of the window never needs.
-    """
-    from freqdiff.metrics.quality import gate_for
-
+    """The calibrated quality gate of a feature space (freqdiff.metrics.quality.gate_for); None when none."""
     return gate_for(extractor) if extractor else None
 
 

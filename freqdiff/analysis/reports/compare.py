@@ -14,11 +14,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from freqdiff.analysis.reading.comparison import INTERVALS, Comparison, Factor, Versus, compare, interval_text
+from freqdiff.analysis.reading.comparison import INTERVALS, Comparison, Versus, compare
 from freqdiff.analysis.reading.equivalence import COMPARABLE
+from freqdiff.analysis.reading.factors import Factor
 from freqdiff.analysis.reading.onsets import gate_text
 from freqdiff.analysis.reading.pooling import Recipe, Row
 from freqdiff.analysis.reading.scaling import Spread
+from freqdiff.analysis.reading.verdicts import interval_text
 from freqdiff.analysis.reports.comparison_figure import comparison_figure
 from freqdiff.analysis.reports.report import fit_text, markdown_table
 from freqdiff.analysis.reports.run import window_options_help

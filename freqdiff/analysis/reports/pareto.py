@@ -17,8 +17,10 @@ from typing import Any, Sequence
 
 from matplotlib.figure import Figure
 
-from freqdiff.analysis.reading.comparison import (COMPARABLE, INTERVALS, Comparison, Factor, Versus, compare,
-                                                  confidence_text)
+from freqdiff.analysis.reading.comparison import INTERVALS, Comparison, Versus, compare
+from freqdiff.analysis.reading.equivalence import COMPARABLE
+from freqdiff.analysis.reading.factors import Factor
+from freqdiff.analysis.reading.verdicts import confidence_text
 from freqdiff.analysis.reports.plots import fid_label
 from freqdiff.analysis.reports.report import markdown_table
 from freqdiff.config import split_argv

@@ -23,6 +23,7 @@ from freqdiff.analysis.reading.scaling import component_label, onset_spread, rec
 from freqdiff.analysis.reading.window import read_window
 from freqdiff.analysis.reports.plots import TAU_LABEL
 from freqdiff.analysis.reports.report import markdown_table
+from freqdiff.analysis.reports.run import window_options_help
 from freqdiff.config import split_argv
 from freqdiff.io import save_figure, write_csv, write_text
 from freqdiff.registry import FreqdiffError, build_params
@@ -209,8 +210,6 @@ USAGE = ("usage: python -m freqdiff.analysis.reports.regime DIR [--out DIR] [win
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: the regime map of one directory."""
-    from freqdiff.analysis.reports.run import window_options_help
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(f"{USAGE}\n{window_options_help()}")
