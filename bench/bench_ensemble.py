@@ -1,7 +1,7 @@
-"""An ensemble of K runs against the same K runs one after another: training step and sampling, in one run.
+"""K runs trained together against the same K runs one after another: training step and sampling, in one run.
 
-Training: one EnsembleTrainer step of K members (one vmapped U-Net) against one Trainer step of each of K
-single runs; sampling: one batched DDIM pass over K stacked networks against K single passes. The calls are
+Training: one Trainer step of K runs stacked (one vmapped U-Net) against one step of each of K Trainers of one
+run; sampling: one batched DDIM pass over K stacked networks against K single passes. The calls are
 interleaved round-robin (bench/common.py), so machine drift hits both alike; on a GPU every call ends with a
 synchronize. Default model: the paper's U-Net at W=8 on the 8x8 digits, batch 8, Adam, one CPU thread.
 Usage: python bench/bench_ensemble.py [--k 2,6,12,24] [--steps 20] [--samples 64] [--threads 1]
@@ -19,10 +19,9 @@ import torch
 
 from common import median_step_times
 from freqdiff.config import RunConfig, apply_flags
-from freqdiff.ensemble import EnsembleTrainer
 from freqdiff.samplers import draw_samples
-from freqdiff.stack import FlatStack
-from freqdiff.trainer import Trainer
+from freqdiff.samplers.stacked import draw_member_samples
+from freqdiff.train.trainer import Trainer
 
 FLAGS = {"dataset": "digits", "steps": "100000", "sampler.steps": "50", "test_size": "256"}
 
@@ -44,18 +43,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def runners(k: int, tmp: Path, flags: dict[str, str], samples: int) -> dict[str, object]:
     """The four step functions at ensemble size k."""
     configs = [apply_flags(RunConfig(), {**flags, "seed": str(i)}) for i in range(k)]
-    singles = [Trainer(cfg, tmp / f"single{k}-{i}") for i, cfg in enumerate(configs)]
-    ensemble = EnsembleTrainer([(cfg, tmp / f"member{k}-{i}") for i, cfg in enumerate(configs)])
-    ensemble._restack(ensemble.members)
-    pipe = singles[0].pipe
-    flat = FlatStack(ensemble.stack)
+    singles = [Trainer([(cfg, tmp / f"single{k}-{i}")]) for i, cfg in enumerate(configs)]
+    ensemble = Trainer([(cfg, tmp / f"member{k}-{i}") for i, cfg in enumerate(configs)])
+    pipe = singles[0].members[0].pipe
 
     def sample_single() -> None:
-        for trainer in singles:
-            draw_samples(pipe.sampler, trainer.model, pipe.process, samples, pipe.split.image_shape, seed=0)
+        for model in (trainer.members[0].pipe.model for trainer in singles):
+            draw_samples(pipe.sampler, model, pipe.process, samples, pipe.split.image_shape, seed=0)
 
     def sample_stack() -> None:
-        draw_samples(pipe.sampler, flat, pipe.process, samples, pipe.split.image_shape, seed=0, replicas=k)
+        draw_member_samples(pipe.sampler, ensemble.stack, pipe.process, samples, pipe.split.image_shape, seed=0)
 
     def synced(fn):
         def call() -> None:

@@ -14,7 +14,7 @@ import torch
 
 from common import median_step_times, parse
 from freqdiff.config import RunConfig, apply_flags
-from freqdiff.trainer import Trainer
+from freqdiff.train.trainer import Trainer
 
 REGULARIZERS = {
     "none": {},
@@ -31,7 +31,7 @@ REGULARIZERS = {
 def trainer(label: str, flags: dict[str, str], root: Path, n: int) -> Trainer:
     name = label.split("(")[0]
     cfg = apply_flags(RunConfig(), {"n": str(n), "steps": "100000", "regularizer": name, **flags})
-    return Trainer(cfg, root / label)
+    return Trainer([(cfg, root / label)])
 
 
 def main(argv: list[str]) -> None:

@@ -16,7 +16,7 @@ from common import median_step_times, parse
 from freqdiff.components import REGISTRIES
 from freqdiff.config import RunConfig, apply_flags
 from freqdiff.context import BuildContext
-from freqdiff.trainer import Trainer
+from freqdiff.train.trainer import Trainer
 
 
 class PlainLoop:
@@ -41,11 +41,12 @@ def main(argv: list[str]) -> None:
     args = parse(__doc__, argv, steps=100)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        ours = Trainer(apply_flags(RunConfig(), {"n": str(args.n), "steps": "100000", "threads": str(args.threads)}),
-                       Path(tmp) / "run")
-        context = BuildContext(ours.pipe.split, process=ours.pipe.process)
+        ours = Trainer([(apply_flags(RunConfig(), {"n": str(args.n), "steps": "100000", "threads": str(args.threads)}),
+                         Path(tmp) / "run")])
+        context = BuildContext(ours.members[0].pipe.split, process=ours.members[0].pipe.process)
         peer_model = REGISTRIES["model"].build("unet", {}, context=context)
-        peer = PlainLoop(peer_model, ours.pipe.split.train, ours.pipe.process.alphabar, ours.cfg.train.lr)
+        pipe = ours.members[0].pipe
+        peer = PlainLoop(peer_model, pipe.split.train, pipe.process.alphabar, ours.members[0].cfg.train.lr)
         times = median_step_times({"freqdiff": ours.train_step, "plain loop": peer.train_step}, args.steps)
     print(f"unet W=8, digits 8x8, batch {args.n}, {args.threads} threads, {args.steps} steps each")
     for label, median in times.items():

@@ -1,4 +1,6 @@
-"""The registries of the pipeline, in pipeline order: data -> process -> model -> regularizer -> sampler."""
+"""The registries of the pipeline, in pipeline order: data -> process -> model -> regularizer -> sampler, then the
+extractor that measures the samples. Each is keyed by its own kind, which is also the name of its setting: the
+RunConfig field (config.COMPONENTS) for the five components, EvalConfig.extractor for the extractor."""
 from __future__ import annotations
 
 from typing import Any
@@ -12,10 +14,5 @@ from freqdiff.registry import Registry
 from freqdiff.samplers import SAMPLERS
 
 REGISTRIES: dict[str, Registry[Any]] = {
-    "dataset": DATASETS,
-    "process": PROCESSES,
-    "model": MODELS,
-    "regularizer": REGULARIZERS,
-    "sampler": SAMPLERS,
-    "extractor": EXTRACTORS,
+    registry.kind: registry for registry in (DATASETS, PROCESSES, MODELS, REGULARIZERS, SAMPLERS, EXTRACTORS)
 }

@@ -72,13 +72,15 @@ class EvalConfig:
 
 # The extractor is an eval setting, not a component: its weights flag reads like a component parameter.
 FLAG_ALIASES = {"extractor.weights": "extractor_weights"}
-COMPONENTS = ("dataset", "process", "model", "regularizer", "sampler")
 SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
 
 
 @dataclass
 class RunConfig:
-    """Everything that makes a run; written to RUN_DIR/config.json."""
+    """Everything that makes a run; written to RUN_DIR/config.json.
+
+    Each Component field is chosen from the registry of the same kind (components.REGISTRIES), in pipeline order.
+    """
 
     dataset: Component = field(default_factory=lambda: Component("digits"))
     process: Component = field(default_factory=lambda: Component("ddpm"))
@@ -90,6 +92,8 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def registry(self, component: str) -> Registry[Any]:
+        # Imported here, not above: the registries import torch and every plug-in (~2.5 s), and this module must
+        # stay light, since `freqdiff --help` reads it. There is no import cycle behind this.
         from freqdiff.components import REGISTRIES
 
         return REGISTRIES[component]
@@ -123,6 +127,10 @@ class RunConfig:
         for name in COMPONENTS:
             getattr(self, name).resolved(self.registry(name))
         self.registry("extractor").entry(self.eval.extractor)
+
+
+# The component settings, in pipeline order: the Component fields of RunConfig, listed nowhere else.
+COMPONENTS = tuple(f.name for f in fields(RunConfig) if typing.get_type_hints(RunConfig)[f.name] is Component)
 
 
 def section_from_values(cls: type, values: dict[str, Any], where: str) -> Any:

@@ -32,7 +32,8 @@ from freqdiff.metrics.quality import MEASURED, check_fold_sizes, measure_samples
 from freqdiff.pipeline import Pipeline, build_pipeline, set_cpu_threads
 from freqdiff.registry import FreqdiffError
 from freqdiff.samplers import draw_samples
-from freqdiff.stack import FlatStack, StackedModel
+from freqdiff.samplers.stacked import draw_member_samples
+from freqdiff.models.stack import StackedModel
 
 COLUMNS = ["step", *MEASURED, "loss_train", "loss_test", "extractor", "n_samples", "folds"]
 NEAREST_SHOWN = 16  # samples saved beside their nearest training image, per checkpoint
@@ -95,10 +96,12 @@ def sample_checkpoints(pipe: Pipeline, cfg: RunConfig, run_dir: Path, steps: lis
             model = copy.deepcopy(pipe.model)
             load_weights(model, run_dir, step, e.use_ema)
             models.append(model)
-        network = models[0] if len(models) == 1 else FlatStack(StackedModel(models))
-        samples = draw_samples(pipe.sampler, network, pipe.process, e.n_samples, split.image_shape, e.sample_seed,
-                               replicas=len(models))
-        yield from zip(chosen, samples if len(models) > 1 else samples[None])
+        if len(models) == 1:
+            samples = draw_samples(pipe.sampler, models[0], pipe.process, e.n_samples, split.image_shape, e.sample_seed)[None]
+        else:
+            samples = draw_member_samples(pipe.sampler, StackedModel(models), pipe.process, e.n_samples,
+                                          split.image_shape, e.sample_seed)
+        yield from zip(chosen, samples)
 
 
 def measure_checkpoint(pipe: Pipeline, cfg: RunConfig, extractor: Extractor, cache_dir: Path | None,

@@ -3,11 +3,12 @@
 Each transition's 95% interval, read off the run's curves merged with the refined rows, is bracketed by the
 measured checkpoints around it, [a, b]. Training resumes from the state kept at a (RUN/states/ or RUN/refine/states/;
 at step 0 the seed's initial weights) and runs to b with `points` extra log-spaced checkpoints in between, in a
-scratch run directory RUN/refine/segment/ and by the trainer that trained the run (single or ensemble, as its kept
-states record). Every random draw of step s is seeded by (seed, s), so each new checkpoint is the one the run would
+scratch run directory RUN/refine/segment/, with the arithmetic the run's states record (batched when it trained
+beside others). Every random draw of step s is seeded by (seed, s), so each new checkpoint is the one the run would
 have written had it been configured to save there; the segment's weights at b are compared with the run's checkpoint
 at b to show it. Every checkpoint, the run's and the new ones, is then measured with `samples` samples (the FD's
-bias and error depend on the count, so the window is read off one curve measured with one count), and rounds repeat until each interval's half-width is within `target` of its estimate, or the rounds or the budget of
+bias and error depend on the count, so the window is read off one curve measured with one count), and rounds repeat
+until each interval's half-width is within `target` of its estimate, or the rounds or the budget of
 extra training steps run out. A transition not reached by the last checkpoint is not refined (said so).
 
 The run's own files are never changed: refine holds the run's lock and writes only under RUN/refine/:
@@ -35,11 +36,12 @@ from freqdiff.analysis.reading.curves import REFINED, load_run
 from freqdiff.analysis.reading.onsets import Onset, WindowRule
 from freqdiff.analysis.reading.window import Window, read_window
 from freqdiff.checkpoint import (checkpoint_path, checkpoint_steps, holds_run_lock, kept_state_path, list_checkpoints,
-                                 load_checkpoint, load_run_config, run_record)
+                                 load_checkpoint, load_run_config, load_state, run_record)
 from freqdiff.config import EvalConfig, RunConfig, section_from_values, split_argv
 from freqdiff.distributed import process_state
-from freqdiff.io import read_json, torch_load, write_json
+from freqdiff.io import read_json, write_json
 from freqdiff.registry import FreqdiffError, build_params, param, range_text, type_name
+from freqdiff.train.trainer import train
 
 REFINE = REFINED  # RUN/refine/: everything refine writes
 
@@ -189,14 +191,10 @@ def state_at(run_dir: Path, step: int) -> Path | None:
     return path
 
 
-def trainer_of(run_dir: Path, a: int, b: int) -> str:
-    """'single' or 'ensemble': the trainer that wrote the kept state at b (else at a); states before the record and
-    step 0 say 'single'. An ensemble member's arithmetic differs from a single run's in the last bits."""
-    for step in (b, a):
-        path = kept_state_path(weights_dir(run_dir, step), step)
-        if step and path.exists():
-            return torch_load(path).get("trainer", "single")
-    return "single"
+def trained_batched(run_dir: Path) -> bool:
+    """Whether the run trained by vmap (beside other runs), as its newest state records."""
+    state = load_state(run_dir)
+    return state is not None and bool(state.get("batched", state.get("trainer") == "ensemble"))
 
 
 def max_difference(a: dict[str, Any], b: dict[str, Any]) -> float:
@@ -238,12 +236,9 @@ def adopt(scratch: Path, refine: Path, step: int) -> None:
 @holds_run_lock
 def train_segment(run_dir: Path, a: int, b: int, points: int) -> dict[str, Any]:
     """Train the run from its kept state at a to b in RUN/refine/segment/, move the new checkpoints inside (a, b)
-    with their kept states and grids into RUN/refine/, and return what happened: the steps added, the trainer, the
+    with their kept states and grids into RUN/refine/, and return what happened: the steps added, the
     wall seconds, and whether the weights at b equal the run's checkpoint at b."""
-    from freqdiff.ensemble import train_ensemble
-    from freqdiff.trainer import train
-
-    run_dir, start, trainer = Path(run_dir), state_at(Path(run_dir), a), trainer_of(Path(run_dir), a, b)
+    run_dir, start = Path(run_dir), state_at(Path(run_dir), a)
     refine, scratch = run_dir / REFINE, run_dir / REFINE / "segment"
     shutil.rmtree(scratch, ignore_errors=True)  # a killed refine's leftover
     cfg, record = segment_config(run_dir, a, b, points)
@@ -251,10 +246,7 @@ def train_segment(run_dir: Path, a: int, b: int, points: int) -> dict[str, Any]:
     if start is not None:
         shutil.copyfile(start, scratch / "state.pt")
     began = time.perf_counter()
-    if trainer == "ensemble":
-        train_ensemble([(cfg, scratch)])
-    else:
-        train(cfg, scratch)
+    train(cfg, scratch, batched=trained_batched(run_dir))
     seconds = time.perf_counter() - began
     ours, theirs = load_checkpoint(scratch, b), load_checkpoint(weights_dir(run_dir, b), b)
     reproduced, difference = same_weights(ours, theirs), max_difference(ours, theirs)
@@ -265,9 +257,9 @@ def train_segment(run_dir: Path, a: int, b: int, points: int) -> dict[str, Any]:
     shutil.rmtree(scratch)
     if not reproduced:
         print(f"freqdiff refine: warning: the segment [{a}, {b}] ends {difference:.3g} away from the run's checkpoint "
-              f"at {b}: not bit for bit (another device, process count or stack of ensemble members trained the run)",
+              f"at {b}: not bit for bit (another device, process count or freqdiff version trained the run)",
               file=sys.stderr)
-    return {"bracket": [a, b], "trainer": trainer, "new_steps": added, "train_s": round(seconds, 3),
+    return {"bracket": [a, b], "new_steps": added, "train_s": round(seconds, 3),
             "train_steps": b - a, "reproduces_b": reproduced, "max_difference_at_b": difference}
 
 

@@ -132,9 +132,9 @@ def run_local(runs: list[PlannedRun], group_size: int = 0) -> None:
     """Train the unfinished runs in ensembles of `group_size` (0: automatic), then evaluate and read the window of
     each; under `accelerate launch` an ensemble's members and the evaluations are shared out over the ranks."""
     from freqdiff.analysis.reports.run import window_main
-    from freqdiff.ensemble import auto_group_size, group_runs, train_ensemble
+    from freqdiff.train.grouping import auto_group_size, group_runs
+    from freqdiff.train.trainer import train_runs
     from freqdiff.evaluate import evaluate_run
-    from freqdiff.trainer import train
 
     state = process_state()
     todo = [r for r in runs if not is_done(r)]
@@ -146,10 +146,7 @@ def run_local(runs: list[PlannedRun], group_size: int = 0) -> None:
     size = group_size or auto_group_size(configs[0], len(todo), state.device)
     for group in tqdm(group_runs(configs, size), desc=f"sweep (ensembles of <= {size})", disable=not state.is_main_process,
                       dynamic_ncols=True):
-        if len(group) == 1:
-            train(configs[group[0]], todo[group[0]].run_dir)  # one run: data-parallel over the ranks
-        else:
-            train_ensemble([(configs[i], todo[i].run_dir) for i in group])  # members sharded over the ranks
+        train_runs([(configs[i], todo[i].run_dir) for i in group])  # one run: data-parallel; many: sharded
         state.wait_for_everyone()
         for i in group[state.process_index::state.num_processes]:
             evaluate_run(todo[i].run_dir)

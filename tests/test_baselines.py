@@ -25,7 +25,7 @@ from freqdiff.pipeline import build_pipeline
 from freqdiff.process import PROCESSES
 from freqdiff.registry import FreqdiffError
 from freqdiff.samplers import draw_samples
-from freqdiff.trainer import train
+from freqdiff.train.trainer import train
 
 PROCESS_NAMES = PROCESSES.names()
 

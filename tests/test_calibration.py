@@ -13,7 +13,7 @@ from freqdiff.io import read_csv, read_json
 from freqdiff.metrics.calibration import calibrate, derive_gate, make_setup, run_samples
 from freqdiff.metrics.quality import GATES, QUALITY
 from freqdiff.registry import FreqdiffError
-from freqdiff.trainer import train
+from freqdiff.train.trainer import train
 
 COMMITTED = Path(__file__).parents[1] / "results" / "calibration"
 

@@ -124,3 +124,22 @@ def test_list_and_train_help_show_the_ranges(capsys: pytest.CaptureFixture[str])
     assert main(["train", "--help"]) == 0
     help_text = capsys.readouterr().out
     assert "--batch_size int = 512  (>= 1)" in help_text and "--mixed_precision str = 'no'  (one of no, fp16, bf16)" in help_text
+
+
+def test_component_settings_and_registries_name_the_same_kinds() -> None:
+    """RunConfig's component fields, then the extractor (an eval setting), are the registries in pipeline order."""
+    from dataclasses import fields
+
+    from freqdiff.config import COMPONENTS, EvalConfig
+
+    assert COMPONENTS == ("dataset", "process", "model", "regularizer", "sampler")
+    assert tuple(REGISTRIES) == (*COMPONENTS, "extractor")
+    assert "extractor" in {f.name for f in fields(EvalConfig)}
+
+
+def test_digits_cnn_held_out_the_default_test_set() -> None:
+    """The digits CNN never trained on the images a default run holds out (retrain it if test_size changes)."""
+    from freqdiff.config import DataConfig
+    from freqdiff.metrics.digits_cnn import HELDOUT
+
+    assert DataConfig().test_size == HELDOUT

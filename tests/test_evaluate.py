@@ -13,7 +13,7 @@ from freqdiff.cli import main
 from freqdiff.evaluate import COLUMNS, evaluate_run, read_metrics
 from freqdiff.metrics.digits_cnn import WEIGHTS as DIGITS_CNN_WEIGHTS
 from freqdiff.registry import FreqdiffError
-from freqdiff.trainer import train
+from freqdiff.train.trainer import train
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import torch
 
 from conftest import tiny_config
 from ddp_probe import ENSEMBLE
-from freqdiff.trainer import train
+from freqdiff.train.trainer import train
 
 PROBE = Path(__file__).parent / "ddp_probe.py"
 

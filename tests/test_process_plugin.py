@@ -19,7 +19,7 @@ from freqdiff.evaluate import read_metrics, evaluate_run
 from freqdiff.process import PROCESSES, DenoiserProcess
 from freqdiff.process.base import per_example
 from freqdiff.registry import param
-from freqdiff.trainer import train
+from freqdiff.train.trainer import train
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from freqdiff.regularizers import REGULARIZERS
 from freqdiff.samplers.base import Denoiser
 from freqdiff.samplers.heun import heun
 from freqdiff.spectral import dct_2d, idct_2d
-from freqdiff.trainer import Trainer
+from freqdiff.train.trainer import Trainer
 
 SHAPE = (1, 8, 8)
 SIGMAS = torch.tensor([0.002, 0.05, 0.5, 3.0, 80.0], dtype=torch.float64)
@@ -257,10 +257,10 @@ def test_equal_snr_posterior_is_ddpms_with_the_noise_shaped() -> None:
 
 def test_equal_snr_variances_are_recorded_in_config_json(tmp_path) -> None:
     cfg = tiny_config(process="equal_snr", model="mlp", **{"model.width": "16", "steps": "2"})
-    trainer = Trainer(cfg, tmp_path)
+    trainer = Trainer([(cfg, tmp_path)])
     trainer.release()
     derived = json.loads((tmp_path / "config.json").read_text())["derived"]
-    assert derived["signal_variance"] == frequency_variance(trainer.pipe.split.train).tolist()
+    assert derived["signal_variance"] == frequency_variance(trainer.members[0].pipe.split.train).tolist()
     assert derived["floor"] == 0.01 and len(derived["noise_variance"][0]) == 8
 
 
@@ -271,10 +271,10 @@ def test_equal_snr_variances_are_recorded_in_config_json(tmp_path) -> None:
 def test_one_training_step_of_every_regularizer_on_every_process(process: str, regularizer: str, tmp_path) -> None:
     cfg = tiny_config(process=process, regularizer=regularizer, batch_size="4",
                       **{"model.width": "8", "model.multipliers": "1,2"})
-    trainer = Trainer(cfg, tmp_path)
-    trainable = [p for p in trainer.model.parameters() if p.requires_grad]
+    trainer = Trainer([(cfg, tmp_path)])
+    trainable = [p for p in trainer.stack.parameters() if p.requires_grad]
     before = [p.detach().clone() for p in trainable]
-    loss, parts = trainer.train_step()
+    [(loss, parts)] = trainer.train_step()
     trainer.release()
     assert math.isfinite(float(loss)) and all(math.isfinite(v) for v in parts.values())
     assert all(not torch.equal(b, p) for b, p in zip(before, trainable)), "every weight gets a gradient"

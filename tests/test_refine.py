@@ -13,12 +13,12 @@ from conftest import TINY, tiny_config
 from freqdiff.analysis.reading.onsets import Onset
 from freqdiff.checkpoint import list_checkpoints, load_checkpoint
 from freqdiff.cli import main
-from freqdiff.ensemble import train_ensemble
+from freqdiff.train.trainer import train_runs
 from freqdiff.evaluate import evaluate_run
 from freqdiff.io import read_csv, torch_load
 from freqdiff.analysis.reading.curves import load_refined
 from freqdiff.refine import RefineOptions, plan, train_segment
-from freqdiff.trainer import train
+from freqdiff.train.trainer import train
 
 # A residual MLP on 4 images whose fitted FD plateau (tau_gen ~270, checkpoints 10..1500) and copies (tau_mem ~210)
 # both fall inside the run.
@@ -72,7 +72,7 @@ def test_a_refined_checkpoint_equals_one_the_single_run_was_configured_to_save(t
     train(short(), tmp_path / "run")
     assert list_checkpoints(tmp_path / "run") == [5, 17, 60]
     segment = train_segment(tmp_path / "run", 17, 60, 3)
-    assert segment["trainer"] == "single" and segment["reproduces_b"] and segment["new_steps"] == [23, 32, 44]
+    assert segment["reproduces_b"] and segment["new_steps"] == [23, 32, 44]
     s = 32
     train(short(first_checkpoint=str(s), n_checkpoints="1"), tmp_path / "reference")
     refined, reference = load_checkpoint(tmp_path / "run" / "refine", s), load_checkpoint(tmp_path / "reference", s)
@@ -81,19 +81,21 @@ def test_a_refined_checkpoint_equals_one_the_single_run_was_configured_to_save(t
     assert not tensors_equal(refined, load_checkpoint(tmp_path / "reference", 60))  # the comparison can fail
 
 
-def test_a_refined_checkpoint_of_an_ensemble_member_equals_the_ensembles_own(tmp_path: Path) -> None:
-    """Members train in a stack, whose arithmetic differs from a single run's in the last bits: refine must use it."""
+def test_a_refined_checkpoint_of_a_run_trained_beside_others_equals_its_own(tmp_path: Path) -> None:
+    """A run trained beside others keeps the batched arithmetic, which differs from a lone run's in the last bits:
+    refine must use it, also from step 0."""
     def members(root: Path, **extra: str) -> list:
         return [(short(**extra, n=n, seed=str(i)), root / f"m{i}") for i, n in enumerate(("8", "12"))]
 
-    train_ensemble(members(tmp_path / "ensemble"))
+    train_runs(members(tmp_path / "ensemble"))
     run = tmp_path / "ensemble" / "m0"
     segment = train_segment(run, 17, 60, 3)
-    assert segment["trainer"] == "ensemble" and segment["reproduces_b"]
-    train_ensemble(members(tmp_path / "reference", first_checkpoint="32", n_checkpoints="1"))
+    assert segment["reproduces_b"]
+    train_runs(members(tmp_path / "reference", first_checkpoint="32", n_checkpoints="1"))
     assert tensors_equal(load_checkpoint(run / "refine", 32), load_checkpoint(tmp_path / "reference" / "m0", 32))
     train(short(n="8", seed="0", first_checkpoint="32", n_checkpoints="1"), tmp_path / "single")
     assert not tensors_equal(load_checkpoint(run / "refine", 32), load_checkpoint(tmp_path / "single", 32))
+    assert train_segment(run, 0, 5, 2)["reproduces_b"]
 
 
 # ---- (b) kept states ------------------------------------------------------------------------------------------
@@ -116,9 +118,8 @@ def test_states_are_kept_at_every_checkpoint_and_resume_from_any_of_them(tmp_pat
 
 
 def test_ensembles_keep_states_too_and_keep_states_false_keeps_none(tmp_path: Path) -> None:
-    train_ensemble([(short(n=n, seed=str(i)), tmp_path / f"m{i}") for i, n in enumerate(("8", "12"))])
+    train_runs([(short(n=n, seed=str(i)), tmp_path / f"m{i}") for i, n in enumerate(("8", "12"))])
     assert kept(tmp_path / "m0") == kept(tmp_path / "m1") == [5, 17, 60]
-    assert torch_load(tmp_path / "m0" / "states" / "step_00000017.pt")["trainer"] == "ensemble"
     train(short(keep_states="false"), tmp_path / "none")
     assert not (tmp_path / "none" / "states").exists()
     train(short(keep_states="true"), tmp_path / "none")  # a setting that may change on resume

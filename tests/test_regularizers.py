@@ -7,13 +7,18 @@ from torch import nn
 
 from conftest import build_context, tiny_config
 
+from freqdiff.context import BuildContext
+from freqdiff.pipeline import build_pipeline
 from freqdiff.process import PROCESSES
 from freqdiff.process.base import DenoisingTerms
+from freqdiff.process.ddpm import DDPM
 from freqdiff.registry import FreqdiffError
 from freqdiff.regularizers import REGULARIZERS
+from freqdiff.regularizers.base import OUWindow
 from freqdiff.regularizers.focal_frequency import focal_frequency_loss
+from freqdiff.regularizers.spectral_filter import LowpassPrediction, SpectralFilterParams
 from freqdiff.spectral import MAX_RADIUS, energy_above
-from freqdiff.trainer import Trainer
+from freqdiff.train.trainer import Trainer
 
 SHAPE = (1, 16, 16)
 PROCESS = PROCESSES.build("ddpm", context=build_context(SHAPE))
@@ -73,6 +78,107 @@ def test_frequency_weighted_with_unit_weights_is_mse_parseval():
     down, _ = build("frequency_weighted_loss", high_weight=0.1).objective(terms)
     assert down.item() < 0.7 * mse.item()  # white errors: most coefficients lie above 0.25
     assert set(logs) == {"mse", "frequency_weighted"}
+
+
+class WeightedDDPM(DDPM):
+    """DDPM with a loss weight lambda(level) != 1, to see that the Fourier-weighted loss carries it."""
+
+    def loss_weight(self, level):
+        return 1 + level.float() / 10
+
+
+def test_frequency_weighted_carries_the_process_loss_weight():
+    process = WeightedDDPM(PROCESS.beta.double())
+    x0, t, eps = batch()
+    terms = DenoisingTerms(process, x0, t, eps, process.add_noise(x0, t, eps), torch.randn(4, *SHAPE))
+    loss, logs = build("frequency_weighted_loss", high_weight=1.0, power=0.0).objective(terms)
+    assert loss.item() == pytest.approx(terms.mse().mean().item(), rel=1e-6)
+    assert logs["mse"] == pytest.approx((1 + t / 10).mul((terms.output - eps).pow(2).flatten(1).mean(1)).mean().item())
+
+
+# The processes whose network answers something else than eps (EDM, VE: the preconditioned F) are where an
+# eps-space error would not be the process's loss.
+LOSS_PROCESSES = ("ddpm", "edm", "ve", "equal_snr", "blurring")
+
+
+@pytest.mark.parametrize("process", LOSS_PROCESSES)
+def test_frequency_weighted_with_unit_weights_is_the_plain_loss_on_every_process(process):
+    """One real batch (training digits, training levels) through a run's tiny network: unit weights give the
+    objective of `none` and log the same value as the plain loss "mse" (Parseval); lower weights above the
+    cutoff give less."""
+    flags = {"process": process, "regularizer": "frequency_weighted_loss", "regularizer.high_weight": "1",
+             "regularizer.power": "0"}
+    torch.manual_seed(0)
+    pipe = build_pipeline(tiny_config(**flags))
+    context = BuildContext(pipe.split, process=pipe.process)
+    g = torch.Generator().manual_seed(3)
+    x0 = pipe.split.train[:8]
+    level = pipe.process.sample_levels(len(x0), g, torch.device("cpu"))
+    with torch.no_grad():
+        terms = pipe.process.denoise(pipe.model.eval(), x0, level, torch.randn(x0.shape, generator=g))
+    plain, plain_logs = REGULARIZERS.build("none", {}, context=context).objective(terms)
+    weighted, logs = pipe.regularizer.objective(terms)
+    assert weighted.item() == pytest.approx(plain.item(), rel=1e-6)
+    assert logs["frequency_weighted"] == pytest.approx(logs["mse"], rel=1e-6)
+    assert logs["mse"] == pytest.approx(plain_logs["mse"], rel=1e-6)
+    lower, _ = REGULARIZERS.build("frequency_weighted_loss", {"high_weight": 0.3}, context=context).objective(terms)
+    assert lower.item() < plain.item()
+
+
+@pytest.mark.parametrize("process", LOSS_PROCESSES)
+@pytest.mark.parametrize("name, params", [
+    ("fourier_penalty", {"weight": 0.0, "target": "x0"}),
+    ("focal_frequency", {"weight": 0.0}),
+    ("weight_decay", {}),
+    ("dropout", {"p": 0.1}),
+])
+def test_penalties_at_weight_zero_and_optimizer_options_leave_the_plain_loss(process, name, params):
+    """What these regularizers add is their own term (or an optimizer option): the loss itself is the process's."""
+    context = build_context(SHAPE)
+    proc = PROCESSES.build(process, context=context)
+    context = build_context(SHAPE, process=proc)
+    g = torch.Generator().manual_seed(0)
+    x0 = context.split.train[:4]
+    level = proc.sample_levels(4, g, torch.device("cpu"))
+    eps = torch.randn(x0.shape, generator=g)
+    terms = DenoisingTerms(proc, x0, level, eps, proc.add_noise(x0, level, eps), torch.randn(x0.shape, generator=g))
+    loss, logs = REGULARIZERS.build(name, params, context=context).objective(terms)
+    assert loss.item() == pytest.approx(terms.mse().mean().item(), rel=1e-6)
+    assert logs["mse"] == pytest.approx(loss.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("process", LOSS_PROCESSES)
+def test_focal_frequency_with_alpha_zero_is_the_x0_mse_on_every_process(process):
+    """Its documented identity is about its own units (pixels for target x0), which no process changes."""
+    context = build_context(SHAPE)
+    proc = PROCESSES.build(process, context=context)
+    context = build_context(SHAPE, process=proc)
+    g = torch.Generator().manual_seed(1)
+    x0 = context.split.train[:4]
+    level = proc.sample_levels(4, g, torch.device("cpu"))
+    eps = torch.randn(x0.shape, generator=g)
+    terms = DenoisingTerms(proc, x0, level, eps, proc.add_noise(x0, level, eps), torch.randn(x0.shape, generator=g))
+    inside = OUWindow(0.0, 1.0).mask(proc, level).float()
+    _, logs = REGULARIZERS.build("focal_frequency", {"alpha": 0.0}, context=context).objective(terms)
+    x0_mse = (inside * (terms.x0_hat - x0).pow(2).flatten(1).mean(1)).mean().item()
+    assert logs["focal_frequency"] == pytest.approx(x0_mse, rel=1e-4)
+
+
+@pytest.mark.parametrize("process", LOSS_PROCESSES)
+@pytest.mark.parametrize("target", ["x0", "eps"])
+def test_an_all_pass_spectral_filter_returns_the_process_output_on_every_process(process, target):
+    """The filter converts the output to x0_hat or eps_hat and back in the process's own terms: with nothing
+    filtered out (forced past passes_everything) it is the network's output, so the loss is the process's."""
+    context = build_context(SHAPE)
+    proc = PROCESSES.build(process, context=context)
+    model = TinyNet().eval()
+    wrapped = LowpassPrediction(model, proc, SpectralFilterParams(cutoff=1.0, target=target))
+    g = torch.Generator().manual_seed(2)
+    x0 = context.split.train[:6]
+    level = proc.sample_levels(6, g, torch.device("cpu"))
+    x_t = proc.add_noise(x0, level, torch.randn(x0.shape, generator=g))
+    with torch.no_grad():
+        assert torch.allclose(wrapped(x_t, level), model(x_t, level), rtol=1e-3, atol=1e-3)
 
 
 def test_fourier_penalty_zero_for_smooth_images_and_large_for_checkerboard():
@@ -202,14 +308,14 @@ def test_bad_parameters_name_the_value(name, params, match):
 
 def test_swapping_the_regularizer_on_the_command_line_changes_what_the_trainer_optimizes(tmp_path) -> None:
     """Same seed, same batch, same noise: only `--regularizer` differs, so only the objective can differ."""
-    plain = Trainer(tiny_config(), tmp_path / "none")
-    penalized = Trainer(tiny_config(**{"regularizer": "fourier_penalty", "regularizer.weight": "100"}), tmp_path / "fp")
-    loss_plain, parts_plain = plain.train_step()
-    loss_pen, parts_pen = penalized.train_step()
+    plain = Trainer([(tiny_config(), tmp_path / "none")])
+    penalized = Trainer([(tiny_config(**{"regularizer": "fourier_penalty", "regularizer.weight": "100"}), tmp_path / "fp")])
+    [(loss_plain, parts_plain)] = plain.train_step()
+    [(loss_pen, parts_pen)] = penalized.train_step()
     assert "fourier_penalty" not in parts_plain and parts_pen["fourier_penalty"] > 0
     assert parts_plain["mse"] == pytest.approx(parts_pen["mse"])  # identical first forward pass
     assert float(loss_pen) == pytest.approx(parts_pen["mse"] + 100 * parts_pen["fourier_penalty"], rel=1e-5)
-    after_plain, after_pen = plain.model.state_dict(), penalized.model.state_dict()
+    after_plain, after_pen = plain.stack.state_dict(), penalized.stack.state_dict()
     assert any(not torch.equal(after_plain[k], after_pen[k]) for k in after_plain)
 
 

@@ -33,7 +33,7 @@ def test_tiny_sweep_end_to_end_then_skips_finished_runs(tmp_path: Path, monkeypa
     def must_not_train(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr("freqdiff.trainer.train", must_not_train)
+    monkeypatch.setattr("freqdiff.train.trainer.train_runs", must_not_train)
     assert sweep_main(argv(out)) == 0
 
 
@@ -42,15 +42,15 @@ def test_interrupted_sweep_redoes_only_the_unfinished_run(tmp_path: Path, monkey
     assert sweep_main(argv(out, report="false")) == 0
     (out / "n00012-seed0" / "window.json").unlink()  # as if killed during its last stage
     trained: list[str] = []
-    import freqdiff.trainer as trainer_module
+    import freqdiff.train.trainer as trainer_module
 
-    real_train = trainer_module.train
+    real_train = trainer_module.train_runs
 
-    def recording(cfg, run_dir):
-        trained.append(Path(run_dir).name)
-        return real_train(cfg, run_dir)
+    def recording(runs):
+        trained.extend(Path(run_dir).name for _, run_dir in runs)
+        return real_train(runs)
 
-    monkeypatch.setattr(trainer_module, "train", recording)
+    monkeypatch.setattr(trainer_module, "train_runs", recording)
     assert sweep_main(argv(out, report="false")) == 0
     assert trained == ["n00012-seed0"]
     assert (out / "n00012-seed0" / "window.json").exists()

@@ -14,9 +14,9 @@ import torch
 
 from conftest import TINY, tiny_config
 from freqdiff.checkpoint import checkpoint_steps, list_checkpoints
-from freqdiff.process import DiffusionProcess
 from freqdiff.registry import FreqdiffError
-from freqdiff.trainer import Trainer, train
+from freqdiff.regularizers import Regularizer
+from freqdiff.train.trainer import Trainer, train
 
 
 def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -82,17 +82,16 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_denoise = DiffusionProcess.denoise
+    real_objective = Regularizer.objective
     calls = {"n": 0}
 
-    def poisoned(*args, **kwargs):
-        terms = real_denoise(*args, **kwargs)
+    def poisoned(self, terms):
         calls["n"] += 1
         if calls["n"] > 10:
             terms.output = terms.output * float("nan")
-        return terms
+        return real_objective(self, terms)
 
-    monkeypatch.setattr(DiffusionProcess, "denoise", poisoned)
+    monkeypatch.setattr(Regularizer, "objective", poisoned)
     with pytest.raises(FreqdiffError) as err:
         train(tiny_config(), tmp_path / "run")
     message = str(err.value)
@@ -104,7 +103,15 @@ def test_nan_loss_stops_and_keeps_the_last_good_state(tmp_path: Path, monkeypatc
 
 
 def test_global_batch_is_min_n_B(tmp_path: Path) -> None:
-    trainer = Trainer(tiny_config(batch_size="4"), tmp_path / "run")
-    assert len(trainer.local_batch()) == 4
-    trainer = Trainer(tiny_config(batch_size="512"), tmp_path / "run2")
-    assert sorted(trainer.local_batch().tolist()) == list(range(8))
+    trainer = Trainer([(tiny_config(batch_size="4"), tmp_path / "run")])
+    assert len(trainer.local_indices(trainer.members[0])) == 4
+    trainer = Trainer([(tiny_config(batch_size="512"), tmp_path / "run2")])
+    assert sorted(trainer.local_indices(trainer.members[0]).tolist()) == list(range(8))
+
+
+def test_each_checkpoint_reaches_on_checkpoint_once_written(tmp_path: Path) -> None:
+    """`--eval_checkpoints true` hangs evaluation on this hook; it must see every checkpoint, after its file exists."""
+    seen: list[tuple[int, bool]] = []
+    train(tiny_config(), tmp_path / "run",
+          on_checkpoint=lambda run_dir, step: seen.append((step, (run_dir / "checkpoints" / f"step_{step:08d}.pt").exists())))
+    assert seen == [(step, True) for step in list_checkpoints(tmp_path / "run")] and len(seen) >= 2

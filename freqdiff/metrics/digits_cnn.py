@@ -2,8 +2,8 @@
 
 Why: an MNIST LeNet fed 8x8 digits upsampled to 28x28 cannot tell noise from digits (its Frechet distance
 put binary noise closer to held-out digits than exact training copies). This network sees the digits as
-the diffusion models do, 8x8 in [0, 1], and is trained on scikit-learn's digits minus the last 256 (the
-default held-out set, DataConfig.test_size), so the images it is measured against are never trained on.
+the diffusion models do, 8x8 in [0, 1], and is trained on scikit-learn's digits minus the last HELDOUT = 256
+(the default held-out set of every run, `--test_size`), so the images it is measured against are never trained on.
 Its penultimate layer (FEATURE_DIM pre-activations) feeds FD, KID and PRDC; its softmax feeds the
 recognizability rate. Training adds white noise to the digits (a noisy digit is still that digit) and
 smooths the labels, so that noise alone earns no confidence; it never sees noise without a digit.
@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from freqdiff.config import DataConfig
 from freqdiff.metrics.classifier import (FeatureClassifier, accuracy, confidence_threshold, fit, load_classifier,
                                          train_main)
 
@@ -30,7 +29,9 @@ WEIGHTS = Path(__file__).parent / "weights" / "digits_cnn.pt"
 FEATURE_DIM = 32
 NOISE_STD = 0.3  # training digits carry white noise up to this std: a noisy digit is still that digit
 LABEL_SMOOTHING = 0.1  # no class target above 0.91, so confidence is earned rather than saturated
-HELDOUT = DataConfig().test_size  # the default held-out set: the last 256 images of the pool
+# The last images of the pool these weights never saw: the default held-out set of a run (DataConfig.test_size;
+# tests/test_config.py checks they agree). A property of the weights: changing it means retraining them.
+HELDOUT = 256
 
 
 class DigitsCNN(FeatureClassifier):

@@ -11,38 +11,30 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 import torch
-from einops import rearrange, repeat
 from torch import Tensor, nn
 
 from freqdiff.process.base import DiffusionProcess
 
 Noise = Callable[[tuple[int, ...]], Tensor]
 Callback = Callable[[dict[str, Any]], None]
-Range = tuple[float, float] | tuple[Tensor, Tensor]
+Range = tuple[float, float]
 
 
-def seeded_noise(generator: torch.Generator, replicas: int = 1) -> Noise:
-    """Standard normal draws of a given shape; with replicas = K the batch holds K members of a stack
-    (member k owns rows k*B..(k+1)*B-1) and every member sees the noise a lone model would."""
+def seeded_noise(generator: torch.Generator) -> Noise:
+    """Standard normal draws of a given shape from `generator`."""
+    return lambda shape: torch.randn(shape, generator=generator, device=generator.device)
 
-    def draw(shape: tuple[int, ...]) -> Tensor:
-        one = torch.randn((shape[0] // replicas, *shape[1:]), generator=generator, device=generator.device)
-        return repeat(one, "b ... -> (k b) ...", k=replicas)
 
-    return draw
+def batch_generator(seed: int, b: int, device: torch.device) -> torch.Generator:
+    """The generator of batch b of a draw with `seed`: a sample does not depend on the batch size of later ones."""
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + b)
 
 
 def clip(x0_hat: Tensor, x0_range: Range | None) -> Tensor:
-    """Clamp the denoised estimate to the data range (low, high); None leaves it as is.
-
-    The bounds may be tensors (K,), one range per member of a stacked batch of K*B images.
-    """
+    """Clamp the denoised estimate to the data range (low, high); None leaves it as is."""
     if x0_range is None:
         return x0_hat
-    low, high = (torch.as_tensor(v, dtype=x0_hat.dtype, device=x0_hat.device).reshape(-1) for v in x0_range)
-    per_row = x0_hat.shape[0] // low.numel()
-    low, high = (rearrange(v.repeat_interleave(per_row), "b -> b 1 1 1") for v in (low, high))
-    return torch.maximum(torch.minimum(x0_hat, high), low)
+    return x0_hat.clamp(float(x0_range[0]), float(x0_range[1]))
 
 
 @dataclass
@@ -59,8 +51,11 @@ class Denoiser:
         x0_hat = self.process.x0_from_output(x, level, output)
         if self.x0_range is None:
             return x0_hat, self.process.eps_from_output(x, level, output)
-        x0_hat = clip(x0_hat, self.x0_range)
+        x0_hat = self.clip(x0_hat)
         return x0_hat, self.process.eps_from_x0(x, level, x0_hat)
+
+    def clip(self, x0_hat: Tensor) -> Tensor:
+        return clip(x0_hat, self.x0_range)
 
     def at(self, level: Tensor, x: Tensor) -> Tensor:
         """One level for every image of x."""
@@ -104,28 +99,24 @@ class GridSampler:
         return self.walk(denoiser, x, levels, noise, callback)
 
 
+def sample_batch(sampler: Sampler, denoiser: Denoiser, shape: tuple[int, ...], noise: Noise,
+                 callback: Callback | None = None) -> Tensor:
+    """One batch of `shape`: the prior at the sampler's first level, then its walk."""
+    levels = sampler.levels(denoiser.process)
+    x = denoiser.process.prior(noise(shape), denoiser.process.full(levels[0], shape[0]))
+    return sampler(denoiser, x, levels, noise, callback).cpu()
+
+
 @torch.no_grad()
 def draw_samples(sampler: Sampler, model: nn.Module, process: DiffusionProcess, n: int,
-                 image_shape: tuple[int, ...], seed: int, batch_size: int = 256, replicas: int = 1,
+                 image_shape: tuple[int, ...], seed: int, batch_size: int = 256,
                  callback: Callback | None = None) -> Tensor:
-    """n samples; batch b uses seed (seed, b), so a sample does not depend on batch_size of later ones.
-
-    replicas = K draws from a FlatStack of K members at once: (K, n, ...), member k's samples being those
-    it would draw alone with the same seed.
-    """
-    device = process.device
+    """n samples (n, ...); batch b draws its noise from batch_generator(seed, b)."""
     was_training = model.training
     model.eval()
     denoiser = Denoiser(model, process, sampler.x0_range)
-    levels = sampler.levels(process)
-    out = []
-    for b, start in enumerate(range(0, n, batch_size)):
-        generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + b)
-        noise = seeded_noise(generator, replicas)
-        shape = (replicas * min(batch_size, n - start), *image_shape)
-        x = process.prior(noise(shape), process.full(levels[0], shape[0]))
-        x = sampler(denoiser, x, levels, noise, callback).cpu()
-        out.append(rearrange(x, "(k b) ... -> k b ...", k=replicas))
+    out = [sample_batch(sampler, denoiser, (min(batch_size, n - start), *image_shape),
+                        seeded_noise(batch_generator(seed, b, process.device)), callback)
+           for b, start in enumerate(range(0, n, batch_size))]
     model.train(was_training)
-    samples = torch.cat(out, dim=1) if out else torch.empty(replicas, 0, *image_shape)
-    return samples if replicas > 1 else samples[0]
+    return torch.cat(out) if out else torch.empty(0, *image_shape)

@@ -1,4 +1,4 @@
-"""Ensembles: members match single runs, write ordinary run directories, resume exactly, refuse what cannot stack."""
+"""Runs trained together: members match single runs, write ordinary run directories, resume exactly, refuse what cannot stack."""
 from __future__ import annotations
 
 import os
@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import freqdiff.ensemble as ensemble_module
+import freqdiff.train.trainer as trainer_module
 from conftest import TINY, tiny_config
 from freqdiff.checkpoint import list_checkpoints
-from freqdiff.ensemble import EnsembleTrainer, check_members, group_runs, train_ensemble
 from freqdiff.registry import FreqdiffError
-from freqdiff.trainer import train
+from freqdiff.train.grouping import group_runs
+from freqdiff.train.members import check_members
+from freqdiff.train.trainer import Trainer, train, train_runs
 
 # SGD: Adam turns the float re-association of near-zero gradients into lr-sized steps, hiding what is compared.
 # Small U-Net (two levels) with its dropout on: masks, batches, steps and noise must all match.
@@ -38,7 +39,7 @@ def test_members_match_single_runs_and_write_ordinary_run_dirs(tmp_path: Path) -
     configs = [tiny_config(**SETTINGS, **member) for member in MEMBERS]
     for i, cfg in enumerate(configs):
         train(cfg, tmp_path / f"single{i}")
-    train_ensemble([(cfg, tmp_path / f"member{i}") for i, cfg in enumerate(configs)])
+    train_runs([(cfg, tmp_path / f"member{i}") for i, cfg in enumerate(configs)])
     for i in range(len(configs)):
         single, member = tmp_path / f"single{i}", tmp_path / f"member{i}"
         assert files(single) == files(member)
@@ -55,9 +56,9 @@ def test_killed_ensemble_resumes_to_the_same_weights(tmp_path: Path) -> None:
     settings = {**{k: v for k, v in TINY.items() if k != "n"}, "steps": "120", "save_every": "10", "ema": "0.9",
                 "batch_size": "4"}
     script = ("import sys; from pathlib import Path; sys.path.insert(0, 'tests');"
-              "from conftest import tiny_config; from freqdiff.ensemble import train_ensemble;"
+              "from conftest import tiny_config; from freqdiff.train.trainer import train_runs;"
               f"s = {settings!r}; root = Path(sys.argv[1]);"
-              "train_ensemble([(tiny_config(**s, n=n, seed=str(i)), root / f'm{i}') for i, n in enumerate(('8', '16'))])")
+              "train_runs([(tiny_config(**s, n=n, seed=str(i)), root / f'm{i}') for i, n in enumerate(('8', '16'))])")
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "whole")], check=True, capture_output=True)
     proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "killed")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -81,22 +82,22 @@ def test_a_member_killed_ahead_of_the_group_steps_back_and_stays_exact(tmp_path:
     """Killed between two members' state writes: on resume the member ahead returns to the group's step."""
     configs = [tiny_config(steps="40", save_every="8", n_checkpoints="2", batch_size="4", n=n, seed=str(i))
                for i, n in enumerate(("8", "12"))]
-    train_ensemble([(cfg, tmp_path / "whole" / f"m{i}") for i, cfg in enumerate(configs)])
+    train_runs([(cfg, tmp_path / "whole" / f"m{i}") for i, cfg in enumerate(configs)])
 
-    real_save = ensemble_module.save_state
+    real_save = trainer_module.save_state
 
     def dies_after_first_member_at_step_24(state, run_dir):
         real_save(state, run_dir)
         if state["step"] == 24:
             raise KeyboardInterrupt("killed between the members' state writes")
 
-    monkeypatch.setattr(ensemble_module, "save_state", dies_after_first_member_at_step_24)
+    monkeypatch.setattr(trainer_module, "save_state", dies_after_first_member_at_step_24)
     runs = [(cfg, tmp_path / "killed" / f"m{i}") for i, cfg in enumerate(configs)]
     with pytest.raises(KeyboardInterrupt):
-        train_ensemble(runs)
+        train_runs(runs)
     assert [torch.load(d / "state.pt", weights_only=True)["step"] for _, d in runs] == [24, 16]
-    monkeypatch.setattr(ensemble_module, "save_state", real_save)
-    trainer = EnsembleTrainer(runs)
+    monkeypatch.setattr(trainer_module, "save_state", real_save)
+    trainer = Trainer(runs)
     assert [m.step for m in trainer.members] == [16, 16]
     trainer.run()
     for i in range(2):
@@ -118,7 +119,7 @@ def test_members_may_differ_only_in_n_seed_steps_and_numeric_regularizer_paramet
 def test_a_regularizer_that_changes_the_network_must_be_equal_across_members(tmp_path: Path) -> None:
     configs = [tiny_config(regularizer="dropout", **{"regularizer.p": p}) for p in ("0.1", "0.3")]
     with pytest.raises(FreqdiffError, match="changes the network"):
-        EnsembleTrainer([(cfg, tmp_path / f"m{i}") for i, cfg in enumerate(configs)])
+        Trainer([(cfg, tmp_path / f"m{i}") for i, cfg in enumerate(configs)])
 
 
 def test_runs_are_grouped_by_batch_size_in_order() -> None:

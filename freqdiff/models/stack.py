@@ -1,7 +1,7 @@
 """K networks of one architecture as one batched network: parameters stacked on a leading axis, run by vmap.
 
 Each member computes exactly what it would compute alone (up to float re-association inside the batched
-kernels): `forward(x, t)` maps x (K, B, ...) and t (K, B) to member k's output on x[k]. Member weights
+kernels; a stack of one runs unbatched unless told to keep the batched arithmetic): `forward(x, t)` maps x (K, B, ...) and t (K, B) to member k's output on x[k]. Member weights
 move in and out as ordinary state dicts, so an ensemble member's run directory is an ordinary run.
 """
 from __future__ import annotations
@@ -21,8 +21,9 @@ from freqdiff.registry import FreqdiffError
 class StackedModel(nn.Module):
     """The members' parameters (K, ...) and buffers (K, ...) and one template module that defines the forward."""
 
-    def __init__(self, members: Sequence[nn.Module]) -> None:
+    def __init__(self, members: Sequence[nn.Module], batched: bool = False) -> None:
         super().__init__()
+        self.batched = batched or len(members) > 1  # vmap even a single member (keeps a run's arithmetic)
         if not members:
             raise FreqdiffError("StackedModel: needs at least one member")
         self._template = [copy.deepcopy(members[0])]  # a list, so its own weights are not registered
@@ -62,7 +63,12 @@ class StackedModel(nn.Module):
                                                     **dict(zip(self.buffer_names, buffers))},), (x, t))
 
     def forward(self, x: Tensor, t: Tensor, keys: Tensor | None = None) -> Tensor:
-        """Member k on (x[k], t[k]), with dropout masks keyed by keys[k] (K, B) when given."""
+        """Member k on (x[k], t[k]), with dropout masks keyed by keys[k] (K, B) when given. A lone member that is
+        not `batched` runs without vmap: faster, equal up to float re-association."""
+        if not self.batched:
+            out = self._member_forward([p[0] for p in self.stacked], [b[0] for b in self.stacked_buffers()], x[0], t[0],
+                                       None if keys is None else keys[0])
+            return out[None]
         try:
             in_dims = (0, 0, 0, 0, None if keys is None else 0)
             return vmap(self._member_forward, in_dims, randomness="error")(list(self.stacked), self.stacked_buffers(),
@@ -85,7 +91,7 @@ class StackedModel(nn.Module):
             member = copy.deepcopy(self.template)
             member.load_state_dict(self.member_state(k))
             members.append(member)
-        return StackedModel(members)
+        return StackedModel(members, self.batched)
 
     def load_member(self, k: int, state: dict[str, Tensor]) -> None:
         """Overwrite member k's weights from a single network's state_dict (missing keys are refused)."""
