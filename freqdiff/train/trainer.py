@@ -64,12 +64,16 @@ class Trainer:
         mine = list(runs) if self.data_parallel else list(runs)[acc.process_index::acc.num_processes]
         self.members = [self._member(cfg, Path(d), batched) for cfg, d in mine]
         self._claim()
-        if self.members:
-            check_shared_forward(self.members)
-        self._resume()
         self.active: list[Member] = []
         self.stack: StackedModel | None = None
-        self._restack()
+        try:
+            if self.members:
+                check_shared_forward(self.members)
+            self._resume()
+            self._restack()
+        except BaseException:
+            self.release()  # a refused resume leaves the runs as they were, lock included
+            raise
 
     # ---- members -----------------------------------------------------------------------------
     def _member(self, cfg: RunConfig, run_dir: Path, batched: bool) -> Member:
