@@ -2,7 +2,7 @@
 
 Each call is one score evaluation of a batch of B noisy 32x32 images at one DDPM level (as a sampler step makes):
 E[x_0 | x_t] = sum_i softmax_i(-||x_t - alpha a_i||^2 / 2 sigma^2) a_i over n training images.
-  streamed:          freqdiff.baselines.optimal_score.optimal_x0, a running log-sum-exp over chunks of `--chunk`
+  streamed:          freqdiff.models.optimal_score.optimal_x0, a running log-sum-exp over chunks of `--chunk`
                      training images: working memory O(B * chunk + chunk * D), whatever n is
   dense (matmul):    all B x n squared distances at once (||x||^2 - 2 alpha x.a + alpha^2 ||a||^2), torch.softmax,
                      one product with the whole training set: O(B * n) memory
@@ -27,7 +27,7 @@ from typing import Callable
 import torch
 
 from common import median_step_times
-from freqdiff.baselines.optimal_score import optimal_x0
+from freqdiff.models.optimal_score import optimal_x0
 from freqdiff.process.ddpm import DDPM, linear_betas
 
 SIDE = 32

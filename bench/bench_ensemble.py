@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from common import median_step_times
-from freqdiff.config import RunConfig, apply_flags
+from freqdiff.core.config import RunConfig, apply_flags
 from freqdiff.samplers import draw_samples
 from freqdiff.samplers.stacked import draw_member_samples
 from freqdiff.train.trainer import Trainer

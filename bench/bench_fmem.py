@@ -20,8 +20,8 @@ import time
 import numpy as np
 import torch
 
+from freqdiff.data.nearest import _CACHE, cached_index
 from freqdiff.metrics import fmem
-from freqdiff.metrics.nearest import _CACHE, cached_index
 
 
 def natural_images(count: int, side: int, generator: torch.Generator) -> torch.Tensor:

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from common import median_step_times, parse
-from freqdiff.config import RunConfig, apply_flags
+from freqdiff.core.config import RunConfig, apply_flags
 from freqdiff.train.trainer import Trainer
 
 REGULARIZERS = {

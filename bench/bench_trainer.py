@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 from common import median_step_times, parse
-from freqdiff.components import REGISTRIES
-from freqdiff.config import RunConfig, apply_flags
-from freqdiff.context import BuildContext
+from freqdiff.core.config import RunConfig, apply_flags
+from freqdiff.commands.registries import REGISTRIES
+from freqdiff.process.context import BuildContext
 from freqdiff.train.trainer import Trainer
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from freqdiff.config import COMPONENTS, SECTIONS, EvalConfig, RunConfig, apply_flags, split_argv
-from freqdiff.registry import FreqdiffError, range_text, type_name
+from freqdiff.core.config import COMPONENTS, SECTIONS, EvalConfig, RunConfig, apply_flags, split_argv
+from freqdiff.core.registry import FreqdiffError, range_text, type_name
 
 
 def settings_help(cls: type, indent: str = "    ") -> list[str]:
@@ -61,14 +61,14 @@ def evaluator(cfg: RunConfig) -> Callable[[Path, int], Any] | None:
     """With --eval_checkpoints true: evaluate each checkpoint as soon as it is written."""
     if not cfg.train.eval_checkpoints:
         return None
-    from freqdiff.evaluate import evaluate_run  # imported when used: `freqdiff --help` stays light
+    from freqdiff.metrics.evaluate import evaluate_run  # imported when used: `freqdiff --help` stays light
 
     return lambda run_dir, step: evaluate_run(run_dir, steps=[step], progress=False)
 
 
-def run_eval(evaluate_run: Callable[..., Any], argv: list[str]) -> int:
+def run_eval(evaluate: Callable[..., Any], argv: list[str]) -> int:
     run_dir, flags = _one_dir(argv, "eval")
-    evaluate_run(run_dir, overrides=flags)
+    evaluate(run_dir, overrides=flags)
     return 0
 
 
@@ -146,19 +146,19 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
             module="freqdiff.train.trainer", entry="train", call=run_train, help=lambda _: run_options_help()),
     Command("baseline", "--model NAME [--axis PARAM --values V,...] [options]",
             "measure a closed-form model over its parameter",
-            module="freqdiff.baselines.runs", entry="baseline_main", help="baseline_help"),
+            module="freqdiff.commands.baseline", entry="baseline_main", help="baseline_help"),
     Command("eval", "RUN_DIR [options]", "measure every checkpoint not yet evaluated -> metrics.csv",
-            module="freqdiff.evaluate", entry="evaluate_run", call=run_eval, help=lambda _: eval_help()),
+            module="freqdiff.commands.evaluate", entry="evaluate", call=run_eval, help=lambda _: eval_help()),
     Command("window", "RUN_DIR", "read tau_gen, tau_mem and the window -> window.json + figures",
             module="freqdiff.analysis.reports.run", entry="window_main", call=run_window, help="window_help"),
     Command("refine", "RUN_DIR [--target 0.05] [--samples 2048] [--points 6] [--budget STEPS] [--rounds 3]",
             "denser checkpoints, more samples where the taus fall -> RUN_DIR/refine/",
-            module="freqdiff.refine", entry="refine_main", help="refine_help"),
+            module="freqdiff.commands.refine", entry="refine_main", help="refine_help"),
     Command("report", "DIR", "report.md over every run under DIR",
             module="freqdiff.analysis.reports.report", entry="write_report", call=run_report,
             help=lambda _: "usage: freqdiff report DIR   -> DIR/report.md over every run below DIR (no options)"),
     Command("sweep", "--recipe NAME [--n 8,16,32] [--seeds 0,1,2] [run options]", "train+eval+window every (n, seed)",
-            module="freqdiff.sweep", entry="sweep_main",
+            module="freqdiff.commands.sweep", entry="sweep_main",
             help=lambda command: sweep_help(command.attribute("SweepOptions"))),
     Command("compare", "DIR... [--format text|csv|json] [--reference NAME]", "windows of several recipes side by side",
             module="freqdiff.analysis.reports.compare", entry="compare_main", help="compare_help"),
@@ -168,9 +168,9 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
             module="freqdiff.theory.cli", entry="main", help="options_help"),
     Command("calibrate", "[--out results/calibration] [--runs RUN[:STEP] ...]",
             "every measure on known image sets -> the quality gate",
-            module="freqdiff.metrics.calibration", entry="main", help="options_help"),
+            module="freqdiff.commands.calibrate", entry="main", help="options_help"),
     Command("list", "", "every registry with its entries and parameters",
-            module="freqdiff.components", entry="REGISTRIES", call=run_list,
+            module="freqdiff.commands.registries", entry="REGISTRIES", call=run_list,
             help=lambda _: "usage: freqdiff list   every registry with its entries, their parameters, types, defaults, "
                            "ranges (no options)"),
 )}

@@ -8,8 +8,8 @@ Run: `python recipes/projection_baselines.py [--n 16] [--sigmas 0,0.2,...] [--pa
 """
 import sys
 
-from freqdiff.baselines.study import study_main
-from freqdiff.registry import FreqdiffError
+from freqdiff.commands.baseline_study import study_main
+from freqdiff.core.registry import FreqdiffError
 
 if __name__ == "__main__":
     try:

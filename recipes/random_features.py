@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.registry import FreqdiffError
 from freqdiff.theory.cli import main
 
 if __name__ == "__main__":

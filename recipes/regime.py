@@ -3,7 +3,7 @@
 Run: `accelerate launch recipes/regime.py [--n 16,32,64] [--seeds 0,1] [--out DIR] [run options]`
 (options as `freqdiff sweep`: `--steps_per_n`, `--ensemble K`, any `freqdiff train` option such as `--lr 3e-3`).
 It trains, evaluates and reads the window of every (n, seed) of the registered recipe `regime`
-(freqdiff/recipes.py: n = 16..1024, one seed, 28 n steps, at least 4000), then writes regime.png, regime.csv and regime.md
+(freqdiff/commands/recipes.py: n = 16..1024, one seed, 28 n steps, at least 4000), then writes regime.png, regime.csv and regime.md
 (freqdiff.analysis.reports.regime) beside the sweep's report.md. Results: results/regime/.
 Redo only the analysis: `python -m freqdiff.analysis.reports.regime results/regime`.
 """
@@ -11,9 +11,9 @@ import dataclasses
 import sys
 
 from freqdiff.cli import main
-from freqdiff.distributed import process_state
-from freqdiff.recipes import RECIPES
-from freqdiff.sweep import SweepOptions, output_dir, parse_sweep_argv
+from freqdiff.commands.recipes import RECIPES
+from freqdiff.commands.sweep import SweepOptions, output_dir, parse_sweep_argv
+from freqdiff.core.distributed import process_state
 
 RECIPE = "regime"
 

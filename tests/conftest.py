@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from freqdiff.config import RunConfig, apply_flags
+from freqdiff.core.config import RunConfig, apply_flags
 
 torch.set_num_threads(2)
 
@@ -25,8 +25,8 @@ def tiny() -> RunConfig:
 
 def build_context(shape: tuple[int, ...] = (1, 8, 8), n: int = 16, process=None):
     """A BuildContext over a split of random images in [0, 1] of `shape` (n training, 16 held out)."""
-    from freqdiff.context import BuildContext
     from freqdiff.data import make_split
+    from freqdiff.process.context import BuildContext
 
     pool = torch.rand(n + 16, *shape, generator=torch.Generator().manual_seed(0))
     return BuildContext(make_split(pool, n, 16), process=process)

@@ -12,18 +12,19 @@ from einops import rearrange
 
 from conftest import tiny_config
 from freqdiff.analysis.reading.baselines import sigma_by_fmem, sigma_by_profile
-from freqdiff.baselines.closed_form.smoothed import remainder_draws
-from freqdiff.baselines.optimal_score import in_basis
 from freqdiff.cli import main
-from freqdiff.context import BuildContext
+from freqdiff.commands.evaluate import evaluate
+from freqdiff.core.io import read_csv, read_json
+from freqdiff.core.registry import FreqdiffError
 from freqdiff.data import make_split
-from freqdiff.evaluate import COLUMNS, evaluate_run
-from freqdiff.io import read_csv, read_json
 from freqdiff.metrics import fmem
+from freqdiff.metrics.evaluate import COLUMNS
 from freqdiff.models import MODELS
-from freqdiff.pipeline import build_pipeline
+from freqdiff.models.closed_form.smoothed import remainder_draws
+from freqdiff.models.optimal_score import in_basis
+from freqdiff.pipeline.build import build_pipeline, trained_model
 from freqdiff.process import PROCESSES
-from freqdiff.registry import FreqdiffError
+from freqdiff.process.context import BuildContext
 from freqdiff.samplers import draw_samples
 from freqdiff.train.trainer import train
 
@@ -134,13 +135,13 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_nn_projection_at_strength_zero_is_the_wrapped_model_exactly(trained_run: Path) -> None:
     pipe = build_pipeline(tiny_config())
     wrapped = MODELS.build("nn_projection", {"strength": 0, "run": str(trained_run)},
-                           context=BuildContext(pipe.split).with_process(pipe.process))
+                           context=BuildContext(pipe.split, load_trained=trained_model).with_process(pipe.process))
     inner = wrapped.model
     levels = torch.tensor([999, 400, 40, 0])
     x = torch.randn(4, 1, 8, 8)
     assert torch.equal(wrapped(x, levels), inner(x, levels))
     hard = MODELS.build("nn_projection", {"strength": 1, "run": str(trained_run), "t_max": 0.05},
-                        context=BuildContext(pipe.split).with_process(pipe.process))
+                        context=BuildContext(pipe.split, load_trained=trained_model).with_process(pipe.process))
     pulled = pipe.process.x0_from_output(x, levels, hard(x, levels))
     d = torch.cdist(pulled.flatten(1), pipe.split.train.flatten(1)).min(1).values
     assert d[:2].min() > 1e-2 and d[2:].max() < 1e-4  # OU times 0.010 and 0 are in range: on training images
@@ -149,7 +150,7 @@ def test_nn_projection_at_strength_zero_is_the_wrapped_model_exactly(trained_run
 
 def test_nn_projection_refuses_an_untrained_network_and_another_training_set(trained_run: Path) -> None:
     pipe = build_pipeline(tiny_config(n="12"))
-    context = BuildContext(pipe.split).with_process(pipe.process)
+    context = BuildContext(pipe.split, load_trained=trained_model).with_process(pipe.process)
     with pytest.raises(FreqdiffError, match="trained on other images"):
         MODELS.build("nn_projection", {"run": str(trained_run)}, context=context)
     with pytest.raises(FreqdiffError, match="needs training"):
@@ -181,7 +182,7 @@ def test_baseline_run_measured_over_its_parameter_through_eval_and_report(tmp_pa
     assert [r["sigma"] for r in rows] == ["0", "1.2"] and float(rows[0]["fmem"]) > float(rows[1]["fmem"])
     assert {r["sigma"] for r in read_csv(run / "spectral.csv")} == {"0", "1.2"}
     assert sorted(p.name for p in (run / "nearest").glob("*.npz")) == ["sigma_0.npz", "sigma_1.2.npz"]
-    assert len(evaluate_run(run, progress=False)) == 2  # resumable: nothing left to measure
+    assert len(evaluate(run, progress=False)) == 2  # resumable: nothing left to measure
     assert main(["baseline", "--model", "smoothed_empirical", "--axis", "sigma", "--values", "0.6", "--out", str(run),
                  *BASELINE_FLAGS]) == 0
     assert [r["sigma"] for r in read_csv(run / "metrics.csv")] == ["0", "0.6", "1.2"]

@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from conftest import tiny_config
-from freqdiff.checkpoint import list_checkpoints
 from freqdiff.cli import main
-from freqdiff.io import read_csv, read_json
-from freqdiff.metrics.calibration import calibrate, derive_gate, make_setup, run_samples
+from freqdiff.commands.calibrate import calibrate, derive_gate, run_samples
+from freqdiff.core.checkpoint import list_checkpoints
+from freqdiff.core.io import read_csv, read_json
+from freqdiff.core.registry import FreqdiffError
+from freqdiff.metrics.known_sets import make_setup
 from freqdiff.metrics.quality import GATES, QUALITY
-from freqdiff.registry import FreqdiffError
 from freqdiff.train.trainer import train
 
 COMMITTED = Path(__file__).parents[1] / "results" / "calibration"

@@ -47,6 +47,6 @@ def test_errors_name_their_command(capsys: pytest.CaptureFixture[str]) -> None:
 def test_help_stays_light() -> None:
     """`freqdiff --help` and `freqdiff train --help` import no command module, hence no torch."""
     code = ("import sys; from freqdiff.cli import main; main(['--help']); main(['train', '--help']); "
-            "heavy = [m for m in sys.modules if m in ('torch', 'freqdiff.components', 'freqdiff.train.trainer')]; "
+            "heavy = [m for m in sys.modules if m in ('torch', 'freqdiff.commands.registries', 'freqdiff.train.trainer')]; "
             "sys.exit(f'imported {heavy}' if heavy else 0)")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

@@ -14,17 +14,17 @@ import math
 
 import numpy as np
 import pytest
+from test_window import BETA, ERR, A, L, copy_fraction, inside, metrics, use_test_gate
 
+import freqdiff.analysis.reading.pooling as pooling
 from freqdiff.analysis.inference.aft import aft_factor
 from freqdiff.analysis.inference.permutation import permutation_test
-import freqdiff.analysis.reading.pooling as pooling
 from freqdiff.analysis.reading.comparison import compare
 from freqdiff.analysis.reading.factors import tau_of
 from freqdiff.analysis.reading.window import read_window
 from freqdiff.analysis.reports.compare import compare_main, render
-from freqdiff.io import write_csv, write_json
-from freqdiff.registry import FreqdiffError
-from test_window import A, BETA, ERR, L, copy_fraction, inside, metrics, use_test_gate
+from freqdiff.core.io import write_csv, write_json
+from freqdiff.core.registry import FreqdiffError
 
 
 @pytest.fixture(autouse=True)

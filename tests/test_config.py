@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from freqdiff.cli import main
-from freqdiff.components import REGISTRIES
-from freqdiff.config import RunConfig, apply_flags, split_argv
-from freqdiff.registry import FreqdiffError
+from freqdiff.commands.registries import REGISTRIES
+from freqdiff.core.config import RunConfig, apply_flags, split_argv
+from freqdiff.core.registry import FreqdiffError
 
 
 def test_flags_set_scalars_components_and_their_params() -> None:
@@ -64,7 +64,7 @@ def test_cli_reports_errors_as_one_line(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def _all_parameter_classes() -> list[tuple[str, type]]:
-    from freqdiff.config import SECTIONS
+    from freqdiff.core.config import SECTIONS
 
     classes = [(f"--{section}", cls) for section, cls in SECTIONS.items()]
     return classes + [(f"{kind} '{name}'", registry.entry(name).params)
@@ -74,7 +74,7 @@ def _all_parameter_classes() -> list[tuple[str, type]]:
 def test_every_default_lies_in_its_declared_range() -> None:
     from dataclasses import fields
 
-    from freqdiff.registry import check_fields, field_range
+    from freqdiff.core.registry import check_fields, field_range
 
     declared = 0
     for where, cls in _all_parameter_classes():
@@ -104,7 +104,7 @@ def test_declared_ranges_refuse_with_one_line_naming_value_and_range(flags: dict
 
 
 def test_python_api_objects_are_checked_too() -> None:
-    from freqdiff.config import TrainConfig
+    from freqdiff.core.config import TrainConfig
     from freqdiff.process.ddpm import DDPMParams
 
     with pytest.raises(FreqdiffError, match=r"process 'ddpm'\.beta_end: 1\.5 is out of range"):
@@ -130,7 +130,7 @@ def test_component_settings_and_registries_name_the_same_kinds() -> None:
     """RunConfig's component fields, then the extractor (an eval setting), are the registries in pipeline order."""
     from dataclasses import fields
 
-    from freqdiff.config import COMPONENTS, EvalConfig
+    from freqdiff.core.config import COMPONENTS, EvalConfig
 
     assert COMPONENTS == ("dataset", "process", "model", "regularizer", "sampler")
     assert tuple(REGISTRIES) == (*COMPONENTS, "extractor")
@@ -139,7 +139,7 @@ def test_component_settings_and_registries_name_the_same_kinds() -> None:
 
 def test_digits_cnn_held_out_the_default_test_set() -> None:
     """The digits CNN never trained on the images a default run holds out (retrain it if test_size changes)."""
-    from freqdiff.config import DataConfig
+    from freqdiff.core.config import DataConfig
     from freqdiff.metrics.digits_cnn import HELDOUT
 
     assert DataConfig().test_size == HELDOUT

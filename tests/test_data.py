@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
+from freqdiff.core.registry import FreqdiffError
 from freqdiff.data import DATASETS, make_split
-from freqdiff.registry import FreqdiffError
 
 
 @pytest.mark.parametrize("name, shape", [("digits", (1797, 1, 8, 8)), ("mnist5k", (5000, 1, 28, 28)),

@@ -14,13 +14,13 @@ import pytest
 import torch
 
 from freqdiff.analysis.reading.comparison import compare
-from freqdiff.analysis.reading.equivalence import BETTER, LOWER_QUALITY, MATCHED, UNCHECKED
-from freqdiff.analysis.reading.equivalence import (INCONCLUSIVE, MARGINS_KEY, MEASURES, Level, Margins, judge,
-                                                   margins_for, tost)
-from freqdiff.io import read_csv, read_json, write_csv, write_json
-from freqdiff.metrics.calibration import derive_margins, exact_copies, gaussian_blur, make_setup, uniform_noise
+from freqdiff.analysis.reading.equivalence import (BETTER, INCONCLUSIVE, LOWER_QUALITY, MARGINS_KEY, MATCHED, MEASURES,
+                                                   UNCHECKED, Level, Margins, judge, margins_for, tost)
+from freqdiff.commands.calibrate import derive_margins
+from freqdiff.core.io import read_csv, read_json, write_csv, write_json
 from freqdiff.metrics.digits_cnn import digits_with_labels
 from freqdiff.metrics.extractors import get_extractor
+from freqdiff.metrics.known_sets import exact_copies, gaussian_blur, make_setup, uniform_noise
 from freqdiff.metrics.quality import GATES, measure_samples
 
 TABLE = Path(__file__).parents[1] / "results" / "calibration" / "calibration.csv"

@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import freqdiff.evaluate as evaluate_module
+import freqdiff.metrics.evaluate as evaluate_module
 from conftest import tiny_config
-from freqdiff.checkpoint import list_checkpoints
 from freqdiff.cli import main
-from freqdiff.evaluate import COLUMNS, evaluate_run, read_metrics
+from freqdiff.core.checkpoint import list_checkpoints
+from freqdiff.core.registry import FreqdiffError
 from freqdiff.metrics.digits_cnn import WEIGHTS as DIGITS_CNN_WEIGHTS
-from freqdiff.registry import FreqdiffError
+from freqdiff.metrics.evaluate import COLUMNS, evaluate_run, read_metrics
 from freqdiff.train.trainer import train
 
 
@@ -128,7 +128,7 @@ def test_spectral_diagnostics_per_checkpoint(tmp_path: Path) -> None:
     run = tmp_path / "run"
     train(tiny_config(), run)
     evaluate_run(run, overrides={"spectral": "true", "spectral_bands": "3"}, progress=False, cache_dir=tmp_path)
-    rows = __import__("freqdiff.io", fromlist=["read_csv"]).read_csv(run / "spectral.csv")
+    rows = __import__("freqdiff.core.io", fromlist=["read_csv"]).read_csv(run / "spectral.csv")
     assert sorted({int(r["tau"]) for r in rows}) == list_checkpoints(run)
     assert len(rows) == len(list_checkpoints(run)) * 3 * 3  # checkpoints x OU times x bands
     assert all(float(r["model_vs_memorizer"]) >= 0 for r in rows)
@@ -137,9 +137,9 @@ def test_spectral_diagnostics_per_checkpoint(tmp_path: Path) -> None:
 
 def test_checkpoints_sampled_together_match_one_at_a_time(trained: Path) -> None:
     """The stacked pass draws what each checkpoint draws alone, up to float re-association in batched kernels."""
-    from freqdiff.checkpoint import load_run_config
-    from freqdiff.evaluate import sample_checkpoints
-    from freqdiff.pipeline import build_pipeline
+    from freqdiff.core.checkpoint import load_run_config
+    from freqdiff.metrics.evaluate import sample_checkpoints
+    from freqdiff.pipeline.build import build_pipeline
 
     cfg = load_run_config(trained)
     pipe = build_pipeline(cfg)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from freqdiff.cli import main
-from freqdiff.io import LOCK_NAME, TEMP_MARK, RunLock
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.io import LOCK_NAME, TEMP_MARK, RunLock
+from freqdiff.core.registry import FreqdiffError
 
 FAST = {"n": "8", "test_size": "64", "steps": "20", "first_checkpoint": "5", "n_checkpoints": "2",
         "save_every": "5", "log_every": "5", "sampler.steps": "5", "n_samples": "32", "extractor": "pixels",

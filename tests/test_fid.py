@@ -14,12 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from freqdiff.metrics import Extractor, get_extractor
-from freqdiff.metrics import extractors
+from freqdiff.core.registry import FreqdiffError
+from freqdiff.metrics import Extractor, extractors, get_extractor
 from freqdiff.metrics.digits_cnn import HELDOUT, digits_with_labels
 from freqdiff.metrics.fid import frechet_distance, kernel_distance, reference_features, stats_key
 from freqdiff.metrics.lenet import accuracy, load_lenet, mnist_digits
-from freqdiff.registry import FreqdiffError
 
 
 def images(n: int, seed: int, low: float = 0.2, high: float = 0.6, size: int = 8) -> torch.Tensor:

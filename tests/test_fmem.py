@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from freqdiff.analysis.statistics import proportion_interval
+from freqdiff.core.registry import FreqdiffError
+from freqdiff.core.spectral import lowpass, lowpass_mask
 from freqdiff.metrics import fmem, fmem_robust, quantize_uint8, two_nearest
 from freqdiff.metrics.fmem import ROBUST_CUTOFF
-from freqdiff.registry import FreqdiffError
-from freqdiff.spectral import lowpass, lowpass_mask
+from freqdiff.metrics.statistics import proportion_interval
 
 MEAN = 0.4  # the centering offset: pixel in [0,1] = x + MEAN
 

@@ -15,7 +15,7 @@ from freqdiff.analysis.inference.aft import aft_factor
 from freqdiff.analysis.inference.base import RELIABLE_BOOTSTRAP_SEEDS, interval_label
 from freqdiff.analysis.inference.log_ratio import log_ratio_interval, scale_free_width, width_difference
 from freqdiff.analysis.inference.permutation import permutation_test
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.registry import FreqdiffError
 
 GRID = np.geomspace(500, 8000, 9)  # log-spaced checkpoints: a tau is only known to lie between two of them
 

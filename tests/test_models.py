@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from conftest import build_context
+from freqdiff.core.registry import FreqdiffError
 from freqdiff.models import MODELS
 from freqdiff.process import PROCESSES
-from freqdiff.registry import FreqdiffError
 
 
 def build(name: str, channels: int = 1, resolution: tuple[int, int] = (8, 8),
@@ -138,7 +138,7 @@ def test_models_are_registered_with_a_description(name: str) -> None:
 def test_the_preconditioned_model_loads_its_bare_networks_weights() -> None:
     """A checkpoint of the bare network (saved without the wrapper) loads into the pipeline's model."""
     from conftest import tiny_config
-    from freqdiff.pipeline import build_pipeline
+    from freqdiff.pipeline.build import build_pipeline
 
     model = build_pipeline(tiny_config()).model
     bare = {k.removeprefix("net."): v + 1 for k, v in model.state_dict().items()}

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import torch
+from ddp_probe import ENSEMBLE
 
 from conftest import tiny_config
-from ddp_probe import ENSEMBLE
 from freqdiff.train.trainer import train
 
 PROBE = Path(__file__).parent / "ddp_probe.py"

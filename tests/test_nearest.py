@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from freqdiff.metrics.nearest import build_index, cached_index, two_nearest
+from freqdiff.data.nearest import build_index, cached_index, two_nearest
 
 
 def natural_images(count: int, side: int, seed: int) -> torch.Tensor:

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from conftest import build_context
-from freqdiff.baselines import OptimalScore, in_basis, optimal_x0
-from freqdiff.diagnostics import METRICS, band_errors, plot_band_errors
+from freqdiff.models.optimal_score import OptimalScore, in_basis, optimal_x0
+from freqdiff.metrics.diagnostics import METRICS, band_errors, plot_band_errors
 from freqdiff.process import PROCESSES
 from freqdiff.samplers import draw_samples
 from freqdiff.samplers.base import GridSampler

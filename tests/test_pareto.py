@@ -4,13 +4,13 @@ from __future__ import annotations
 import re
 
 import pytest
-
-from freqdiff.analysis.reports.pareto import verdict, write_pareto
-from freqdiff.analysis.reading.comparison import compare
-from freqdiff.registry import FreqdiffError
-from freqdiff.sweep import parse_sweep_argv, plan
 from test_compare import config, make_recipe, make_run, read_each_curve_once  # noqa: F401 (a fixture)
 from test_window import L, use_test_gate
+
+from freqdiff.analysis.reading.comparison import compare
+from freqdiff.analysis.reports.pareto import verdict, write_pareto
+from freqdiff.commands.sweep import parse_sweep_argv, plan
+from freqdiff.core.registry import FreqdiffError
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from conftest import build_context
-from freqdiff.baselines.optimal_score import OptimalScore
 from freqdiff.metrics import fmem
+from freqdiff.models.optimal_score import OptimalScore
 from freqdiff.process import PROCESSES
 from freqdiff.samplers import SAMPLERS, draw_samples
 

@@ -7,18 +7,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import test_process as contract
 import torch
 from torch import Tensor
 
-import test_process as contract
 from conftest import tiny_config
 from freqdiff.analysis.reading.curves import load_run
 from freqdiff.analysis.reading.window import read_window
-from freqdiff.context import BuildContext
-from freqdiff.evaluate import read_metrics, evaluate_run
+from freqdiff.core.registry import param
+from freqdiff.metrics.evaluate import evaluate_run, read_metrics
 from freqdiff.process import PROCESSES, DenoiserProcess
 from freqdiff.process.base import per_example
-from freqdiff.registry import param
+from freqdiff.process.context import BuildContext
 from freqdiff.train.trainer import train
 
 

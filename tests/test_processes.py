@@ -9,20 +9,20 @@ import pytest
 import torch
 
 from conftest import build_context, tiny_config
-from freqdiff.baselines.optimal_score import OptimalScore
-from freqdiff.config import RunConfig, apply_flags
-from freqdiff.context import BuildContext
+from freqdiff.commands.recipes import RECIPES
+from freqdiff.core.config import RunConfig, apply_flags
+from freqdiff.core.spectral import dct_2d, idct_2d
 from freqdiff.data import make_split
-from freqdiff.diagnostics import METRICS, band_errors
+from freqdiff.metrics.diagnostics import METRICS, band_errors
+from freqdiff.models.optimal_score import OptimalScore
+from freqdiff.pipeline.build import build_pipeline
 from freqdiff.process import PROCESSES
-from freqdiff.process.base import DenoisingTerms
-from freqdiff.pipeline import build_pipeline
+from freqdiff.process.context import BuildContext
 from freqdiff.process.equal_snr import frequency_variance
-from freqdiff.recipes import RECIPES
+from freqdiff.process.loss import DenoisingTerms
 from freqdiff.regularizers import REGULARIZERS
 from freqdiff.samplers.base import Denoiser
 from freqdiff.samplers.heun import heun
-from freqdiff.spectral import dct_2d, idct_2d
 from freqdiff.train.trainer import Trainer
 
 SHAPE = (1, 8, 8)
@@ -209,7 +209,7 @@ def test_blurring_reverse_step_is_the_papers_denoising_distribution(t: float, s:
 # ---- equal SNR ------------------------------------------------------------------------------------------
 
 def digits_context(n: int = 16) -> BuildContext:
-    from freqdiff.components import REGISTRIES
+    from freqdiff.commands.registries import REGISTRIES
 
     return BuildContext(make_split(REGISTRIES["dataset"].build("digits", {}), n, 16))
 

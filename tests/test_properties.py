@@ -8,9 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from freqdiff.core.spectral import (MAX_RADIUS, dct, dct_2d, energy_above, high_frequency_fraction, idct_2d, lowpass,
+                                    lowpass_mask, radial_band_energy, radial_frequency, spectrum)
 from freqdiff.metrics import fmem
-from freqdiff.spectral import (MAX_RADIUS, dct, dct_2d, energy_above, high_frequency_fraction, idct_2d, lowpass,
-                               lowpass_mask, radial_band_energy, radial_frequency, spectrum)
 
 FAST = settings(max_examples=30, deadline=None, database=None)  # no .hypothesis/ folder in the checkout
 sides = st.integers(min_value=1, max_value=12)

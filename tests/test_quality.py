@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from freqdiff.analysis.statistics import mean_and_err
-from freqdiff.config import RunConfig, apply_flags
-from freqdiff.evaluate import COLUMNS
+from freqdiff.core.config import RunConfig, apply_flags
+from freqdiff.core.registry import FreqdiffError
+from freqdiff.core.spectral import MAX_RADIUS
 from freqdiff.metrics import get_extractor
+from freqdiff.metrics.evaluate import COLUMNS
 from freqdiff.metrics.fid import frechet_distance
 from freqdiff.metrics.measures import log_radial_power, prdc, radial_edges, recognizable, spectral_distance
 from freqdiff.metrics.quality import Gate, fold_indices, gate_for, measure_samples
-from freqdiff.pipeline import load_split
-from freqdiff.registry import FreqdiffError
-from freqdiff.spectral import MAX_RADIUS
+from freqdiff.metrics.statistics import mean_and_err
+from freqdiff.pipeline.build import load_split
 
 
 @pytest.fixture(scope="module")

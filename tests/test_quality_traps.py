@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from freqdiff.baselines.optimal_score import OptimalScore
 from freqdiff.metrics import get_extractor
-from freqdiff.metrics.calibration import PenalizedMemorizer, gaussian_blur, make_setup
+from freqdiff.metrics.known_sets import PenalizedMemorizer, gaussian_blur, make_setup
 from freqdiff.metrics.quality import gate_for, measure_samples
+from freqdiff.models.optimal_score import OptimalScore
 from freqdiff.samplers import draw_samples
 
 

@@ -10,15 +10,14 @@ import pytest
 import torch
 
 from conftest import TINY, tiny_config
-from freqdiff.analysis.reading.onsets import Onset
-from freqdiff.checkpoint import list_checkpoints, load_checkpoint
-from freqdiff.cli import main
-from freqdiff.train.trainer import train_runs
-from freqdiff.evaluate import evaluate_run
-from freqdiff.io import read_csv, torch_load
 from freqdiff.analysis.reading.curves import load_refined
-from freqdiff.refine import RefineOptions, plan, train_segment
-from freqdiff.train.trainer import train
+from freqdiff.analysis.reading.onsets import Onset
+from freqdiff.cli import main
+from freqdiff.commands.refine import RefineOptions, plan, train_segment
+from freqdiff.core.checkpoint import list_checkpoints, load_checkpoint
+from freqdiff.core.io import read_csv, torch_load
+from freqdiff.metrics.evaluate import evaluate_run
+from freqdiff.train.trainer import train, train_runs
 
 # A residual MLP on 4 images whose fitted FD plateau (tau_gen ~270, checkpoints 10..1500) and copies (tau_mem ~210)
 # both fall inside the run.
@@ -197,10 +196,10 @@ def test_refine_help_lists_its_own_options(capsys: pytest.CaptureFixture[str]) -
 
 # ---- sweep --refine -------------------------------------------------------------------------------------------
 def test_sweep_refine_refines_the_finished_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from freqdiff.sweep import job_command, parse_sweep_argv, plan, sweep_main
+    from freqdiff.commands.sweep import job_command, parse_sweep_argv, plan, sweep_main
 
     refined: list[str] = []
-    monkeypatch.setattr("freqdiff.refine.refine_run", lambda run_dir, **_: refined.append(Path(run_dir).name))
+    monkeypatch.setattr("freqdiff.commands.sweep.refine_run", lambda run_dir, **_: refined.append(Path(run_dir).name))
     fast = {k: v for k, v in TINY.items() if k not in ("n", "steps")}
     argv = ["--recipe", "baseline", "--n", "8", "--seeds", "0", "--steps", "16", "--steps_per_n", "0",
             "--out", str(tmp_path), "--report", "false", *[t for k, v in fast.items() for t in (f"--{k}", v)]]

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+from test_window import ERR, GATE, A, L, copy_fraction, inside, metrics, use_test_gate
 
 from freqdiff.analysis.reading.curves import as_curves
 from freqdiff.analysis.reading.onsets import Onset
@@ -13,9 +14,8 @@ from freqdiff.analysis.reading.regime import (CLOSED, OPEN, UNDECIDED, RunPoint,
                                               split_onset)
 from freqdiff.analysis.reading.window import read_window
 from freqdiff.analysis.reports.regime import main, write_regime
-from freqdiff.io import write_csv, write_json
-from freqdiff.registry import FreqdiffError
-from test_window import A, ERR, GATE, L, copy_fraction, inside, metrics, use_test_gate
+from freqdiff.core.io import write_csv, write_json
+from freqdiff.core.registry import FreqdiffError
 
 STEPS = [round(100 * 2 ** (i / 2)) for i in range(17)]  # 100 .. 25600, a factor sqrt(2) apart
 TAU_GEN = 1600.0  # at every n the FD comes within its error of its plateau here: independent of n

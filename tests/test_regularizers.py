@@ -6,18 +6,17 @@ import torch
 from torch import nn
 
 from conftest import build_context, tiny_config
-
-from freqdiff.context import BuildContext
-from freqdiff.pipeline import build_pipeline
+from freqdiff.core.registry import FreqdiffError
+from freqdiff.core.spectral import MAX_RADIUS, energy_above
+from freqdiff.pipeline.build import build_pipeline
 from freqdiff.process import PROCESSES
-from freqdiff.process.base import DenoisingTerms
+from freqdiff.process.context import BuildContext
 from freqdiff.process.ddpm import DDPM
-from freqdiff.registry import FreqdiffError
+from freqdiff.process.loss import DenoisingTerms, denoise
 from freqdiff.regularizers import REGULARIZERS
 from freqdiff.regularizers.base import OUWindow
 from freqdiff.regularizers.focal_frequency import focal_frequency_loss
 from freqdiff.regularizers.spectral_filter import LowpassPrediction, SpectralFilterParams
-from freqdiff.spectral import MAX_RADIUS, energy_above
 from freqdiff.train.trainer import Trainer
 
 SHAPE = (1, 16, 16)
@@ -115,7 +114,7 @@ def test_frequency_weighted_with_unit_weights_is_the_plain_loss_on_every_process
     x0 = pipe.split.train[:8]
     level = pipe.process.sample_levels(len(x0), g, torch.device("cpu"))
     with torch.no_grad():
-        terms = pipe.process.denoise(pipe.model.eval(), x0, level, torch.randn(x0.shape, generator=g))
+        terms = denoise(pipe.process, pipe.model.eval(), x0, level, torch.randn(x0.shape, generator=g))
     plain, plain_logs = REGULARIZERS.build("none", {}, context=context).objective(terms)
     weighted, logs = pipe.regularizer.objective(terms)
     assert weighted.item() == pytest.approx(plain.item(), rel=1e-6)
@@ -123,6 +122,19 @@ def test_frequency_weighted_with_unit_weights_is_the_plain_loss_on_every_process
     assert logs["mse"] == pytest.approx(plain_logs["mse"], rel=1e-6)
     lower, _ = REGULARIZERS.build("frequency_weighted_loss", {"high_weight": 0.3}, context=context).objective(terms)
     assert lower.item() < plain.item()
+
+
+def random_terms(process: str, seed: int) -> tuple:
+    """(context, process, terms): 4 training images at random levels, with a random network output."""
+    context = build_context(SHAPE)
+    proc = PROCESSES.build(process, context=context)
+    context = build_context(SHAPE, process=proc)
+    g = torch.Generator().manual_seed(seed)
+    x0 = context.split.train[:4]
+    level = proc.sample_levels(4, g, torch.device("cpu"))
+    eps = torch.randn(x0.shape, generator=g)
+    output = torch.randn(x0.shape, generator=g)
+    return context, proc, DenoisingTerms(proc, x0, level, eps, proc.add_noise(x0, level, eps), output)
 
 
 @pytest.mark.parametrize("process", LOSS_PROCESSES)
@@ -134,14 +146,7 @@ def test_frequency_weighted_with_unit_weights_is_the_plain_loss_on_every_process
 ])
 def test_penalties_at_weight_zero_and_optimizer_options_leave_the_plain_loss(process, name, params):
     """What these regularizers add is their own term (or an optimizer option): the loss itself is the process's."""
-    context = build_context(SHAPE)
-    proc = PROCESSES.build(process, context=context)
-    context = build_context(SHAPE, process=proc)
-    g = torch.Generator().manual_seed(0)
-    x0 = context.split.train[:4]
-    level = proc.sample_levels(4, g, torch.device("cpu"))
-    eps = torch.randn(x0.shape, generator=g)
-    terms = DenoisingTerms(proc, x0, level, eps, proc.add_noise(x0, level, eps), torch.randn(x0.shape, generator=g))
+    context, _, terms = random_terms(process, seed=0)
     loss, logs = REGULARIZERS.build(name, params, context=context).objective(terms)
     assert loss.item() == pytest.approx(terms.mse().mean().item(), rel=1e-6)
     assert logs["mse"] == pytest.approx(loss.item(), rel=1e-6)
@@ -150,14 +155,8 @@ def test_penalties_at_weight_zero_and_optimizer_options_leave_the_plain_loss(pro
 @pytest.mark.parametrize("process", LOSS_PROCESSES)
 def test_focal_frequency_with_alpha_zero_is_the_x0_mse_on_every_process(process):
     """Its documented identity is about its own units (pixels for target x0), which no process changes."""
-    context = build_context(SHAPE)
-    proc = PROCESSES.build(process, context=context)
-    context = build_context(SHAPE, process=proc)
-    g = torch.Generator().manual_seed(1)
-    x0 = context.split.train[:4]
-    level = proc.sample_levels(4, g, torch.device("cpu"))
-    eps = torch.randn(x0.shape, generator=g)
-    terms = DenoisingTerms(proc, x0, level, eps, proc.add_noise(x0, level, eps), torch.randn(x0.shape, generator=g))
+    context, proc, terms = random_terms(process, seed=1)
+    x0, level = terms.x0, terms.level
     inside = OUWindow(0.0, 1.0).mask(proc, level).float()
     _, logs = REGULARIZERS.build("focal_frequency", {"alpha": 0.0}, context=context).objective(terms)
     x0_mse = (inside * (terms.x0_hat - x0).pow(2).flatten(1).mean(1)).mean().item()
@@ -271,7 +270,7 @@ def test_gradients_reach_every_parameter(name, params):
     torch.manual_seed(0)
     regularizer = build(name, **params)
     model = regularizer.wrap_model(TinyNet())
-    loss, logs = regularizer.objective(PROCESS.denoise(model, *batch()))
+    loss, logs = regularizer.objective(denoise(PROCESS, model, *batch()))
     loss.backward()
     assert "mse" in logs and all(math.isfinite(v) for v in logs.values())
     if name in ("fourier_penalty", "frequency_weighted_loss", "focal_frequency"):
@@ -285,7 +284,7 @@ def test_penalty_gradient_differs_from_mse_gradient():
     for name in ("none", "fourier_penalty", "frequency_weighted_loss", "focal_frequency"):
         torch.manual_seed(1)
         model = TinyNet().eval()
-        build(name).objective(PROCESS.denoise(model, *batch()))[0].backward()
+        build(name).objective(denoise(PROCESS, model, *batch()))[0].backward()
         grads.append(model.conv.weight.grad.clone())
     for other in grads[1:]:
         assert not torch.allclose(grads[0], other)

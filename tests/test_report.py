@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_window import SAMPLES, STEPS, TAU_GEN, TAU_MEM, L, copy_fraction, fd_curve, metrics, use_test_gate
 
 import freqdiff.analysis
 from freqdiff.analysis.reports.plots import fid_label
 from freqdiff.analysis.reports.report import RUN_COLUMNS, write_report
-from freqdiff.io import write_csv, write_json
-from test_window import L, SAMPLES, STEPS, TAU_GEN, TAU_MEM, copy_fraction, fd_curve, metrics, use_test_gate
+from freqdiff.core.io import write_csv, write_json
 
 CONFIG = {"dataset": {"name": "digits", "params": {}}, "process": {"name": "ddpm", "params": {}},
           "model": {"name": "unet", "params": {"width": 8}}, "regularizer": {"name": "none", "params": {}},

@@ -8,10 +8,10 @@ import torch
 
 from conftest import build_context
 from freqdiff.cli import main
-from freqdiff.config import RunConfig, apply_flags
-from freqdiff.pipeline import build_pipeline
+from freqdiff.commands.recipes import RECIPES
+from freqdiff.core.config import RunConfig, apply_flags
+from freqdiff.pipeline.build import build_pipeline
 from freqdiff.process import PROCESSES
-from freqdiff.recipes import RECIPES
 from freqdiff.samplers import SAMPLERS, draw_samples
 
 SHAPE = (1, 8, 8)

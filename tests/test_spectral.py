@@ -6,10 +6,10 @@ import pytest
 import scipy.fft
 import torch
 
-from freqdiff.registry import FreqdiffError
-from freqdiff.spectral import (MAX_RADIUS, band_edges, dct, dct_2d, energy_above, high_frequency_fraction, idct,
-                               idct_2d, lowpass, lowpass_mask, radial_band_energy, radial_band_power,
-                               radial_frequency)
+from freqdiff.core.registry import FreqdiffError
+from freqdiff.core.spectral import (MAX_RADIUS, band_edges, dct, dct_2d, energy_above, high_frequency_fraction, idct,
+                                    idct_2d, lowpass, lowpass_mask, radial_band_energy, radial_band_power,
+                                    radial_frequency)
 
 
 def checkerboard(h: int, w: int) -> torch.Tensor:

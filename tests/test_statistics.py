@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from freqdiff.analysis import statistics
-from freqdiff.analysis.statistics import (bootstrap_over_seeds, combined_err, fit_power_law, mean_and_err,
-                                          mean_of_measurements, proportion_interval, t_interval)
-from freqdiff.registry import FreqdiffError
+from freqdiff.metrics import statistics
+from freqdiff.core.registry import FreqdiffError
+from freqdiff.metrics.statistics import (bootstrap_over_seeds, combined_err, fit_power_law, mean_and_err,
+                                         mean_of_measurements, proportion_interval, t_interval)
 
 
 def old_fmem_interval(memorized, n_boot=1000, seed=0):
@@ -122,4 +122,4 @@ def test_statistics_is_the_bottom_layer():
     tree = ast.parse(inspect.getsource(statistics))
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    assert {m for m in imported if m.startswith("freqdiff")} == {"freqdiff.registry"}
+    assert {m for m in imported if m.startswith("freqdiff")} == {"freqdiff.core.registry"}

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY
-from freqdiff.registry import FreqdiffError
-from freqdiff.sweep import job_command, parse_sweep_argv, plan, sweep_main
+from freqdiff.commands.sweep import job_command, parse_sweep_argv, plan, sweep_main
+from freqdiff.core.registry import FreqdiffError
 
 FAST = {k: v for k, v in TINY.items() if k not in ("n", "steps")}
 
@@ -33,7 +33,7 @@ def test_tiny_sweep_end_to_end_then_skips_finished_runs(tmp_path: Path, monkeypa
     def must_not_train(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr("freqdiff.train.trainer.train_runs", must_not_train)
+    monkeypatch.setattr("freqdiff.commands.sweep.train_runs", must_not_train)
     assert sweep_main(argv(out)) == 0
 
 
@@ -42,15 +42,15 @@ def test_interrupted_sweep_redoes_only_the_unfinished_run(tmp_path: Path, monkey
     assert sweep_main(argv(out, report="false")) == 0
     (out / "n00012-seed0" / "window.json").unlink()  # as if killed during its last stage
     trained: list[str] = []
-    import freqdiff.train.trainer as trainer_module
+    import freqdiff.commands.sweep as sweep_module
 
-    real_train = trainer_module.train_runs
+    real_train = sweep_module.train_runs
 
     def recording(runs):
         trained.extend(Path(run_dir).name for _, run_dir in runs)
         return real_train(runs)
 
-    monkeypatch.setattr(trainer_module, "train_runs", recording)
+    monkeypatch.setattr(sweep_module, "train_runs", recording)
     assert sweep_main(argv(out, report="false")) == 0
     assert trained == ["n00012-seed0"]
     assert (out / "n00012-seed0" / "window.json").exists()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.registry import FreqdiffError
 from freqdiff.theory import constants, dynamics, equivalent, features, readouts, simulate, slopes, spectrum
 from freqdiff.theory.cli import QUICK, main, options_help, parse
 from freqdiff.theory.config import MODELS

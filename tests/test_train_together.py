@@ -13,8 +13,8 @@ import torch
 
 import freqdiff.train.trainer as trainer_module
 from conftest import TINY, tiny_config
-from freqdiff.checkpoint import list_checkpoints
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.checkpoint import list_checkpoints
+from freqdiff.core.registry import FreqdiffError
 from freqdiff.train.grouping import group_runs
 from freqdiff.train.members import check_members
 from freqdiff.train.trainer import Trainer, train, train_runs

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from conftest import TINY, tiny_config
-from freqdiff.checkpoint import checkpoint_steps, list_checkpoints
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.checkpoint import checkpoint_steps, list_checkpoints
+from freqdiff.core.registry import FreqdiffError
 from freqdiff.regularizers import Regularizer
 from freqdiff.train.trainer import Trainer, train
 

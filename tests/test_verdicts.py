@@ -7,10 +7,10 @@ import pytest
 
 from freqdiff.analysis.reading.comparison import compare
 from freqdiff.analysis.reading.window import read_window
-from freqdiff.io import write_csv, write_json
-from freqdiff.metrics.calibration import (binary_noise, blurred_copies, exact_copies, gaussian_blobs, heldout_digits,
-                                          make_setup, noisy_copies, uniform_noise)
+from freqdiff.core.io import write_csv, write_json
 from freqdiff.metrics.extractors import get_extractor
+from freqdiff.metrics.known_sets import (binary_noise, blurred_copies, exact_copies, gaussian_blobs, heldout_digits,
+                                         make_setup, noisy_copies, uniform_noise)
 from freqdiff.metrics.quality import gate_for, measure_samples
 
 STEPS = (100, 200, 400, 800, 1600)  # the fewest a plateau needs (smooth 3 + confirm 1) and one more

@@ -13,9 +13,9 @@ from freqdiff.analysis.reading.curves import METRICS_COLUMNS, load_run
 from freqdiff.analysis.reading.scaling import group_windows, is_open
 from freqdiff.analysis.reading.window import read_window
 from freqdiff.analysis.reports.run import window_main
-from freqdiff.io import write_csv, write_json
+from freqdiff.core.io import write_csv, write_json
+from freqdiff.core.registry import FreqdiffError
 from freqdiff.metrics.quality import Gate
-from freqdiff.registry import FreqdiffError
 
 GATE = Gate("recognizable", 0.8, "digits_cnn", "hand-set for the tests")  # not the calibrated one: fixed numbers
 STEPS = np.unique(np.round(np.geomspace(100, 12800, 16))).astype(int)
@@ -288,6 +288,6 @@ def test_group_windows_reports_censored_as_bound_and_open_by_intervals():
 
 
 def test_the_window_reads_the_columns_evaluate_writes():
-    from freqdiff.evaluate import COLUMNS
+    from freqdiff.metrics.evaluate import COLUMNS
 
     assert list(METRICS_COLUMNS) == list(COLUMNS)

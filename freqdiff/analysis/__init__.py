@@ -5,5 +5,5 @@
 3. `reports`: figures, window.json, report.md and the `freqdiff compare` outputs.
 
 A layer imports only the layers above it in this list. This file imports nothing, so
-freqdiff.metrics can use `freqdiff.analysis.statistics` without a cycle.
+freqdiff.metrics can use `freqdiff.metrics.statistics` without a cycle.
 """

@@ -1,12 +1,12 @@
 """Image datasets as pools of float images in [0, 1], shape (N, C, H, W), in a fixed order."""
 from torch import Tensor
 
+from freqdiff.core.registry import Registry
 from freqdiff.data.split import Split, make_split
-from freqdiff.registry import Registry
 
 DATASETS: Registry[Tensor] = Registry("dataset")
 
-from freqdiff.plugins import import_submodules  # noqa: E402
+from freqdiff.core.plugins import import_submodules  # noqa: E402
 
 import_submodules(__name__)
 

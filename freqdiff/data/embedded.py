@@ -8,9 +8,9 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
+from freqdiff.core.registry import param
 from freqdiff.data import DATASETS
 from freqdiff.data.transforms import resize
-from freqdiff.registry import param
 
 
 @dataclass(frozen=True)

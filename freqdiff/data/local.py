@@ -11,9 +11,9 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
+from freqdiff.core.registry import FreqdiffError, param
 from freqdiff.data import DATASETS
 from freqdiff.data.transforms import center_crop
-from freqdiff.registry import FreqdiffError, param
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.registry import FreqdiffError
 
 
 @dataclass

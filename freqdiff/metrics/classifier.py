@@ -14,9 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from freqdiff.io import torch_save
-from freqdiff.registry import FreqdiffError
-
+from freqdiff.core.io import torch_save
+from freqdiff.core.registry import FreqdiffError
 
 RECOGNIZED_HELDOUT = 0.8  # a classifier's confidence threshold is the max-softmax level 80% of its held-out images reach
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from freqdiff.data import DATASETS
 from freqdiff.metrics.classifier import (FeatureClassifier, accuracy, confidence_threshold, fit, load_classifier,
                                          train_main)
 
@@ -80,8 +81,6 @@ def add_noise(images: Tensor, generator: torch.Generator) -> Tensor:
 def digits_with_labels() -> tuple[Tensor, Tensor]:
     """The 'digits' pool exactly as the dataset registry gives it, (1797,1,8,8) in [0,1], and its labels."""
     from sklearn.datasets import load_digits
-
-    from freqdiff.data import DATASETS
 
     return DATASETS.build("digits"), torch.from_numpy(load_digits().target).long()
 

@@ -22,12 +22,12 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from freqdiff.core.registry import FreqdiffError, NoParams, Registry
 from freqdiff.metrics.classifier import load_classifier
 from freqdiff.metrics.digits_cnn import WEIGHTS as DIGITS_CNN_WEIGHTS
 from freqdiff.metrics.digits_cnn import DigitsCNN
 from freqdiff.metrics.lenet import WEIGHTS as LENET_WEIGHTS
 from freqdiff.metrics.lenet import LeNet
-from freqdiff.registry import FreqdiffError, NoParams, Registry
 
 EXTRACTORS: Registry[Extractor] = Registry("extractor")
 

@@ -21,9 +21,9 @@ import numpy as np
 from scipy.linalg import LinAlgWarning
 from torch import Tensor
 
-from freqdiff.io import atomic_path
+from freqdiff.core.io import atomic_path
+from freqdiff.core.registry import FreqdiffError
 from freqdiff.metrics.extractors import Extractor
-from freqdiff.registry import FreqdiffError
 
 DEFAULT_CACHE = Path("~/.cache/freqdiff/fid_stats")
 CACHE_FORMAT = 2  # 1: mu, sigma, feats without a checksum

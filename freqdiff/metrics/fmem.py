@@ -3,7 +3,7 @@
 A sample x is memorized when ||x - a1|| / ||x - a2|| < k, with a1 and a2 its nearest and
 second-nearest training images in raw L2 of the training data's own (centered) pixel space and
 k = 1/3 (Gu et al. 2023, Bonnaire et al. 2025). The nearest-neighbour search is exact, pruned by a
-principal-subspace bound and run in blocks of `batch_size` samples (freqdiff.metrics.nearest); the
+principal-subspace bound and run in blocks of `batch_size` samples (freqdiff.data.nearest); the
 training set's index is built once and reused at every checkpoint.
 
 `fmem_robust` is the same test after one identical low-pass of samples and training images, so that a
@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from freqdiff.analysis.statistics import proportion_interval
-from freqdiff.metrics.nearest import cached_index, two_nearest
-from freqdiff.registry import FreqdiffError
-from freqdiff.spectral import lowpass, lowpass_mask
+from freqdiff.core.registry import FreqdiffError
+from freqdiff.core.spectral import lowpass, lowpass_mask
+from freqdiff.data.nearest import cached_index, two_nearest
+from freqdiff.metrics.statistics import proportion_interval
 
 # The robust test's radial cutoff in cycles/pixel. On 8x8 images it keeps the 3x3 block of lowest
 # frequencies (|f| <= sqrt(2)/8), which holds 64% of the centered digits' energy but only 14% of white

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from freqdiff.spectral import MAX_RADIUS, radial_band_power
+from freqdiff.core.spectral import MAX_RADIUS, radial_band_power
 
 NEAREST_K = 5  # Naeem et al.'s default k for PRDC
 POWER_FLOOR = 1e-12  # keeps the log finite for a band with no energy (e.g. constant images)

@@ -4,7 +4,7 @@ Each quality value is the mean over `folds` disjoint (sample fold, reference fol
 over them as its error, as the paper reports FID (mean +- 2 sigma over disjoint reference sets). Folds are
 interleaved (fold j holds images j, j + folds, ...), so a reference set ordered by writer spreads evenly.
 The gate says whether a checkpoint generates images at all; its threshold is derived from the calibration
-table (freqdiff.metrics.calibration) and stored in gates.json beside this file.
+table (freqdiff.commands.calibrate) and stored in gates.json beside this file.
 """
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from freqdiff.analysis.statistics import mean_and_err
+from freqdiff.core.io import read_json
+from freqdiff.core.registry import FreqdiffError
 from freqdiff.data import Split
-from freqdiff.io import read_json
 from freqdiff.metrics.extractors import Extractor
 from freqdiff.metrics.fid import frechet_distance, kernel_distance, reference_features
 from freqdiff.metrics.fmem import check_finite, fmem, fmem_robust
 from freqdiff.metrics.measures import NEAREST_K, prdc, recognizable, spectral_distance
-from freqdiff.registry import FreqdiffError
+from freqdiff.metrics.statistics import mean_and_err
 
 QUALITY = ("fid", "kid", "precision", "recall", "density", "coverage", "recognizable", "spectral")
 HIGHER_IS_BETTER = ("precision", "recall", "density", "coverage", "recognizable")

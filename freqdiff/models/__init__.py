@@ -5,11 +5,11 @@ process's c_in x_t and c_noise(level). A closed-form model (closed_form = True) 
 """
 from torch import nn
 
-from freqdiff.registry import Registry
+from freqdiff.core.registry import Registry
 
 MODELS: Registry[nn.Module] = Registry("model")
 
-from freqdiff.plugins import import_submodules  # noqa: E402
+from freqdiff.core.plugins import import_submodules  # noqa: E402
 
 import_submodules(__name__)
-import_submodules("freqdiff.baselines.closed_form")  # the closed-form baselines register here too
+import_submodules("freqdiff.models.closed_form")  # the closed-form baselines register here too

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from einops import pack, unpack
 from torch import Tensor, nn
 
-from freqdiff.context import BuildContext
+from freqdiff.core.registry import param
 from freqdiff.models import MODELS
 from freqdiff.models.embedding import sinusoidal
-from freqdiff.registry import param
+from freqdiff.process.context import BuildContext
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,9 @@
 """A backbone seen through its process's preconditioning: forward(x_t, level) = F(c_in x_t, c_noise(level))."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from torch import Tensor, nn
 
-if TYPE_CHECKING:
-    from freqdiff.process import DiffusionProcess
+from freqdiff.process.base import DiffusionProcess
 
 
 class Preconditioned(nn.Module):

@@ -14,8 +14,8 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from freqdiff.core.registry import FreqdiffError
 from freqdiff.models.dropout import keyed_dropout
-from freqdiff.registry import FreqdiffError
 
 
 class StackedModel(nn.Module):

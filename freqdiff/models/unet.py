@@ -22,11 +22,11 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from freqdiff.context import BuildContext
+from freqdiff.core.registry import FreqdiffError, param
 from freqdiff.models import MODELS
 from freqdiff.models.dropout import KeyedDropout
 from freqdiff.models.embedding import Sinusoidal, sinusoidal
-from freqdiff.registry import FreqdiffError, param
+from freqdiff.process.context import BuildContext
 
 GROUPS = 8  # GroupNorm(8) everywhere: every channel count must be a multiple of 8
 TIME_MULT = 4  # time-embedding width 4W (Ho et al.)

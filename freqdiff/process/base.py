@@ -14,13 +14,12 @@ Schedules are buffers: `.to(device)` moves them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from freqdiff.spectral import dct_2d, idct_2d
+from freqdiff.core.spectral import dct_2d, idct_2d
 
 BASES = ("pixel", "dct")
 
@@ -181,11 +180,6 @@ class DiffusionProcess(nn.Module):
         dtype = torch.long if self.levels_count is not None else torch.get_default_dtype()
         return torch.full((batch,), level.item(), dtype=dtype, device=self.device)
 
-    def denoise(self, model: nn.Module, x0: Tensor, level: Tensor, eps: Tensor) -> "DenoisingTerms":
-        """Noise x_0 to `level` with eps and let the model answer."""
-        x_t = self.add_noise(x0, level, eps)
-        return DenoisingTerms(self, x0, level, eps, x_t, model(x_t, level))
-
 
 class DenoiserProcess(DiffusionProcess):
     """A process whose network output F parametrizes the denoiser directly, D = c_skip x + c_out F (EDM, VE).
@@ -213,39 +207,3 @@ class DenoiserProcess(DiffusionProcess):
 
     def target(self, x0: Tensor, eps: Tensor, x_t: Tensor, level: Tensor) -> Tensor:
         return self.output_from_x0(x_t, level, x0)
-
-
-@dataclass
-class DenoisingTerms:
-    """One denoising evaluation at `level`: what regularizers and metrics build their terms from."""
-
-    process: DiffusionProcess
-    x0: Tensor
-    level: Tensor
-    eps: Tensor
-    x_t: Tensor
-    output: Tensor  # the network's answer F (eps_hat for eps-predicting processes)
-
-    def mse(self) -> Tensor:
-        """Per-example weighted squared error of the output against its target, averaged over pixels (the
-        paper's eps-MSE for DDPM)."""
-        error = (self.output - self.process.target(self.x0, self.eps, self.x_t, self.level)).pow(2).flatten(1).mean(1)
-        weight = self.process.loss_weight(self.level)
-        return error if weight is None else weight * error
-
-    @property
-    def eps_hat(self) -> Tensor:
-        return self.process.eps_from_output(self.x_t, self.level, self.output)
-
-    @property
-    def x0_hat(self) -> Tensor:
-        return self.process.x0_from_output(self.x_t, self.level, self.output)
-
-    @property
-    def score(self) -> Tensor:
-        return self.process.score(self.x_t, self.level, self.eps_hat)
-
-    @property
-    def true_score(self) -> Tensor:
-        """The score of q(x_t | x_0): what `score` estimates."""
-        return self.process.score(self.x_t, self.level, self.eps)

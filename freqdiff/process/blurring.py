@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from freqdiff.context import BuildContext
+from freqdiff.core.registry import FreqdiffError, param
 from freqdiff.process import PROCESSES
 from freqdiff.process.base import DiffusionProcess, per_example
-from freqdiff.registry import FreqdiffError, param
+from freqdiff.process.context import BuildContext
 
 BLUR_PER_SIDE = 20 / 32  # the paper's sigma_B,max = 20 pixels on 32x32 images
 STEP_SCALE = 1000  # c_noise = 1000 t: the scale of DDPM's steps (EDM's VP preconditioning: (M - 1) t)

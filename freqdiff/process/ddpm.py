@@ -7,11 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from freqdiff.context import BuildContext
+from freqdiff.core.registry import param
 from freqdiff.process import PROCESSES
 from freqdiff.process.base import DiffusionProcess, per_example
-from freqdiff.registry import param
-
+from freqdiff.process.context import BuildContext
 
 SCHEDULES = ("linear", "cosine")
 

@@ -14,10 +14,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from freqdiff.context import BuildContext
+from freqdiff.core.registry import FreqdiffError, param
 from freqdiff.process import PROCESSES
 from freqdiff.process.base import DenoiserProcess, per_example
-from freqdiff.registry import FreqdiffError, param
+from freqdiff.process.context import BuildContext
 
 
 @dataclass(frozen=True)

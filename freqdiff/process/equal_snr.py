@@ -17,12 +17,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from freqdiff.context import BuildContext
+from freqdiff.core.registry import param
+from freqdiff.core.spectral import dct_2d
 from freqdiff.process import PROCESSES
 from freqdiff.process.base import DiffusionProcess
+from freqdiff.process.context import BuildContext
 from freqdiff.process.ddpm import DDPM, DDPMParams, betas_of
-from freqdiff.registry import param
-from freqdiff.spectral import dct_2d
 
 DIGITS = 6  # significant digits of the recorded variances; the process uses the recorded values
 

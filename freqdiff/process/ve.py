@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from freqdiff.context import BuildContext
+from freqdiff.core.registry import param
 from freqdiff.process import PROCESSES
 from freqdiff.process.base import per_example
+from freqdiff.process.context import BuildContext
 from freqdiff.process.edm import SigmaProcess, check_sigma_range
-from freqdiff.registry import param
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from freqdiff.process.base import DenoisingTerms, DiffusionProcess
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.registry import FreqdiffError
+from freqdiff.process.base import DiffusionProcess
+from freqdiff.process.loss import DenoisingTerms
 
 
 class Regularizer:

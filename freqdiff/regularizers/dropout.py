@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from freqdiff.context import BuildContext
-from freqdiff.registry import FreqdiffError, param
+from freqdiff.core.registry import FreqdiffError, param
+from freqdiff.process.context import BuildContext
 from freqdiff.regularizers import REGULARIZERS
 from freqdiff.regularizers.base import Regularizer
 

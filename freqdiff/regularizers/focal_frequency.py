@@ -18,13 +18,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from freqdiff.context import BuildContext
-from freqdiff.process.base import DenoisingTerms
-from freqdiff.registry import param
+from freqdiff.core.registry import param
+from freqdiff.core.spectral import power
+from freqdiff.process.context import BuildContext
+from freqdiff.process.loss import DenoisingTerms
 from freqdiff.regularizers import REGULARIZERS
 from freqdiff.regularizers.base import OUWindow, Regularizer, WindowedPenalty
 from freqdiff.regularizers.fourier_penalty import TARGETS, prediction, truth
-from freqdiff.spectral import power
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from freqdiff.context import BuildContext
-from freqdiff.process.base import DenoisingTerms
-from freqdiff.registry import param
+from freqdiff.core.registry import param
+from freqdiff.core.spectral import energy_above
+from freqdiff.process.context import BuildContext
+from freqdiff.process.loss import DenoisingTerms
 from freqdiff.regularizers import REGULARIZERS
 from freqdiff.regularizers.base import OUWindow, Regularizer, WindowedPenalty
-from freqdiff.spectral import energy_above
 
 TARGETS = ("eps", "score", "x0")
 

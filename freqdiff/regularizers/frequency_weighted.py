@@ -19,12 +19,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from freqdiff.context import BuildContext
-from freqdiff.process.base import DenoisingTerms
-from freqdiff.registry import param
+from freqdiff.core.registry import param
+from freqdiff.core.spectral import power, radial_frequency
+from freqdiff.process.context import BuildContext
+from freqdiff.process.loss import DenoisingTerms
 from freqdiff.regularizers import REGULARIZERS
 from freqdiff.regularizers.base import OUWindow, Regularizer
-from freqdiff.spectral import power, radial_frequency
 
 
 @dataclass(frozen=True)

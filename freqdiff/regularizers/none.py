@@ -1,8 +1,8 @@
 """`none`: the process's plain loss (the paper's epsilon MSE for DDPM), no model or optimizer change."""
 from __future__ import annotations
 
-from freqdiff.context import BuildContext
-from freqdiff.registry import NoParams
+from freqdiff.core.registry import NoParams
+from freqdiff.process.context import BuildContext
 from freqdiff.regularizers import REGULARIZERS
 from freqdiff.regularizers.base import Regularizer
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from freqdiff.context import BuildContext
+from freqdiff.core.registry import param
+from freqdiff.core.spectral import MASK_KINDS, MAX_RADIUS, lowpass, lowpass_mask
 from freqdiff.process.base import DiffusionProcess
-from freqdiff.registry import param
+from freqdiff.process.context import BuildContext
 from freqdiff.regularizers import REGULARIZERS
 from freqdiff.regularizers.base import OUWindow, Regularizer
-from freqdiff.spectral import MASK_KINDS, MAX_RADIUS, lowpass, lowpass_mask
 
 FILTER_TARGETS = ("x0", "eps")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from freqdiff.context import BuildContext
-from freqdiff.registry import param
+from freqdiff.core.registry import param
+from freqdiff.process.context import BuildContext
 from freqdiff.regularizers import REGULARIZERS
 from freqdiff.regularizers.base import Regularizer
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from freqdiff.context import BuildContext
-from freqdiff.registry import param
+from freqdiff.core.registry import param
+from freqdiff.process.context import BuildContext
 from freqdiff.samplers import SAMPLERS
 from freqdiff.samplers.base import Callback, Denoiser, GridSampler, Noise, report
 

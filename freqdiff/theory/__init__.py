@@ -15,7 +15,7 @@ from freqdiff.theory.constants import GEConstants, ge_constants
 from freqdiff.theory.dynamics import (A_closed_form, A_star, LossCurves, Modes, denoising_loss, gradient_flow_rhs,
                                       loss_curves, mode_timescales, modes, score_error)
 from freqdiff.theory.equivalent import equivalent_matrices, equivalent_modes, gram_increments, wishart
-from freqdiff.theory.features import (RFProblem, U_V_empirical, U_V_monte_carlo, U_V_population, make_problem)
+from freqdiff.theory.features import RFProblem, U_V_empirical, U_V_monte_carlo, U_V_population, make_problem
 from freqdiff.theory.readouts import Readouts, read_all
 from freqdiff.theory.results import StudyResult
 from freqdiff.theory.simulate import GDTrace, gradient_descent

@@ -4,8 +4,8 @@ from __future__ import annotations
 import dataclasses
 import typing
 
-from freqdiff.config import split_argv
-from freqdiff.registry import FreqdiffError, build_params, range_text, type_name
+from freqdiff.core.config import split_argv
+from freqdiff.core.registry import FreqdiffError, build_params, range_text, type_name
 from freqdiff.theory.config import TheoryConfig
 from freqdiff.theory.study import run_study
 

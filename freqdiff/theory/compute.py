@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from freqdiff.io import atomic_path
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.io import atomic_path
+from freqdiff.core.registry import FreqdiffError
 from freqdiff.theory.config import TheoryConfig
 from freqdiff.theory.constants import ge_constants
 from freqdiff.theory.dynamics import LossCurves, Modes, loss_curves, modes

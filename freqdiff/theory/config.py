@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from freqdiff.registry import FreqdiffError, check_choice, param
+from freqdiff.core.registry import FreqdiffError, check_choice, param
 from freqdiff.theory.constants import ACTIVATIONS
 
 Array = np.ndarray

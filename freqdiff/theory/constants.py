@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 from scipy.special import roots_hermitenorm
 
-from freqdiff.registry import check_choice
+from freqdiff.core.registry import check_choice
 
 Array = np.ndarray
 

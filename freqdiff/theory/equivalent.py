@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.registry import FreqdiffError
 from freqdiff.theory.constants import GEConstants
 from freqdiff.theory.dynamics import Modes
 

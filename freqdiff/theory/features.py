@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.registry import FreqdiffError
 from freqdiff.theory.constants import Delta_t, activation, gauss_hermite
 
 Array = np.ndarray

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from freqdiff.analysis.statistics import slope, t_interval
+from freqdiff.metrics.statistics import slope, t_interval
 
 LINEAR_BAND = (0.8, 1.25)  # a slope whose whole interval lies here is called linear in psi_n
 

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from freqdiff.io import write_csv, write_json, write_text
+from freqdiff.core.io import write_csv, write_json, write_text
 from freqdiff.theory.compute import (EquivalentDraw, Raw, Where, load_raw, run_equivalent, run_exact, save_raw,
                                      setting_path)
 from freqdiff.theory.config import MODELS, TheoryConfig

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import torch
 
-from freqdiff.config import RunConfig
+from freqdiff.core.config import RunConfig
 from freqdiff.train.members import batch_size, init_pipeline, wraps_model
 
 MAX_MEMBERS = 24  # beyond this a CPU gains nothing (bench/bench_ensemble.py) and a progress bar per member is noise

@@ -11,10 +11,10 @@ from typing import Any, Sequence, TextIO
 
 import torch
 
-from freqdiff.config import RunConfig
-from freqdiff.io import RunLock
-from freqdiff.pipeline import Pipeline, build_pipeline
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.config import RunConfig
+from freqdiff.core.io import RunLock
+from freqdiff.core.registry import FreqdiffError
+from freqdiff.pipeline.build import Pipeline, build_pipeline
 from freqdiff.regularizers import Regularizer
 
 # The settings in which the members of one stack may differ (besides numeric regularizer parameters).

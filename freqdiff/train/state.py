@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from freqdiff.config import TrainConfig
+from freqdiff.core.config import TrainConfig
 from freqdiff.models.stack import StackedModel
 
 

@@ -27,19 +27,19 @@ from accelerate.utils import broadcast_object_list
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from freqdiff.baselines.optimal_score import is_closed_form
-from freqdiff.checkpoint import (checkpoint_path, checkpoint_steps, claim_run_dir, keep_state, load_state,
-                                 previous_state_path, save_state, state_path)
-from freqdiff.config import RunConfig
-from freqdiff.distributed import process_state
-from freqdiff.grids import save_grid
-from freqdiff.io import torch_load, torch_save, write_text
+from freqdiff.core.checkpoint import (checkpoint_path, checkpoint_steps, claim_run_dir, keep_state, load_state,
+                                      previous_state_path, save_state, state_path)
+from freqdiff.core.config import RunConfig
+from freqdiff.core.distributed import process_state
+from freqdiff.core.io import torch_load, torch_save, write_text
+from freqdiff.core.registry import FreqdiffError
+from freqdiff.core.schedule import batch_indices, dropout_keys, rank_slice, step_seed
+from freqdiff.models.optimal_score import is_closed_form
 from freqdiff.models.stack import StackedModel
-from freqdiff.pipeline import check_mixed_precision, set_cpu_threads
-from freqdiff.process.base import DenoisingTerms
-from freqdiff.registry import FreqdiffError
+from freqdiff.pipeline.build import check_mixed_precision, set_cpu_threads
+from freqdiff.process.loss import DenoisingTerms
+from freqdiff.samplers.grids import save_grid
 from freqdiff.samplers.stacked import draw_member_samples
-from freqdiff.schedule import batch_indices, dropout_keys, rank_slice, step_seed
 from freqdiff.train.members import Member, batch_size, check_members, check_shared_forward, init_pipeline
 from freqdiff.train.state import (clip_members, make_ema, make_optimizer, member_ema_state, member_optimizer_state,
                                   stack_ema_states, stack_optimizer_states)

@@ -1,6 +1,6 @@
 """Recipe against reference over a few training seeds, with intervals whose coverage is what they claim.
 
-Numbers in, numbers out, beside freqdiff.analysis.statistics (whose t_interval it reuses); its modules import
+Numbers in, numbers out, beside freqdiff.metrics.statistics (whose t_interval it reuses); its modules import
 nothing from freqdiff but FreqdiffError, that module and each other. lifelines (with pandas and autograd: about
 0.3 s to import, measured after scipy) is imported only inside a fit (aft.py).
 

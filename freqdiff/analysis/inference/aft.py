@@ -12,7 +12,7 @@ import numpy as np
 from scipy import stats
 
 from freqdiff.analysis.inference.base import Bracket, Inference, brackets, exp_interval, interval_label
-from freqdiff.analysis.statistics import LEVEL, t_interval
+from freqdiff.metrics.statistics import LEVEL, t_interval
 
 MAX_LOG_FACTOR = 30.0  # an AFT coefficient beyond this (a factor of 1e13) is a fit running off, not an estimate
 # the AFT fits tried in turn until one converges without warnings: log-normal from a quick start, from

@@ -9,8 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
-from freqdiff.analysis.statistics import LEVEL
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.registry import FreqdiffError
+from freqdiff.metrics.statistics import LEVEL
 
 Bracket = tuple[float | None, float | None]  # (low, high) of one seed's tau; None ends are censored
 Interval = tuple[float | None, float | None]  # None: that end is unbounded (a one-sided statement)

@@ -10,8 +10,8 @@ from typing import Sequence
 import numpy as np
 
 from freqdiff.analysis.inference.base import Inference, exp_interval, interval_label, seeds_text
-from freqdiff.analysis.statistics import LEVEL, t_interval
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.registry import FreqdiffError
+from freqdiff.metrics.statistics import LEVEL, t_interval
 
 ZERO_SPREAD = 1e-12  # a standard error below this (in log units) is no spread at all
 

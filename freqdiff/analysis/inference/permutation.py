@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from freqdiff.analysis.inference.base import Bracket, Inference, brackets, seeds_text
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.registry import FreqdiffError
 
 MAX_RELABELINGS = 2_000_000  # an exact permutation test enumerates every relabeling; beyond this it refuses
 

@@ -1,4 +1,4 @@
 """Reading runs (layer 2 of freqdiff.analysis): curves from metrics.csv, one run's window, many runs' windows.
 
-Imports only freqdiff.analysis.statistics from the analysis package; draws and writes nothing.
+Imports only freqdiff.metrics.statistics from the analysis package; draws and writes nothing.
 """

@@ -1,6 +1,6 @@
 """Baseline runs read like trained ones, and trained checkpoints placed on the copy-to-smooth axis.
 
-A baseline run (freqdiff.baselines.runs) has config.json with an "axis" and metrics.csv with the axis parameter's
+A baseline run (freqdiff.commands.baseline) has config.json with an "axis" and metrics.csv with the axis parameter's
 column in place of step; its rows are read by the trained runs' reader (curves_from_rows), indexed by position
 along the axis. The copy-to-smooth axis is the smoothing sigma of `smoothed_empirical`: sigma = 0 is the exact
 memorizer (f_mem = 1), a large sigma a smooth barycentric model (f_mem -> 0). A trained checkpoint is placed on it
@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from freqdiff.analysis.reading.curves import AXIS, Curves, curves_from_rows
-from freqdiff.io import read_csv, read_json
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.io import read_csv, read_json
+from freqdiff.core.registry import FreqdiffError
 
 ONE_POINT = "model"  # the axis column of a run without a parameter: its value is the model's name
 PROFILE_METRIC = "model_vs_memorizer"

@@ -26,7 +26,7 @@ from freqdiff.analysis.reading.matching import Match, match
 from freqdiff.analysis.reading.onsets import WindowRule
 from freqdiff.analysis.reading.pooling import DIFFERENT_DATA, Recipe, data_settings, read_recipe, require_same
 from freqdiff.analysis.reading.verdicts import basis_of, verdict
-from freqdiff.registry import FreqdiffError, build_params
+from freqdiff.core.registry import FreqdiffError, build_params
 
 INTERVALS = ("Width: the scale-free width log(tau_mem/tau_gen) per seed, the recipe's mean minus the reference's, "
              "as a factor on tau_mem/tau_gen with a Student-t interval (paired by seed when both recipes ran the "

@@ -14,8 +14,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from freqdiff.io import read_csv, read_json
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.io import read_csv, read_json
+from freqdiff.core.registry import FreqdiffError
 
 METRICS_COLUMNS = (
     "step", "fid", "fid_err", "kid", "kid_err",

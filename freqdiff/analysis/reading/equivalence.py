@@ -18,7 +18,7 @@ Over the four: matched when all four are matched; lower quality when any is wors
 least one is better and the others matched or better; quality unchecked when a measure has no value or no
 error (or the extractor no margins); else quality inconclusive.
 
-The margins are derived by `freqdiff calibrate` (freqdiff.metrics.calibration.derive_margins) from the
+The margins are derived by `freqdiff calibrate` (freqdiff.commands.calibrate.derive_margins) from the
 calibration table and stored, keyed by extractor, beside the quality gate in freqdiff/metrics/gates.json
 under MARGINS_KEY.
 """
@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 from scipy import stats
 
-from freqdiff.io import read_json
+from freqdiff.core.io import read_json
 from freqdiff.metrics.quality import GATES
 
 MEASURES = ("fid", "recognizable", "recall", "coverage")

@@ -18,8 +18,8 @@ from freqdiff.analysis.reading.matching import Match
 from freqdiff.analysis.reading.onsets import Onset
 from freqdiff.analysis.reading.pooling import Recipe
 from freqdiff.analysis.reading.window import Window
-from freqdiff.analysis.statistics import LEVEL, t_interval
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.registry import FreqdiffError
+from freqdiff.metrics.statistics import LEVEL, t_interval
 
 BOUND_WORDS = {">=": "a lower bound", "<=": "an upper bound", "mixed": "bounded both ways across seeds"}
 

@@ -8,11 +8,12 @@ replaced by an invented number.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 
 from freqdiff.analysis.reading.curves import Curves
+from freqdiff.core.registry import param
 from freqdiff.metrics.quality import Gate
-from freqdiff.registry import param
 
 COPY_MEASURES = {"fmem": "the paper's f_mem", "fmem_robust": "f_mem robust to residual noise"}
 

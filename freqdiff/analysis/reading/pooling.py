@@ -19,9 +19,9 @@ from freqdiff.analysis.reading.equivalence import Level
 from freqdiff.analysis.reading.scaling import (DERIVED, RUN_KEYS, Spread, WindowGroup, component_label, exact_tau_mem,
                                                fit_tau_mem, group_windows, recipe_of, spread)
 from freqdiff.analysis.reading.window import Window, read_window
-from freqdiff.analysis.statistics import PowerLaw, mean_of_measurements
+from freqdiff.core.registry import FreqdiffError
 from freqdiff.metrics.quality import Gate
-from freqdiff.registry import FreqdiffError
+from freqdiff.metrics.statistics import PowerLaw, mean_of_measurements
 
 DATA_KEYS = ("dataset", "data.test_size", "data.center", "data.data_seed", "data.subset")
 RUN_FLAT_KEYS = {f"{section}.{key}" for section, keys in RUN_KEYS.items() for key in keys}

@@ -21,8 +21,8 @@ import numpy as np
 from freqdiff.analysis.reading.curves import Curves
 from freqdiff.analysis.reading.onsets import Onset
 from freqdiff.analysis.reading.window import Window
-from freqdiff.analysis.statistics import PowerLaw, fit_power_law
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.registry import FreqdiffError
+from freqdiff.metrics.statistics import PowerLaw, fit_power_law
 
 OPEN, CLOSED, UNDECIDED = "open", "closed", "undecided"
 # The copy measures n* is located with: each of reading.window's two, and the earlier of them (the window's own).

@@ -17,7 +17,7 @@ from freqdiff.analysis.reading.curves import Curves
 from freqdiff.analysis.reading.onsets import Onset
 from freqdiff.analysis.reading.sensitivity import OPEN
 from freqdiff.analysis.reading.window import Window
-from freqdiff.analysis.statistics import PowerLaw, fit_power_law
+from freqdiff.metrics.statistics import PowerLaw, fit_power_law
 
 # Settings that vary between the runs of one scaling experiment, left out of the recipe.
 DERIVED = "derived"  # values measured on each run's own training subset (config.json): they vary with n, like n

@@ -17,15 +17,15 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from freqdiff.analysis.reading.curves import Curves, as_curves
 from freqdiff.analysis.reading.copy_onset import read_tau_mem
+from freqdiff.analysis.reading.curves import Curves, as_curves
 from freqdiff.analysis.reading.fd_plateau import PlateauFit, fit_tau_gen
 from freqdiff.analysis.reading.onsets import (COPY_MEASURES, Onset, WindowRule, earlier, first_confirmed, gate_passes,
                                               gate_text)
 from freqdiff.analysis.reading.sensitivity import (CLOSED, NO_GENERATION, TOLERANCES, Reading, open_range, read_over,
                                                    window_state)
+from freqdiff.core.registry import FreqdiffError, build_params
 from freqdiff.metrics.quality import Gate, gate_for
-from freqdiff.registry import FreqdiffError, build_params
 
 LOOKUP = "lookup"  # read_window's default gate: the calibrated gate of the run's feature extractor
 

@@ -24,10 +24,10 @@ from freqdiff.analysis.reading.verdicts import interval_text
 from freqdiff.analysis.reports.comparison_figure import comparison_figure
 from freqdiff.analysis.reports.report import fit_text, markdown_table
 from freqdiff.analysis.reports.run import window_options_help
-from freqdiff.analysis.statistics import PowerLaw
-from freqdiff.config import split_argv
-from freqdiff.io import read_json, save_figure, write_csv, write_json, write_text
-from freqdiff.registry import FreqdiffError, check_choice
+from freqdiff.core.config import split_argv
+from freqdiff.core.io import read_json, save_figure, write_csv, write_json, write_text
+from freqdiff.core.registry import FreqdiffError, check_choice
+from freqdiff.metrics.statistics import PowerLaw
 
 FORMATS = ("text", "csv", "json")
 FILES = ("report.md", "comparison.png", "comparison.csv", "comparison.json")

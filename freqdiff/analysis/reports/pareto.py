@@ -23,9 +23,9 @@ from freqdiff.analysis.reading.factors import Factor
 from freqdiff.analysis.reading.verdicts import confidence_text
 from freqdiff.analysis.reports.plots import fid_label
 from freqdiff.analysis.reports.report import markdown_table
-from freqdiff.config import split_argv
-from freqdiff.io import save_figure, write_csv, write_text
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.config import split_argv
+from freqdiff.core.io import save_figure, write_csv, write_text
+from freqdiff.core.registry import FreqdiffError
 
 # width: the scale-free width (the factor on tau_mem/tau_gen); absolute_width: on tau_mem - tau_gen
 COLUMNS = ["variant", "n", "status", "fid", "fid_err", "reference_fid", "reference_fid_err", "tau_mem_factor",

@@ -17,16 +17,16 @@ from matplotlib.figure import Figure
 
 from freqdiff.analysis.reading.curves import Curves, find_runs, load_run
 from freqdiff.analysis.reading.onsets import Onset, WindowRule
-from freqdiff.analysis.reading.regime import (MEM_MEASURES, Crossing, RunPoint, Slope, by_n, fit_slope,
-                                              locate_crossing, split_onset, state_at)
+from freqdiff.analysis.reading.regime import (MEM_MEASURES, Crossing, RunPoint, Slope, by_n, fit_slope, locate_crossing,
+                                              split_onset, state_at)
 from freqdiff.analysis.reading.scaling import component_label, onset_spread, recipe_of
 from freqdiff.analysis.reading.window import read_window
 from freqdiff.analysis.reports.plots import TAU_LABEL
 from freqdiff.analysis.reports.report import markdown_table
 from freqdiff.analysis.reports.run import window_options_help
-from freqdiff.config import split_argv
-from freqdiff.io import save_figure, write_csv, write_text
-from freqdiff.registry import FreqdiffError, build_params
+from freqdiff.core.config import split_argv
+from freqdiff.core.io import save_figure, write_csv, write_text
+from freqdiff.core.registry import FreqdiffError, build_params
 
 HEADLINE = "fmem_robust"  # the copy measure n* is headlined with (the issue: the quality gate and the robust measure)
 QUANTITIES = {"tau_gen": "tau_gen (fitted FD plateau; a run that never passes the quality gate has none)", **MEM_MEASURES,

@@ -8,15 +8,15 @@ from typing import Any
 
 from freqdiff.analysis.reading.baselines import is_baseline_run
 from freqdiff.analysis.reading.curves import find_runs
-from freqdiff.analysis.reading.scaling import (WindowGroup, component_label, exact_tau_mem, fit_tau_mem,
-                                               group_windows, recipe_of, tau_gen_flatness)
+from freqdiff.analysis.reading.scaling import (WindowGroup, component_label, exact_tau_mem, fit_tau_mem, group_windows,
+                                               recipe_of, tau_gen_flatness)
 from freqdiff.analysis.reading.window import Window, WindowRule, interval_text
 from freqdiff.analysis.reports.baselines import baseline_section
 from freqdiff.analysis.reports.plots import collapse_figure, nearest_roles, scaling_figure
 from freqdiff.analysis.reports.run import RunAnalysis, analyse_run
-from freqdiff.analysis.statistics import PowerLaw
-from freqdiff.io import save_figure, write_text
-from freqdiff.registry import FreqdiffError, build_params
+from freqdiff.core.io import save_figure, write_text
+from freqdiff.core.registry import FreqdiffError, build_params
+from freqdiff.metrics.statistics import PowerLaw
 
 RUN_COLUMNS = ("run", "recipe", "n", "seed", "regularizer", "verdict", "tau_gen [95%]", "tau_mem (f_mem) [95%]",
                "tau_mem (robust) [95%]", "window", "log(tau_mem/tau_gen) [ends]", "width", "ratio",

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from freqdiff.analysis.reports.plots import plot_run
 from freqdiff.analysis.reading.curves import Curves, load_run
 from freqdiff.analysis.reading.onsets import WindowRule
 from freqdiff.analysis.reading.window import Window, read_window
-from freqdiff.io import RunLock, write_json
-from freqdiff.registry import range_text
+from freqdiff.analysis.reports.plots import plot_run
+from freqdiff.core.io import RunLock, write_json
+from freqdiff.core.registry import range_text
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 For each n, on one dataset, training subset and test set, with one sampler and one set of eval settings:
 1. the `projection_baselines` recipe (the baseline U-Net recipe), trained, evaluated and windowed as `freqdiff sweep`
    does: OUT/trained/n<n>-seed<seed>/;
-2. baseline runs (freqdiff.baselines.runs) on the same settings: empirical (the memorizer), smoothed_empirical over
+2. baseline runs (freqdiff.commands.baseline) on the same settings: empirical (the memorizer), smoothed_empirical over
    its sigma (the copy-to-smooth axis), els over its patch size, and nn_projection of the trained run's last
    checkpoint over its strength (strength 0 is that checkpoint exactly: the same row as its last one):
    OUT/baselines/n<n>/<model>/;
@@ -20,13 +20,13 @@ from pathlib import Path
 from freqdiff.analysis.reading.baselines import load_baseline
 from freqdiff.analysis.reports.baselines import copy_to_smooth_section
 from freqdiff.analysis.reports.report import write_report
-from freqdiff.baselines.runs import Axis, run_baseline
-from freqdiff.config import RunConfig, apply_flags, split_argv
-from freqdiff.distributed import process_state
-from freqdiff.io import write_text
-from freqdiff.recipes import RECIPES
-from freqdiff.registry import FreqdiffError, build_params, param, range_text
-from freqdiff.sweep import sweep_main
+from freqdiff.commands.baseline import Axis, run_baseline
+from freqdiff.commands.recipes import RECIPES
+from freqdiff.commands.sweep import sweep_main
+from freqdiff.core.config import RunConfig, apply_flags, split_argv
+from freqdiff.core.distributed import process_state
+from freqdiff.core.io import write_text
+from freqdiff.core.registry import FreqdiffError, build_params, param, range_text
 
 RECIPE = "projection_baselines"
 

@@ -25,11 +25,11 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
-from freqdiff.baselines.optimal_score import ClosedForm, SoftmaxAverage
-from freqdiff.context import BuildContext
+from freqdiff.core.registry import FreqdiffError, param
 from freqdiff.models import MODELS
+from freqdiff.models.optimal_score import ClosedForm, SoftmaxAverage
 from freqdiff.process.base import DiffusionProcess
-from freqdiff.registry import FreqdiffError, param
+from freqdiff.process.context import BuildContext
 
 QUERY_BUDGET = 2**24  # logits held at once (64 MiB in float32): rows of the batch are taken in blocks to stay below
 

@@ -11,8 +11,8 @@ from einops import rearrange
 from PIL import Image
 from torch import Tensor, nn
 
-from freqdiff.config import EvalConfig
-from freqdiff.io import atomic_path
+from freqdiff.core.config import EvalConfig
+from freqdiff.core.io import atomic_path
 from freqdiff.samplers import draw_samples
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from freqdiff.core.schedule import step_seed
 from freqdiff.process import DiffusionProcess
-from freqdiff.schedule import step_seed
+from freqdiff.process.loss import denoise
 
 
 @torch.no_grad()
@@ -26,6 +27,6 @@ def fixed_t_loss(model: nn.Module, process: DiffusionProcess, images: Tensor, ou
             x0 = images[start:start + batch_size].to(device)
             generator = torch.Generator(device=device).manual_seed(step_seed(seed, k, start, stream=3))
             eps = torch.randn(x0.shape, generator=generator, device=device)
-            total += float(process.denoise(model, x0, process.full(level, len(x0)), eps).mse().sum())
+            total += float(denoise(process, model, x0, process.full(level, len(x0)), eps).mse().sum())
     model.train(was_training)
     return total / (draws * len(images))

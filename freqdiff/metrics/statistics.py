@@ -11,7 +11,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 from scipy import stats
 
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.registry import FreqdiffError
 
 LEVEL = 0.95
 

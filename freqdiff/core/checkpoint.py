@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import numpy as np
+from torch import nn
 
-from freqdiff.config import RunConfig, diff_configs
-from freqdiff.io import LOCK_NAME, TEMP_MARK, RunLock, read_json, torch_load, torch_save, write_json
-from freqdiff.registry import FreqdiffError
+from freqdiff.core.config import RunConfig, diff_configs
+from freqdiff.core.io import LOCK_NAME, TEMP_MARK, RunLock, read_json, torch_load, torch_save, write_json
+from freqdiff.core.registry import FreqdiffError
 
 # Settings that may change between a run and its resume without changing what is trained.
 RESUMABLE_KEYS = {"train.log_every", "train.tensorboard", "train.eval_checkpoints", "train.threads",
@@ -44,6 +45,12 @@ def list_checkpoints(run_dir: Path) -> list[int]:
 def load_checkpoint(run_dir: Path, step: int) -> dict[str, Any]:
     """The weights saved at `step` (model, ema), loaded without running code; a damaged file is named."""
     return torch_load(checkpoint_path(run_dir, step))
+
+
+def load_weights(model: nn.Module, run_dir: Path, step: int, use_ema: bool) -> None:
+    """Load a checkpoint's EMA weights (if any and asked for) or its trained weights into `model`."""
+    state = load_checkpoint(run_dir, step)  # weights only: a crafted pickle is refused, a damaged file named
+    model.load_state_dict(state["ema"] if use_ema and state.get("ema") is not None else state["model"])
 
 
 def state_path(run_dir: Path) -> Path:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from freqdiff.baselines.optimal_score import DEFAULT_CHUNK, OptimalScore
-from freqdiff.context import BuildContext
+from freqdiff.core.registry import param
 from freqdiff.models import MODELS
-from freqdiff.registry import param
+from freqdiff.models.optimal_score import DEFAULT_CHUNK, OptimalScore
+from freqdiff.process.context import BuildContext
 
 
 @dataclass(frozen=True)

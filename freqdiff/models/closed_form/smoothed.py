@@ -26,12 +26,12 @@ import torch
 from einops import rearrange, reduce
 from torch import Tensor
 
-from freqdiff.baselines.optimal_score import (DEFAULT_CHUNK, ClosedForm, in_basis, optimal_x0, posterior_logits,
-                                              process_scales)
-from freqdiff.context import BuildContext
+from freqdiff.core.registry import param
 from freqdiff.models import MODELS
+from freqdiff.models.optimal_score import (DEFAULT_CHUNK, ClosedForm, in_basis, optimal_x0, posterior_logits,
+                                           process_scales)
 from freqdiff.process.base import DiffusionProcess
-from freqdiff.registry import param
+from freqdiff.process.context import BuildContext
 
 
 @dataclass(frozen=True)

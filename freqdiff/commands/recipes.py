@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from freqdiff.registry import NoParams, Registry
+from freqdiff.core.registry import NoParams, Registry
 
 
 @dataclass(frozen=True)

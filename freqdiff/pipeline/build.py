@@ -8,21 +8,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from freqdiff.components import REGISTRIES
-from freqdiff.config import RunConfig
-from freqdiff.context import BuildContext
-from freqdiff.data import Split, make_split
+from freqdiff.core.checkpoint import list_checkpoints, load_run_config, load_weights
+from freqdiff.core.config import RunConfig
+from freqdiff.core.registry import FreqdiffError
+from freqdiff.core.spectral import radial_frequency
+from freqdiff.data import DATASETS, Split, make_split
+from freqdiff.models import MODELS
 from freqdiff.models.preconditioned import wrap
-from freqdiff.process import DiffusionProcess
-from freqdiff.registry import FreqdiffError
-from freqdiff.regularizers import Regularizer
-from freqdiff.samplers import Sampler
-from freqdiff.spectral import radial_frequency
+from freqdiff.process import PROCESSES, DiffusionProcess
+from freqdiff.process.context import BuildContext
+from freqdiff.regularizers import REGULARIZERS, Regularizer
+from freqdiff.samplers import SAMPLERS, Sampler
 
 PRIOR_SIGNAL = 0.1  # x_T may keep at most this fraction of the signal (alphabar_T <= 0.01 for DDPM)
 
@@ -46,7 +48,7 @@ def set_cpu_threads(threads: int) -> None:
 @lru_cache(maxsize=4)
 def _pool(name: str, frozen_params: tuple) -> Tensor:
     """Dataset pools are loaded once per process (sweeps reuse them)."""
-    return REGISTRIES["dataset"].build(name, dict(frozen_params))
+    return DATASETS.build(name, dict(frozen_params))
 
 
 def load_pool(cfg: RunConfig) -> Tensor:
@@ -117,11 +119,46 @@ def build_pipeline(cfg: RunConfig) -> Pipeline:
     (model weights are freshly initialised by the caller's seed). Each factory gets one BuildContext."""
     cfg.validate()
     split = load_split(cfg)
-    context = BuildContext(split)
-    process = REGISTRIES["process"].build(cfg.process.name, cfg.process.params, context=context)
+    context = BuildContext(split, load_trained=trained_model)
+    process = PROCESSES.build(cfg.process.name, cfg.process.params, context=context)
     context = context.with_process(process)
     check_compatible(cfg, split, process)
-    network = REGISTRIES["model"].build(cfg.model.name, cfg.model.params, context=context)
-    regularizer = REGISTRIES["regularizer"].build(cfg.regularizer.name, cfg.regularizer.params, context=context)
-    sampler = REGISTRIES["sampler"].build(cfg.sampler.name, cfg.sampler.params, context=context)
+    network = MODELS.build(cfg.model.name, cfg.model.params, context=context)
+    regularizer = REGULARIZERS.build(cfg.regularizer.name, cfg.regularizer.params, context=context)
+    sampler = SAMPLERS.build(cfg.sampler.name, cfg.sampler.params, context=context)
     return Pipeline(split, process, regularizer.wrap_model(wrap(network, process)), regularizer, sampler)
+
+
+PROCESS_PROBE_LEVELS = 8  # levels at which two processes must agree for a trained network to be wrapped
+
+
+def same_process(a: DiffusionProcess, b: DiffusionProcess, image_shape: tuple[int, ...]) -> bool:
+    """Whether two processes have the same kind, sampling grid and scales there (a network's outputs mean the same)."""
+    levels = a.sampling_levels(PROCESS_PROBE_LEVELS)
+    if type(a) is not type(b) or not torch.equal(levels.cpu(), b.sampling_levels(PROCESS_PROBE_LEVELS).cpu()):
+        return False
+    shape = (len(levels), *image_shape)
+    scales = [(p.alpha(levels.to(p.device)).expand(shape).cpu(), p.sigma(levels.to(p.device)).expand(shape).cpu())
+              for p in (a, b)]
+    return all(torch.allclose(u, v) for u, v in zip(*scales))
+
+
+def trained_model(run_dir: Path, step: int, context: BuildContext) -> nn.Module:
+    """A run's network at `step` (0: the last checkpoint), as its pipeline calls it, checked against this run."""
+    available = list_checkpoints(run_dir)
+    if not available:
+        raise FreqdiffError(f"model 'nn_projection'.run: {run_dir} has no checkpoints (train it first)")
+    step = step or available[-1]
+    if step not in available:
+        raise FreqdiffError(f"model 'nn_projection'.step: {step} is not a checkpoint of {run_dir}; choices: "
+                            f"{', '.join(map(str, available))}")
+    cfg = load_run_config(run_dir)
+    pipe = build_pipeline(cfg)
+    if pipe.split.train.shape != context.split.train.shape or not torch.equal(pipe.split.train, context.split.train):
+        raise FreqdiffError(f"model 'nn_projection'.run: {run_dir} was trained on other images; use its data "
+                            f"settings (--dataset {cfg.dataset.name} --n {cfg.data.n} ...)")
+    if not same_process(pipe.process, context.require_process("model 'nn_projection'"), context.image_shape):
+        raise FreqdiffError(f"model 'nn_projection'.run: {run_dir} was trained with another process; use its "
+                            f"--process {cfg.process.name} and parameters")
+    load_weights(pipe.model, run_dir, step, cfg.eval.use_ema)
+    return pipe.model.eval()

@@ -23,11 +23,11 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from freqdiff.baselines.optimal_score import in_basis, optimal_x0
-from freqdiff.io import save_figure
+from freqdiff.core.io import save_figure
+from freqdiff.core.registry import check_choice
+from freqdiff.core.spectral import band_edges, radial_band_power
+from freqdiff.models.optimal_score import in_basis, optimal_x0
 from freqdiff.process import DiffusionProcess
-from freqdiff.registry import check_choice
-from freqdiff.spectral import band_edges, radial_band_power
 
 DEFAULT_OU_TIMES = (0.01, 0.1, 1.0)  # t = 0.01 is the paper's fixed-t loss (DDPM step ~40)
 METRICS = ("model_vs_memorizer", "model_vs_eps", "memorizer_vs_eps")

@@ -5,8 +5,8 @@ recognizability and the spectral distance, each the mean +- 2 sigma over disjoin
 of the extractor named on every row; f_mem and the noise-robust f_mem with their 95% intervals.
 
 Sampling, most of an eval's cost, draws up to SAMPLED_TOGETHER checkpoints at once as one stacked network.
-A baseline run (a closed-form model, freqdiff.baselines.runs) is measured the same way per value of its own
-parameter. Resumable: a checkpoint already in metrics.csv is skipped, each row is committed atomically as soon as
+A baseline run (a closed-form model, freqdiff.commands.baseline) is measured with these functions per value of its
+own parameter. Resumable: a checkpoint already in metrics.csv is skipped, each row is committed atomically as soon as
 it is measured, and the eval settings are pinned in eval_config.json so rows are never mixed.
 """
 from __future__ import annotations
@@ -17,23 +17,22 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm.auto import tqdm
 
-from freqdiff.analysis.reading.baselines import is_baseline_run
-from freqdiff.checkpoint import holds_run_lock, list_checkpoints, load_checkpoint, load_run_config
-from freqdiff.config import EvalConfig, RunConfig, diff_configs, section_from_values
-from freqdiff.diagnostics import band_errors, plot_band_errors
-from freqdiff.io import atomic_path, read_csv, read_json, write_csv, write_json
-from freqdiff.losses import fixed_t_loss
+from freqdiff.core.checkpoint import holds_run_lock, list_checkpoints, load_run_config, load_weights
+from freqdiff.core.config import EvalConfig, RunConfig, diff_configs, section_from_values
+from freqdiff.core.io import atomic_path, read_csv, read_json, write_csv, write_json
+from freqdiff.core.registry import FreqdiffError
 from freqdiff.metrics import fmem, get_extractor
+from freqdiff.metrics.diagnostics import band_errors, plot_band_errors
 from freqdiff.metrics.extractors import Extractor
+from freqdiff.metrics.losses import fixed_t_loss
 from freqdiff.metrics.quality import MEASURED, check_fold_sizes, measure_samples
-from freqdiff.pipeline import Pipeline, build_pipeline, set_cpu_threads
-from freqdiff.registry import FreqdiffError
+from freqdiff.models.stack import StackedModel
+from freqdiff.pipeline.build import Pipeline, build_pipeline, set_cpu_threads
 from freqdiff.samplers import draw_samples
 from freqdiff.samplers.stacked import draw_member_samples
-from freqdiff.models.stack import StackedModel
 
 COLUMNS = ["step", *MEASURED, "loss_train", "loss_test", "extractor", "n_samples", "folds"]
 NEAREST_SHOWN = 16  # samples saved beside their nearest training image, per checkpoint
@@ -65,12 +64,6 @@ def pin_eval_config(run_dir: Path, cfg: EvalConfig) -> None:
                 "move metrics.csv away to re-evaluate"
             )
     write_json(path, new)
-
-
-def load_weights(model: nn.Module, run_dir: Path, step: int, use_ema: bool) -> None:
-    """Load a checkpoint's EMA weights (if any and asked for) or its trained weights into `model`."""
-    state = load_checkpoint(run_dir, step)  # weights only: a crafted pickle is refused, a damaged file named
-    model.load_state_dict(state["ema"] if use_ema and state.get("ema") is not None else state["model"])
 
 
 def extractor_of(cfg: RunConfig, image_shape: tuple[int, ...]) -> Extractor:
@@ -143,10 +136,6 @@ def evaluate_run(run_dir: Path, steps: list[int] | None = None, overrides: dict[
                  progress: bool = True, cache_dir: Path | None = None) -> list[dict[str, Any]]:
     """Evaluate every checkpoint (or `steps`) of a run that metrics.csv does not hold yet."""
     run_dir = Path(run_dir)
-    if is_baseline_run(run_dir):  # a closed-form model measured over its own parameter instead of checkpoints
-        from freqdiff.baselines.runs import measure_values  # it builds on this module
-
-        return measure_values(run_dir, overrides, progress, cache_dir)
     cfg = load_run_config(run_dir)
     if overrides:
         cfg.eval = section_from_values(EvalConfig, {**dataclasses.asdict(cfg.eval), **overrides}, "eval")

@@ -25,20 +25,20 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from freqdiff.analysis.reading.baselines import AXIS, ONE_POINT, file_label
-from freqdiff.baselines.optimal_score import is_closed_form
-from freqdiff.checkpoint import check_run_dir, holds_run_lock, load_run_config, run_record
-from freqdiff.config import EvalConfig, RunConfig, apply_flags, diff_configs, section_from_values, split_argv
-from freqdiff.diagnostics import band_errors
-from freqdiff.evaluate import (COLUMNS, SPECTRAL_HELDOUT, extractor_of, measure_checkpoint, pin_eval_config,
-                               read_metrics, save_nearest)
-from freqdiff.grids import save_grid
-from freqdiff.io import RunLock, read_csv, read_json, write_csv, write_json
+from freqdiff.core.checkpoint import check_run_dir, holds_run_lock, load_run_config, run_record
+from freqdiff.core.config import EvalConfig, RunConfig, apply_flags, diff_configs, section_from_values, split_argv
+from freqdiff.core.io import RunLock, read_csv, read_json, write_csv, write_json
+from freqdiff.core.registry import FreqdiffError
+from freqdiff.metrics.diagnostics import band_errors
+from freqdiff.metrics.evaluate import (COLUMNS, SPECTRAL_HELDOUT, extractor_of, measure_checkpoint, pin_eval_config,
+                                       read_metrics, save_nearest)
 from freqdiff.metrics.extractors import Extractor
 from freqdiff.metrics.quality import check_fold_sizes
 from freqdiff.models import MODELS
-from freqdiff.pipeline import Pipeline, build_pipeline, load_split, set_cpu_threads
-from freqdiff.registry import FreqdiffError
+from freqdiff.models.optimal_score import is_closed_form
+from freqdiff.pipeline.build import Pipeline, build_pipeline, load_split, set_cpu_threads
 from freqdiff.samplers import draw_samples
+from freqdiff.samplers.grids import save_grid
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,12 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from freqdiff.baselines.optimal_score import ClosedForm
-from freqdiff.context import BuildContext
-from freqdiff.metrics.nearest import build_index, two_nearest
+from freqdiff.core.registry import FreqdiffError, param
+from freqdiff.data.nearest import build_index, two_nearest
 from freqdiff.models import MODELS
+from freqdiff.models.optimal_score import ClosedForm
 from freqdiff.process.base import DiffusionProcess
-from freqdiff.registry import FreqdiffError, param
-
-PROCESS_PROBE_LEVELS = 8  # levels at which two processes must agree for a trained network to be wrapped
+from freqdiff.process.context import BuildContext
 
 
 @dataclass(frozen=True)
@@ -64,42 +62,6 @@ class NNProjection(ClosedForm):
         return torch.where(active.reshape(-1, 1, 1, 1).to(x_t.device), pulled, output)
 
 
-def same_process(a: DiffusionProcess, b: DiffusionProcess, image_shape: tuple[int, ...]) -> bool:
-    """Whether two processes have the same kind, sampling grid and scales there (a network's outputs mean the same)."""
-    levels = a.sampling_levels(PROCESS_PROBE_LEVELS)
-    if type(a) is not type(b) or not torch.equal(levels.cpu(), b.sampling_levels(PROCESS_PROBE_LEVELS).cpu()):
-        return False
-    shape = (len(levels), *image_shape)
-    scales = [(p.alpha(levels.to(p.device)).expand(shape).cpu(), p.sigma(levels.to(p.device)).expand(shape).cpu())
-              for p in (a, b)]
-    return all(torch.allclose(u, v) for u, v in zip(*scales))
-
-
-def trained_model(run_dir: Path, step: int, context: BuildContext) -> nn.Module:
-    """A run's network at `step` (0: the last checkpoint), as its pipeline calls it, checked against this run."""
-    from freqdiff.checkpoint import list_checkpoints, load_run_config
-    from freqdiff.evaluate import load_weights
-    from freqdiff.pipeline import build_pipeline
-
-    available = list_checkpoints(run_dir)
-    if not available:
-        raise FreqdiffError(f"model 'nn_projection'.run: {run_dir} has no checkpoints (train it first)")
-    step = step or available[-1]
-    if step not in available:
-        raise FreqdiffError(f"model 'nn_projection'.step: {step} is not a checkpoint of {run_dir}; choices: "
-                            f"{', '.join(map(str, available))}")
-    cfg = load_run_config(run_dir)
-    pipe = build_pipeline(cfg)
-    if pipe.split.train.shape != context.split.train.shape or not torch.equal(pipe.split.train, context.split.train):
-        raise FreqdiffError(f"model 'nn_projection'.run: {run_dir} was trained on other images; use its data "
-                            f"settings (--dataset {cfg.dataset.name} --n {cfg.data.n} ...)")
-    if not same_process(pipe.process, context.require_process("model 'nn_projection'"), context.image_shape):
-        raise FreqdiffError(f"model 'nn_projection'.run: {run_dir} was trained with another process; use its "
-                            f"--process {cfg.process.name} and parameters")
-    load_weights(pipe.model, run_dir, step, cfg.eval.use_ema)
-    return pipe.model.eval()
-
-
 @MODELS.register("nn_projection", NNProjectionParams)
 def nn_projection(params: NNProjectionParams, context: BuildContext) -> NNProjection:
     """A trained run's model (or a closed-form one) with its estimate pulled toward the nearest training image."""
@@ -107,7 +69,7 @@ def nn_projection(params: NNProjectionParams, context: BuildContext) -> NNProjec
     t_max = float("inf") if params.t_max is None else params.t_max
     if t_max < params.t_min:
         raise FreqdiffError(f"model 'nn_projection'.t_max: {t_max} is below t_min {params.t_min}")
-    model = trained_model(Path(params.run), params.step, context) if params.run else \
+    model = context.trained_model(Path(params.run), params.step) if params.run else \
         MODELS.build(params.inner, context=context)
     if not params.run and not getattr(model, "closed_form", False):
         raise FreqdiffError(f"model 'nn_projection'.inner: {params.inner!r} is a network and needs training: give "

@@ -11,7 +11,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from freqdiff.registry import Component, FreqdiffError, Registry, _closest, check_fields, param, parse_value
+from freqdiff.core.registry import Component, FreqdiffError, Registry, _closest, check_fields, param, parse_value
 
 
 @dataclass
@@ -94,7 +94,7 @@ class RunConfig:
     def registry(self, component: str) -> Registry[Any]:
         # Imported here, not above: the registries import torch and every plug-in (~2.5 s), and this module must
         # stay light, since `freqdiff --help` reads it. There is no import cycle behind this.
-        from freqdiff.components import REGISTRIES
+        from freqdiff.commands.registries import REGISTRIES
 
         return REGISTRIES[component]
 

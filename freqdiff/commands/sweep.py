@@ -15,12 +15,23 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from freqdiff.config import RunConfig, apply_flags, split_argv
-from freqdiff.distributed import process_state
-from freqdiff.io import write_json
-from freqdiff.pipeline import pool_size
-from freqdiff.recipes import RECIPES, Recipe
-from freqdiff.registry import FreqdiffError, build_params, param
+from freqdiff.analysis.reading.curves import load_run
+from freqdiff.analysis.reading.scaling import exact_tau_mem, fit_tau_mem
+from freqdiff.analysis.reading.window import read_window
+from freqdiff.analysis.reports.pareto import write_pareto
+from freqdiff.analysis.reports.report import fit_text, write_report
+from freqdiff.analysis.reports.run import window_main
+from freqdiff.commands.recipes import RECIPES, Recipe
+from freqdiff.commands.refine import check_one_process, refine_run
+from freqdiff.core.checkpoint import list_checkpoints
+from freqdiff.core.config import RunConfig, apply_flags, split_argv
+from freqdiff.core.distributed import process_state
+from freqdiff.core.io import write_json
+from freqdiff.core.registry import FreqdiffError, build_params, param
+from freqdiff.metrics.evaluate import evaluate_run, read_metrics
+from freqdiff.pipeline.build import pool_size
+from freqdiff.train.grouping import auto_group_size, group_runs
+from freqdiff.train.trainer import train_runs
 
 
 @dataclass(frozen=True)
@@ -119,9 +130,6 @@ def output_dir(options: SweepOptions, recipe: Recipe, run_flags: dict[str, str])
 
 def is_done(run: PlannedRun) -> bool:
     """Trained to the end, every checkpoint evaluated, window read."""
-    from freqdiff.checkpoint import list_checkpoints
-    from freqdiff.evaluate import read_metrics
-
     if not (run.run_dir / "window.json").exists() or not (run.run_dir / "state.pt").exists():
         return False
     evaluated = {int(r["step"]) for r in read_metrics(run.run_dir)}
@@ -131,11 +139,6 @@ def is_done(run: PlannedRun) -> bool:
 def run_local(runs: list[PlannedRun], group_size: int = 0) -> None:
     """Train the unfinished runs in ensembles of `group_size` (0: automatic), then evaluate and read the window of
     each; under `accelerate launch` an ensemble's members and the evaluations are shared out over the ranks."""
-    from freqdiff.analysis.reports.run import window_main
-    from freqdiff.train.grouping import auto_group_size, group_runs
-    from freqdiff.train.trainer import train_runs
-    from freqdiff.evaluate import evaluate_run
-
     state = process_state()
     todo = [r for r in runs if not is_done(r)]
     if state.is_main_process:
@@ -194,8 +197,6 @@ def submit(runs: list[PlannedRun], options: SweepOptions, cluster: str | None = 
 def sweep_main(argv: list[str]) -> int:
     options, run_flags = parse_sweep_argv(argv)
     if options.refine and options.launcher == "local":
-        from freqdiff.refine import check_one_process
-
         check_one_process()  # before any training
     runs = plan(options, run_flags)
     variants = list(dict.fromkeys(r.run_dir.parent for r in runs))
@@ -206,8 +207,6 @@ def sweep_main(argv: list[str]) -> int:
         return 0
     run_local(runs, options.ensemble)
     if options.refine:
-        from freqdiff.refine import refine_run
-
         for run in runs:
             refine_run(run.run_dir, progress=False)
     if process_state().is_main_process:
@@ -215,23 +214,14 @@ def sweep_main(argv: list[str]) -> int:
                                         "runs": [str(r.run_dir) for r in runs]})
         print(scaling_summary(runs))
         if options.report:
-            from freqdiff.analysis.reports.report import write_report
-
             print(f"report: {write_report(out)}")
         if len(variants) > 1:
-            from freqdiff.analysis.reports.pareto import write_pareto
-
             print(f"strengths (-> {out / 'pareto.md'}): {write_pareto(variants, out)}")
     return 0
 
 
 def scaling_summary(runs: list[PlannedRun]) -> str:
     """Each run's window, and per variant the log-log slope of tau_mem against n with its interval (the paper: 1)."""
-    from freqdiff.analysis.reading.curves import load_run
-    from freqdiff.analysis.reading.scaling import exact_tau_mem, fit_tau_mem
-    from freqdiff.analysis.reading.window import read_window
-    from freqdiff.analysis.reports.report import fit_text
-
     lines = []
     for variant in dict.fromkeys(r.run_dir.parent for r in runs):
         windows = [read_window(load_run(r.run_dir)[1], n=r.n) for r in runs if r.run_dir.parent == variant]

@@ -15,7 +15,7 @@ import torch
 from einops import einsum
 from torch import Tensor
 
-from freqdiff.registry import FreqdiffError, check_choice
+from freqdiff.core.registry import FreqdiffError, check_choice
 
 MAX_RADIUS = math.sqrt(0.5)  # |f| of the checkerboard, the highest radial frequency of a pixel grid
 MASK_KINDS = ("hard", "butterworth")
