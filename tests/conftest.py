@@ -1,12 +1,15 @@
 """Shared fixtures: small, fast run configurations on the embedded digits."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from freqdiff.core.config import RunConfig, apply_flags
 
 torch.set_num_threads(2)
+os.environ.setdefault("FREQDIFF_WORKERS", "1")  # a sweep in a test runs in its process unless the test asks for more
 
 TINY = {"dataset": "digits", "n": "8", "test_size": "64", "steps": "24", "first_checkpoint": "4",
         "n_checkpoints": "3", "save_every": "8", "log_every": "4", "grid_size": "4", "n_samples": "32",

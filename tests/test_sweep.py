@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import TINY
 from freqdiff.commands.sweep import job_command, parse_sweep_argv, plan, sweep_main
@@ -118,3 +119,21 @@ def test_swapping_the_regularizer_writes_under_its_own_name(tmp_path: Path) -> N
     assert runs[0].config().to_dict()["regularizer"]["params"]["cutoff"] == 0.3
     options, flags = parse_sweep_argv(tokens)
     assert plan(options, flags)[0].run_dir.parent == Path("results/baseline")
+
+
+def test_one_and_two_workers_give_identical_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The default uses every core (worker processes sharing the runs out): the numbers must not depend on it."""
+    flags = {"n": "8,12", "seeds": "0,1", "report": "false"}
+    assert sweep_main([*argv(tmp_path / "one", **flags), "--workers", "1"]) == 0
+    assert "worker processes" not in capsys.readouterr().out
+    assert sweep_main([*argv(tmp_path / "two", **flags), "--workers", "2"]) == 0
+    assert "sweep: 2 worker processes" in capsys.readouterr().out
+    runs = sorted(p.name for p in (tmp_path / "one").iterdir() if (p / "config.json").exists())
+    assert len(runs) == 4
+    for run in runs:
+        one, two = tmp_path / "one" / run, tmp_path / "two" / run
+        weights = [torch.load(d / "state.pt", weights_only=True)["model"] for d in (one, two)]
+        assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0]), f"{run}: weights differ"
+        assert (one / "metrics.csv").read_text() == (two / "metrics.csv").read_text()
+        window = [json.loads((d / "window.json").read_text()) for d in (one, two)]
+        assert window[0] == window[1]

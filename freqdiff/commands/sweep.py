@@ -2,13 +2,17 @@
 is done, resume the rest.
 
 Runs of one sweep share the dataset, the held-out test set and the nested training subsets (data_seed is
-fixed; the seed varies the training randomness). Runs go one after another here (all ranks of an
-`accelerate launch` train each run together), or to a cluster scheduler with --launcher submitit.
+fixed; the seed varies the training randomness). Compatible runs train together as stacks; on a CPU the sweep uses
+every core by default, relaunching itself as one process per core (accelerate's gloo ranks share the runs out; a
+run's arithmetic does not depend on the count, so neither do its numbers). Under `accelerate launch` the ranks given
+are used as they are; --launcher submitit sends the runs to a cluster scheduler instead.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 import shlex
+import subprocess
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -52,6 +56,7 @@ class SweepOptions:
     ensemble: int = param(0, ge=0)  # runs trained together as one vmapped ensemble; 0: as many as fit, 1: one at a time
     vary: str = ""  # KEY=V1,V2,...: one run flag over several values (the first the reference); empty: the recipe's
     refine: bool = False  # then `freqdiff refine` every run with its default options (one process only)
+    workers: int = param(0, ge=0)  # CPU processes sharing the runs; 0: one per core (env FREQDIFF_WORKERS overrides)
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,43 @@ def run_local(runs: list[PlannedRun], group_size: int = 0) -> None:
         state.wait_for_everyone()
 
 
+def worker_count(options: SweepOptions, runs: list[PlannedRun]) -> int:
+    """Processes to share the unfinished runs out over: 1 on a GPU, on a cluster, or under a launcher that made
+    several already; else --workers, by default one per CPU core this process may use."""
+    state = process_state()
+    if options.launcher != "local" or state.num_processes > 1 or state.device.type != "cpu":
+        return 1
+    wanted = options.workers or int(os.environ.get("FREQDIFF_WORKERS", "0")) or len(os.sched_getaffinity(0))
+    return max(1, min(wanted, sum(not is_done(r) for r in runs)))
+
+
+def without_flags(argv: list[str], keys: set[str]) -> list[str]:
+    """argv with the `--key value` / `--key=value` pairs of `keys` removed."""
+    out, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token.startswith("--") and token[2:].partition("=")[0] in keys:
+            skip = "=" not in token
+        else:
+            out.append(token)
+    return out
+
+
+def run_on_workers(argv: list[str], workers: int) -> None:
+    """Train, evaluate and read the runs on `workers` CPU processes (accelerate launch, gloo); refine and the report
+    stay with this process, which then finds those runs done."""
+    child = [*without_flags(argv, {"workers", "refine", "report"}), "--refine", "false", "--report", "false"]
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(workers),
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "-m", "freqdiff.cli", "sweep", *child]
+    print(f"sweep: {workers} worker processes, one per core (--workers 1 for one)")
+    result = subprocess.run(command, env={**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"})
+    if result.returncode != 0:
+        raise FreqdiffError(f"the {workers} worker processes stopped (exit {result.returncode}); rerun to resume, "
+                            "or --workers 1 to train in this process")
+
+
 def job_command(run: PlannedRun, gpus: int, refine: bool = False) -> str:
     """The shell command of one cluster job: an `accelerate launch` training, then eval, window (and refine)."""
     flags = " ".join(f"--{k} {shlex.quote(v)}" for k, v in run.flags.items())
@@ -205,6 +247,9 @@ def sweep_main(argv: list[str]) -> int:
         ids = submit(runs, options)
         print(f"sweep: submitted {len(ids)} jobs: {', '.join(ids)}")
         return 0
+    workers = worker_count(options, runs)
+    if workers > 1:
+        run_on_workers(argv, workers)
     run_local(runs, options.ensemble)
     if options.refine:
         for run in runs:

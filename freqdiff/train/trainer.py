@@ -62,6 +62,7 @@ class Trainer:
         self.data_parallel = len(runs) == 1 and acc.num_processes > 1
         self.writer = acc.is_main_process or not self.data_parallel  # writes its members' files
         mine = list(runs) if self.data_parallel else list(runs)[acc.process_index::acc.num_processes]
+        batched = batched or len(runs) > 1  # by the group, not this rank's share: the rank count changes no bit
         self.members = [self._member(cfg, Path(d), batched) for cfg, d in mine]
         self._claim()
         self.active: list[Member] = []
@@ -125,7 +126,7 @@ class Trainer:
                 member.pipe.model.load_state_dict(state["model"])
                 member.step, member.optimizer_state = int(state["step"]), state["optimizer"]
                 member.ema_state = state["ema"]
-                member.batched = bool(state.get("batched", state.get("trainer") == "ensemble"))  # older states: trainer
+                member.batched = member.batched or bool(state.get("batched", state.get("trainer") == "ensemble"))
 
     # ---- moving members in and out of the stack ------------------------------------------
     def _unstack(self) -> None:
