@@ -116,6 +116,19 @@ def test_every_run_shows_samples_beside_nearest_images_at_tau_gen_and_tau_mem(tm
     assert (tmp_path / "silent" / "figures" / "nearest_step_00012800.png").is_file()
 
 
+def test_a_sweep_report_keeps_current_figures_and_redraws_stale_ones(tmp_path):
+    """redraw=False keeps figures newer than the run's metrics (drawn with its window); a newer metrics.csv redraws."""
+    make_run(tmp_path / "n64", 64, 0, TAU_MEM, nearest=NEAREST)
+    first = write_report(tmp_path).read_text()
+    curves = tmp_path / "n64" / "figures" / "curves.png"
+    drawn = curves.stat().st_mtime_ns
+    assert write_report(tmp_path, redraw=False).read_text() == first and curves.stat().st_mtime_ns == drawn
+    metrics = tmp_path / "n64" / "metrics.csv"
+    metrics.write_text(metrics.read_text())  # re-measured: the figures are now older than the data
+    write_report(tmp_path, redraw=False)
+    assert curves.stat().st_mtime_ns > drawn
+
+
 def test_report_without_nearest_files_says_so(tmp_path):
     make_run(tmp_path / "n64", 64, 0)
     assert "No nearest-neighbour files (nearest/step_*.npz)" in write_report(tmp_path).read_text()

@@ -259,7 +259,7 @@ def sweep_main(argv: list[str]) -> int:
                                         "runs": [str(r.run_dir) for r in runs]})
         print(scaling_summary(runs))
         if options.report:
-            print(f"report: {write_report(out)}")
+            print(f"report: {write_report(out, redraw=False)}")  # each run's figures were drawn with its window
         if len(variants) > 1:
             print(f"strengths (-> {out / 'pareto.md'}): {write_pareto(variants, out)}")
     return 0

@@ -158,11 +158,14 @@ def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.text import Text
 
-    for text in fig.findobj(Text):
-        text.set_text(text.get_text().encode(**TEXT).decode("utf-8", "replace"))
     kind = Path(path).suffix.lstrip(".") or "png"
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=kind)
+        try:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=kind)
+        except (UnicodeError, TypeError):  # a path's bytes in a text; walking every artist costs more than drawing
+            for text in fig.findobj(Text):
+                text.set_text(text.get_text().encode(**TEXT).decode("utf-8", "replace"))
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=kind)
         if kind == "png":
             compact_png(tmp)
     plt.close(fig)

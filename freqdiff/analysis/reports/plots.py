@@ -156,9 +156,23 @@ def _image(x: np.ndarray) -> tuple[np.ndarray, dict[str, object]]:
     return np.transpose(x, (1, 2, 0)), {}
 
 
+def pair_mosaic(samples: np.ndarray, nearest: np.ndarray, cols: int, gap: int) -> np.ndarray:
+    """Pairs (sample above its nearest training image) tiled `cols` to a row, white gutters of 1 pixel inside a
+    pair and `gap` pixels above each row of pairs (room for its labels): (H', W', C) in [0, 1]."""
+    count, (c, h, w) = len(samples), samples.shape[1:]
+    rows = math.ceil(count / cols)
+    mosaic = np.ones((rows * (gap + 2 * h + 1), cols * (w + 1) - 1, c))
+    for j in range(count):
+        row, col = divmod(j, cols)
+        y, x = row * (gap + 2 * h + 1) + gap, col * (w + 1)
+        mosaic[y:y + h, x:x + w] = np.transpose(np.clip(samples[j], 0, 1), (1, 2, 0))
+        mosaic[y + h + 1:y + 2 * h + 1, x:x + w] = np.transpose(np.clip(nearest[j], 0, 1), (1, 2, 0))
+    return mosaic
+
+
 def nearest_figure(path: Path, k: float | None = None, max_pairs: int = 16, label: str | None = None) -> Figure:
-    """Each generated sample above its nearest training image, titled with d1/d2 (red below k); `label` names what
-    drew them (default: the step in the file name)."""
+    """Each generated sample above its nearest training image, labelled with d1/d2 (red below k); `label` names what
+    drew them (default: the step in the file name). One image: a grid of subplots costs seconds per figure."""
     with np.load(path) as data:
         missing = [a for a in NEAREST_ARRAYS if a not in data.files]
         if missing:
@@ -166,18 +180,19 @@ def nearest_figure(path: Path, k: float | None = None, max_pairs: int = 16, labe
         samples, nearest, ratio = (data[a] for a in NEAREST_ARRAYS)
     count = min(len(ratio), max_pairs)
     cols = min(count, 8)
-    pair_rows = math.ceil(count / cols)
-    fig = Figure(figsize=(1.1 * cols, 2.4 * pair_rows + 0.4))
-    axes = fig.subplots(2 * pair_rows, cols, squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
+    h, w = samples.shape[2:]
+    gap = max(3, h // 2)
+    mosaic = pair_mosaic(samples[:count], nearest[:count], cols, gap)
+    fig = Figure(figsize=(1.1 * cols, 1.1 * cols * mosaic.shape[0] / mosaic.shape[1] + 0.4))
+    ax = fig.add_axes((0, 0, 1, 0.93))
+    ax.axis("off")
+    pixels, style = _image(np.transpose(mosaic, (2, 0, 1)))
+    ax.imshow(pixels, **style)
     for j in range(count):
         row, col = divmod(j, cols)
-        for ax, image in ((axes[2 * row, col], samples[j]), (axes[2 * row + 1, col], nearest[j])):
-            pixels, style = _image(image)
-            ax.imshow(pixels, **style)
         memorized = k is not None and ratio[j] < k
-        axes[2 * row, col].set_title(f"{ratio[j]:.2f}", fontsize=7, color="C3" if memorized else "black")
+        ax.text(col * (w + 1) + (w - 1) / 2, row * (gap + 2 * h + 1) + gap - 1, f"{ratio[j]:.2f}", ha="center",
+                va="bottom", fontsize=7, color="C3" if memorized else "black")
     threshold = f"; red: below k = {k:.3g} (memorized)" if k is not None else ""
     drawn_by = label or f"step {step_of(path)}"
     fig.suptitle(f"{drawn_by}: sample (top) above nearest training image; d1/d2{threshold}", fontsize=8)

@@ -188,8 +188,9 @@ def _details(run: RunAnalysis, root: Path) -> list[str]:
     return lines + _nearest_lines(run, root)
 
 
-def write_report(root: Path, **options: Any) -> Path:
-    """Read every run's window under `root` (WindowRule `options`), draw figures, write root/report.md."""
+def write_report(root: Path, redraw: bool = True, **options: Any) -> Path:
+    """Read every run's window under `root` (WindowRule `options`), draw figures (redraw False: keep current ones,
+    see analyse_run), write root/report.md."""
     root = Path(root)
     if not root.is_dir():
         raise FreqdiffError(f"{root}: not a directory")
@@ -199,7 +200,7 @@ def write_report(root: Path, **options: Any) -> Path:
     baselines = [run_dir for run_dir in found if is_baseline_run(run_dir)]  # measured over a parameter, not tau
     for run_dir in (d for d in found if d not in baselines):
         try:
-            runs.append(analyse_run(run_dir, **options))
+            runs.append(analyse_run(run_dir, redraw, **options))
         except FreqdiffError as err:
             skipped.append(f"- {run_dir.relative_to(root).as_posix()}: {err}")
     runs.sort(key=_order)

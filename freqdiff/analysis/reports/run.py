@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from freqdiff.analysis.reading.curves import Curves, load_run
+from freqdiff.analysis.reading.curves import REFINED, Curves, load_run
 from freqdiff.analysis.reading.onsets import WindowRule
 from freqdiff.analysis.reading.window import Window, read_window
 from freqdiff.analysis.reports.plots import plot_run
-from freqdiff.core.io import RunLock, write_json
+from freqdiff.core.io import RunLock, read_json, write_json
 from freqdiff.core.registry import range_text
 
 
@@ -26,20 +26,37 @@ class RunAnalysis:
     figures: list[Path]
 
 
-def analyse_run(run_dir: Path, **options: Any) -> RunAnalysis:
+def analyse_run(run_dir: Path, redraw: bool = True, **options: Any) -> RunAnalysis:
     """Read a run's window, draw its figures, then write RUN_DIR/window.json (last, atomically).
 
     window.json holds every field of the Window: both ends with their bounds and how they were read, the
     quality gate (measure, threshold, extractor, source) under generation.gate, the verdict and the flags.
+    With redraw False, figures that window.json lists and that are newer than every metrics file are kept
+    (a sweep reports right after reading each window; drawing is most of a report's time).
     """
     run_dir = Path(run_dir)
     config, curves = load_run(run_dir)
     window = read_window(curves, n=config.get("data", {}).get("n"), **options)
+    drawn = [] if redraw else current_figures(run_dir)
+    if drawn:
+        return RunAnalysis(run_dir, config, curves, window, drawn)
     with RunLock(run_dir):  # it writes into the run: one writer at a time, as train and eval
         figures = plot_run(run_dir, curves, window, k=config.get("eval", {}).get("k"))
         write_json(run_dir / "window.json", {**dataclasses.asdict(window),
                                              "figures": [str(p.relative_to(run_dir)) for p in figures]})
     return RunAnalysis(run_dir, config, curves, window, figures)
+
+
+def current_figures(run_dir: Path) -> list[Path]:
+    """The figures window.json lists, if all exist and are newer than every metrics.csv of the run; else []."""
+    record = run_dir / "window.json"
+    if not record.exists():
+        return []
+    figures = [run_dir / name for name in read_json(record).get("figures", [])]
+    sources = [p for p in (run_dir / "metrics.csv", run_dir / REFINED / "metrics.csv") if p.exists()]
+    newest = max(p.stat().st_mtime for p in sources) if sources else 0.0
+    fresh = figures and all(p.exists() and p.stat().st_mtime >= newest for p in figures)
+    return figures if fresh else []
 
 
 def window_main(run_dir: Path, **options: Any) -> Window:
