@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from freqdiff.cli import main
-from freqdiff.core.io import LOCK_NAME, TEMP_MARK, RunLock
+from freqdiff.core.io import LOCK_NAME, TEMP_MARK, RunLock, write_text
 from freqdiff.core.registry import FreqdiffError
 
 FAST = {"n": "8", "test_size": "64", "steps": "20", "first_checkpoint": "5", "n_checkpoints": "2",
@@ -215,3 +215,33 @@ def test_eval_is_a_writer_too(swept: Path, capsys: pytest.CaptureFixture[str]) -
     finally:
         end_child(pid)
     assert {k: v for k, v in snapshot(run).items() if k != LOCK_NAME} == before
+
+
+# ---- the lock and the writes under it never follow a link --------------------------------------------------
+def test_a_lock_that_is_a_symlink_never_truncates_its_target(tmp_path: Path) -> None:
+    run, victim = tmp_path / "run", tmp_path / "victim.txt"
+    run.mkdir()
+    victim.write_text("the user's precious bytes\n")
+    (run / LOCK_NAME).symlink_to(victim)
+    with pytest.raises(FreqdiffError, match=f"{LOCK_NAME}: is a symlink .to {victim}."):
+        RunLock(run).acquire()
+    assert victim.read_text() == "the user's precious bytes\n"
+
+
+def test_a_lock_that_is_a_pipe_is_refused_without_blocking(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    os.mkfifo(run / LOCK_NAME)
+    with pytest.raises(FreqdiffError, match="is not a regular file"):
+        RunLock(run).acquire()
+
+
+def test_writes_under_a_held_lock_never_follow_a_link(tmp_path: Path) -> None:
+    run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    run.mkdir()
+    elsewhere.mkdir()
+    (run / "figures").symlink_to(elsewhere)
+    with RunLock(run):
+        with pytest.raises(FreqdiffError, match="figures: is a symlink"):
+            write_text(run / "figures" / "window.png", "x")
+    assert list(elsewhere.iterdir()) == []

@@ -25,9 +25,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from freqdiff.analysis.reading.baselines import AXIS, ONE_POINT, file_label
-from freqdiff.core.checkpoint import check_run_dir, holds_run_lock, load_run_config, run_record
+from freqdiff.core.checkpoint import (check_config_paths, check_run_dir, check_run_layout, holds_run_lock,
+                                      load_run_config, run_record, trust_path)
 from freqdiff.core.config import EvalConfig, RunConfig, apply_flags, diff_configs, section_from_values, split_argv
-from freqdiff.core.io import RunLock, read_csv, read_json, write_csv, write_json
+from freqdiff.core.io import RunLock, make_dir, one_line_errors, read_csv, read_json, write_csv, write_json
 from freqdiff.core.registry import FreqdiffError
 from freqdiff.metrics.diagnostics import band_errors
 from freqdiff.metrics.evaluate import (COLUMNS, SPECTRAL_HELDOUT, extractor_of, measure_checkpoint, pin_eval_config,
@@ -116,11 +117,15 @@ def _without_axis_value(record: dict[str, Any], parameter: str | None) -> dict[s
 
 def claim_baseline_run(run_dir: Path, cfg: RunConfig, axis: Axis, derived: dict[str, Any]) -> Axis:
     """Write (or extend) a baseline run's config.json; refuse a directory of another run. Returns the axis with the
-    values already there added."""
+    values already there added. A link, a file, a folder of another's, or a run whose samples/, nearest/, ... are links
+    is refused before anything is written."""
     config_file = run_dir / "config.json"
     if not config_file.exists():
-        check_run_dir(run_dir, cfg, derived)  # not a file, no foreign entries
-    run_dir.mkdir(parents=True, exist_ok=True)
+        check_run_dir(run_dir, cfg, derived)  # not a link, not a file, no foreign entries
+    else:
+        check_run_layout(run_dir)
+    make_dir(run_dir, "--out ")
+    trust_path(cfg.eval.extractor_weights)  # named on this command line
     with RunLock(run_dir):
         new = run_record(axis.config_at(cfg, axis.values[0]), derived)
         if config_file.exists():
@@ -178,7 +183,9 @@ def measure_values(run_dir: Path, overrides: dict[str, str] | None = None, progr
     run_dir = Path(run_dir)
     cfg, axis = load_run_config(run_dir), read_axis(run_dir)
     if overrides:
+        trust_path(overrides.get("extractor_weights"))
         cfg.eval = section_from_values(EvalConfig, {**dataclasses.asdict(cfg.eval), **overrides}, "eval")
+    check_config_paths(run_dir, cfg)  # extractor weights outside the run: only when named on the command line
     rows = read_metrics(run_dir, axis.columns)
     reference_size = cfg.data.test_size if cfg.eval.fid_reference == "test" else cfg.data.n
     check_fold_sizes(cfg.eval.n_samples, reference_size, cfg.eval.folds, cfg.eval.fid_reference)
@@ -216,6 +223,7 @@ def run_baseline(cfg: RunConfig, axis: Axis, run_dir: Path | None = None,
     return run_dir, evaluate_baseline_run(run_dir, progress=progress)
 
 
+@one_line_errors  # a read-only --out, a full disk: one line naming the path
 def baseline_main(argv: list[str]) -> int:
     """`freqdiff baseline`: create (or extend) a baseline run and measure every value of its axis."""
     positional, flags = split_argv(argv)

@@ -9,9 +9,10 @@ default n training images):
 - diagnostic (shown, not used for the gate): copies through the spectral_filter recipe's hard low-pass at
   0.25 cycles/pixel, which leaves blobs a digit classifier no longer recognizes;
 - runs: the samples of given run directories (their last checkpoint, or RUN:STEP).
-The gate is derived by code from the image-like and noise-like rows (derive_gate) and written to
-freqdiff/metrics/gates.json, where gate_for reads it. Beside it, under the same extractor, go the margins of
-compare's quality equivalence test (derive_margins; freqdiff.analysis.reading.equivalence reads them).
+The gate is derived by code from the image-like and noise-like rows (derive_gate) and written to a gates file: --gates
+PATH, else OUT/gates.json (the package's gates with this extractor's entry updated). freqdiff/metrics/gates.json, where
+gate_for reads it, changes only when named: --gates freqdiff/metrics/gates.json. Beside the gate, under the same
+extractor, go the margins of compare's quality equivalence test (derive_margins; reading.equivalence reads them).
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ from torch import Tensor
 from freqdiff.analysis.reading.equivalence import LOWER_IS_BETTER, MARGINS_KEY, MEASURES, Margins, margins_entry
 from freqdiff.core.checkpoint import list_checkpoints, load_run_config, load_weights
 from freqdiff.core.config import EvalConfig
-from freqdiff.core.io import read_json, save_figure, write_csv, write_json, write_text
+from freqdiff.core.io import (check_own_file, check_writable, claim_output_dir, one_line_errors, read_json, save_figure, write_csv,
+                              write_json, write_text)
 from freqdiff.core.registry import FreqdiffError
 from freqdiff.data import Split
 from freqdiff.metrics.extractors import Extractor, get_extractor
@@ -43,15 +45,24 @@ PERFECT = "held-out digits"  # the image-like set a perfectly generalizing model
 MARGIN_FRACTION = 1 / 3  # of the smallest degradation the table resolves: see derive_margins
 
 
+def run_spec(spec: str) -> tuple[Path, int | None]:
+    """RUN or RUN:STEP as (run directory, step or None); a STEP that is not a whole number is one line."""
+    if ":" not in spec or Path(spec).is_dir():
+        return Path(spec), None
+    path, _, step_text = spec.rpartition(":")
+    if not step_text.isdigit():
+        raise FreqdiffError(f"calibrate --runs {spec}: the STEP after ':' must be a whole number (RUN or RUN:STEP)")
+    return Path(path), int(step_text)
+
+
 def run_samples(spec: str, setup: Setup) -> tuple[str, Split, Tensor]:
     """(label, split, samples) of a run directory's checkpoint: RUN (its last) or RUN:STEP."""
-    path, _, step_text = spec.rpartition(":") if ":" in spec else (spec, "", "")
-    run_dir = Path(path)
+    run_dir, step = run_spec(spec)
     cfg = load_run_config(run_dir)
     steps = list_checkpoints(run_dir)
     if not steps:
         raise FreqdiffError(f"calibrate --runs: {run_dir} has no checkpoints")
-    step = int(step_text) if step_text else steps[-1]
+    step = steps[-1] if step is None else step
     if step not in steps:
         raise FreqdiffError(f"calibrate --runs: {run_dir} has no checkpoint {step}; steps: {steps}")
     if (cfg.dataset.name, cfg.data.test_size) != (setup.cfg.dataset.name, setup.cfg.data.test_size):
@@ -112,9 +123,31 @@ def derive_gate(rows: Sequence[dict[str, Any]], extractor: str, table: str) -> t
     return Gate(best["measure"], round(threshold, 6), extractor, source), candidates
 
 
-def install_gate(gate: Gate, path: Path = GATES) -> None:
+def read_gates(path: Path) -> dict[str, Any]:
+    """The gates file at `path` (a new one starts from the package's), refused in one line when it is a folder, a
+    link, a device, in a missing folder, or a file that is not a freqdiff gates file: never overwritten then."""
+    try:
+        check_writable(path)
+    except FreqdiffError as err:
+        raise FreqdiffError(f"--gates {err}") from None
+    if not path.parent.is_dir():
+        raise FreqdiffError(f"--gates {path}: no such folder {path.parent}")
+    if not path.exists():
+        return read_json(GATES) if GATES.is_file() else {}
+    try:
+        gates = read_json(path)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise FreqdiffError(f"--gates {path}: not a freqdiff gates file ({type(err).__name__}); nothing was "
+                            "written") from None
+    if not isinstance(gates, dict) or not all(isinstance(v, dict) for v in gates.values()):
+        raise FreqdiffError(f"--gates {path}: not a freqdiff gates file (expected extractor -> gate entries); "
+                            "nothing was written")
+    return gates
+
+
+def install_gate(gate: Gate, path: Path) -> None:
     """Write the gate into the gates file, keyed by its extractor, keeping the others."""
-    gates = read_json(path) if path.is_file() else {}
+    gates = read_gates(path)
     gates[gate.extractor] = {"measure": gate.measure, "threshold": gate.threshold, "source": gate.source}
     write_json(path, dict(sorted(gates.items())))
 
@@ -169,9 +202,9 @@ def derive_margins(rows: Sequence[dict[str, Any]], extractor: str, table: str) -
     return Margins(extractor, {d["measure"]: d["margin"] for d in found}, source), found
 
 
-def install_margins(extractor: str, margins: Margins | None, path: Path = GATES) -> None:
+def install_margins(extractor: str, margins: Margins | None, path: Path) -> None:
     """Write an extractor's margins beside the gates (under MARGINS_KEY), or remove stale ones when None."""
-    gates = read_json(path) if path.is_file() else {}
+    gates = read_gates(path)
     entries = dict(gates.get(MARGINS_KEY, {}))
     if margins is None:
         entries.pop(extractor, None)
@@ -285,9 +318,18 @@ def margins_section(margins: Margins | None, found: Sequence[dict[str, Any]]) ->
 
 
 def calibrate(out: Path = DEFAULT_OUT, runs: Sequence[str] = (), n: int = 16, n_samples: int = 256, folds: int = 4,
-              seed: int = 0, extractor: str = "auto", gates: Path = GATES, cache_dir: str | Path | None = None) -> Gate:
+              seed: int = 0, extractor: str = "auto", gates: Path | None = None,
+              cache_dir: str | Path | None = None) -> Gate:
     """Measure every reference set (and run), derive the gate and the equivalence margins, write the table,
-    report, figure and gates file."""
+    report, figure and gates file (`gates`, default OUT/gates.json). --runs, OUT (claim_output_dir) and the gates
+    file are checked before anything is measured or written."""
+    for spec in runs:
+        run_spec(spec)
+    if gates is not None:  # a gates file of the wrong kind: refused before OUT is made
+        read_gates(Path(gates))
+    claim_output_dir(out, ("gate.json", "calibration.csv"))
+    gates = Path(gates) if gates is not None else out / "gates.json"
+    read_gates(gates)
     set_cpu_threads(1)
     setup = make_setup(n, n_samples, folds, seed)
     feature_space = get_extractor(extractor, image_shape=setup.split.image_shape)
@@ -298,7 +340,8 @@ def calibrate(out: Path = DEFAULT_OUT, runs: Sequence[str] = (), n: int = 16, n_
         row["generates"] = "yes" if gate.passes(row[gate.measure], row[f"{gate.measure}_err"]) else "no"
     write_csv(out / "calibration.csv", rows, COLUMNS)
     write_json(out / "gate.json", asdict(gate))
-    write_text(out / "calibration.md", report(rows, gate, candidates, setup, margins, found))
+    text = report(rows, gate, candidates, setup, margins, found)
+    write_text(check_own_file(out / "calibration.md", text.split("\n", 1)[0]), text)
     plot(rows, gate, out / "calibration.png")
     install_gate(gate, gates)
     install_margins(feature_space.name, margins, gates)
@@ -314,7 +357,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 def parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="freqdiff calibrate", description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default %(default)s)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder, new or freqdiff's own: a user's "
+                   "folder or a symlink is refused (default %(default)s)")
     p.add_argument("--runs", nargs="*", default=[], metavar="RUN[:STEP]",
                    help="run directories whose samples join the table (last checkpoint, or STEP)")
     p.add_argument("--n", type=int, default=16, help="training images of the copies (default %(default)s)")
@@ -322,7 +366,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=EvalConfig.folds, help="disjoint folds for the errors (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the reference sets (default %(default)s)")
     p.add_argument("--extractor", default="auto", help="feature space (default %(default)s: the data's classifier)")
-    p.add_argument("--gates", type=Path, default=GATES, help="gates file to update (default: the package's)")
+    p.add_argument("--gates", type=Path, default=None, help="gates file to write the gate and margins into (default: "
+                   "OUT/gates.json; the package's freqdiff/metrics/gates.json, which freqdiff reads, changes only "
+                   "when named here)")
     return p
 
 
@@ -330,8 +376,11 @@ def options_help() -> str:
     return parser().format_help()
 
 
+@one_line_errors  # a read-only --out, a full disk: one line naming the path
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     gate = calibrate(args.out, args.runs, args.n, args.n_samples, args.folds, args.seed, args.extractor, args.gates)
-    print(f"gate ({gate.extractor}): {gate.measure} - err >= {gate.threshold:.4f}; wrote {args.out}/calibration.md")
+    gates = args.gates or args.out / "gates.json"
+    print(f"gate ({gate.extractor}): {gate.measure} - err >= {gate.threshold:.4f}; wrote {args.out}/calibration.md "
+          f"and the gates file {gates}" + ("" if args.gates else f" (copy it to {GATES} to make freqdiff use it)"))
     return 0

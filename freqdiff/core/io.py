@@ -1,26 +1,31 @@
 """Files: atomic writes, checksummed torch files that load without running code, and the one-writer lock of a run.
 
-A killed process never leaves a half-written result behind (write to a temporary beside the target, then
-rename), never runs code from a downloaded checkpoint (torch.load(weights_only=True)), and two processes never
-write one run directory at once (an exclusive lock naming its holder).
-Text is written and read as UTF-8 with surrogate escapes, so a path holding bytes that are not UTF-8 (which
-Python decodes to lone surrogates) round-trips exactly instead of crashing the writer.
+A killed process never leaves a half-written result behind (write to a temporary beside the target, then rename),
+never runs code from a downloaded checkpoint (torch.load(weights_only=True)), and two processes never write one run
+directory at once (an exclusive lock naming its holder). Every write passes one guard (check_writable): no symlink is
+followed at a path written or at a folder on the way below a directory being written (a held lock, a claimed output:
+claim_output_dir), and an OSError on a path (read-only folder, full disk) is one FreqdiffError naming it. Text is
+UTF-8 with surrogate escapes, so a path holding bytes that are not UTF-8 round-trips instead of crashing the writer.
 """
 from __future__ import annotations
 
 import contextlib
 import csv
 import fcntl
+import errno
 import glob
+import functools
 import hashlib
+import io
 import json
 import os
 import pickle
 import re
 import socket
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import torch
 
@@ -33,7 +38,140 @@ TEMP_MARK = ".freqdiff-tmp"  # in the name of every temporary of atomic_path: .N
 _TEMP_NAME = re.compile(r"^\..+\.(\d+)-[a-z0-9_]+" + re.escape(TEMP_MARK))
 CHECKSUM_KEY = "sha256"  # torch_save stores the digest of the saved content under this key
 LOCK_NAME = ".freqdiff.lock"
+OWNER_FILE = ".freqdiff-out"  # in every output directory claim_output_dir made: the directory is freqdiff's
 TEXT = {"encoding": "utf-8", "errors": "surrogateescape"}
+F = TypeVar("F", bound=Callable[..., Any])
+_ROOTS: list[str] = []  # directories being written (held run locks, claimed outputs): no symlink is followed below them
+
+
+def path_error(err: OSError, path: str | os.PathLike[str], doing: str = "write") -> FreqdiffError:
+    """The one line of an OSError met at `path` (read-only folder, full disk, ...): the path and the system's reason."""
+    return FreqdiffError(f"{os.fsdecode(path)}: cannot {doing} ({err.strerror or err})")
+
+
+def one_line_errors(func: F) -> F:
+    """Decorator for a command's entry point: an OSError that escapes it becomes one FreqdiffError naming its path."""
+    @functools.wraps(func)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except OSError as err:
+            raise path_error(err, err.filename if err.filename is not None else "a file", "read or write") from None
+
+    return wrapped  # type: ignore[return-value]
+
+
+def _refusal(path: str, st: os.stat_result, want: str) -> str | None:
+    """Why the existing entry `path` cannot be written as `want` ('file' or 'folder'), or None."""
+    if stat.S_ISLNK(st.st_mode):
+        return (f"{path}: is a symlink (to {os.fsdecode(os.readlink(path))}); freqdiff never writes through a link: "
+                f"replace it with a real {want} or remove it")
+    if want == "folder" and not stat.S_ISDIR(st.st_mode):
+        return f"{path}: is a file, not a folder; move it away"
+    if want == "file" and stat.S_ISDIR(st.st_mode):
+        return f"{path}: is a folder, not a file; move it away"
+    if want == "file" and not stat.S_ISREG(st.st_mode):
+        return f"{path}: is not a regular file (a device, socket or pipe); freqdiff writes only regular files"
+    return None
+
+
+def check_writable(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None,
+                   folder: bool = False) -> Path:
+    """Refuse, in one line naming it, a path to be written (a file; a folder with `folder`) that is a symlink or of
+    the wrong kind, and any folder on the way below `root` (default: the innermost directory being written, _ROOTS)
+    that is a symlink or a file. The root itself may be a link: the user named it."""
+    target = os.path.abspath(path)
+    roots = [os.path.abspath(root)] if root is not None else _ROOTS
+    if target in roots:
+        return Path(path)
+    base = max((r for r in roots if target.startswith(r.rstrip(os.sep) + os.sep)), key=len, default=None)
+    parts = Path(target).relative_to(base).parts if base else (os.path.basename(target),)
+    start = base or os.path.dirname(target)
+    for i in range(len(parts)):
+        entry = os.path.join(start, *parts[:i + 1])
+        try:
+            st = os.lstat(entry)
+        except OSError:  # missing (and so is the rest), or unreadable: the write itself says why
+            break
+        refusal = _refusal(entry, st, "file" if i == len(parts) - 1 and not folder else "folder")
+        if refusal:
+            raise FreqdiffError(refusal)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def writing_into(directory: str | os.PathLike[str]) -> Iterator[Path]:
+    """Within the block, writes below `directory` never follow a symlink there (check_writable)."""
+    _ROOTS.append(os.path.abspath(directory))
+    try:
+        yield Path(directory)
+    finally:
+        _ROOTS.remove(os.path.abspath(directory))
+
+
+def make_dir(path: str | os.PathLike[str], what: str = "") -> Path:
+    """mkdir -p, its refusals one line: a file in the way, a read-only parent, a path under a file or in /proc."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        reason = "a file is in the way" if isinstance(err, (FileExistsError, NotADirectoryError)) else err.strerror
+        raise FreqdiffError(f"{what}{os.fsdecode(path)}: cannot create this folder ({reason or err})") from None
+    return Path(path)
+
+
+def open_nofollow(path: str | os.PathLike[str], flags: int) -> int:
+    """os.open that never follows a link at `path` and opens only a regular file (a lock, a log); one-line refusals."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o666 & ~_UMASK)
+    except OSError as err:
+        if err.errno in (errno.ELOOP, errno.EISDIR):
+            check_writable(path)  # names the link or the folder
+        raise path_error(err, path, "open") from None
+    refusal = _refusal(os.fsdecode(path), os.fstat(fd), "file")
+    if refusal:
+        os.close(fd)
+        raise FreqdiffError(refusal)
+    return fd
+
+
+def claim_output_dir(path: str | os.PathLike[str], marker: str | Iterable[str], expected: Iterable[str] = (),
+                     what: str = "--out", create: bool = True) -> Path:
+    """Make `path` a directory of freqdiff's outputs, or confirm it is one, before anything is written: a new path,
+    an empty directory (both get OWNER_FILE), one holding OWNER_FILE or a `marker` (a file earlier outputs always
+    include: sweep.json), or only `expected` entries (the runs compared). Refused in one line naming it: a symlink, a
+    file, a directory holding anything else. No later write below it in this process follows a symlink. With create
+    False, only checks (before a long computation): nothing is created or marked."""
+    out, markers = Path(path), {marker} if isinstance(marker, str) else set(marker)
+    st = os.lstat(out) if os.path.lexists(out) else None  # under a file (/dev/null/x): make_dir says why
+    if st is not None and (stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode)):
+        raise FreqdiffError(f"{what} {_refusal(os.fsdecode(out), st, 'folder')}")
+    entries = {p.name for p in out.iterdir()} if st is not None else set()
+    own = OWNER_FILE in entries or bool(markers & entries)
+    foreign = sorted(e for e in entries - set(expected) if e != LOCK_NAME and TEMP_MARK not in e)
+    if foreign and not own:
+        shown = ", ".join(foreign[:4]) + (", ..." if len(foreign) > 4 else "")
+        raise FreqdiffError(f"{what} {os.fsdecode(out)}: holds files freqdiff did not write ({shown}); nothing was "
+                            "written: choose a new or empty directory")
+    if not create:
+        return out
+    make_dir(out, f"{what} ")
+    if os.path.abspath(out) not in _ROOTS:
+        _ROOTS.append(os.path.abspath(out))
+    if not own:
+        write_text(out / OWNER_FILE, f"freqdiff outputs ({', '.join(sorted(markers))}): freqdiff may rewrite them\n")
+    return out
+
+
+def check_own_file(path: str | os.PathLike[str], heading: str) -> Path:
+    """Refuse to replace a file freqdiff did not write: one whose first line is not `heading` (a report's), such as a
+    user's own report.md beside the runs. Returns the path, to write (write_text) once everything is checked."""
+    target = check_writable(path)
+    if target.exists():
+        with open(target, **TEXT) as fh:
+            if fh.readline().rstrip("\n") != heading:
+                raise FreqdiffError(f"{target}: was not written by freqdiff (its first line is not {heading!r}); "
+                                    "nothing was written: move it away to write this report there")
+    return target
 
 
 @contextlib.contextmanager
@@ -42,20 +180,24 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     The temporary's name carries the writer's pid, so a killed writer's leftovers are told from a live writer's
     file: those of this target are removed here, those of a whole run when its lock is taken. The name ends
-    with the target's suffix (np.savez and PIL read it)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*{TEMP_MARK}*"):
-        _remove_if_orphan(leftover)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}-",
-                               suffix=f"{TEMP_MARK}{target.suffix}")
-    os.close(fd)
+    with the target's suffix (np.savez and PIL read it). The target is checked first (check_writable); an OSError
+    (read-only folder, full disk) is one FreqdiffError naming the target, which is left as it was."""
+    target, tmp = check_writable(path), None
+    make_dir(target.parent)
     try:
+        for leftover in target.parent.glob(f".{glob.escape(target.name)}.*{TEMP_MARK}*"):
+            _remove_if_orphan(leftover)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}-",
+                                   suffix=f"{TEMP_MARK}{target.suffix}")
+        os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, target)
+    except OSError as err:
+        named = target if err.filename is None or TEMP_MARK in os.fsdecode(err.filename) else err.filename
+        raise FreqdiffError(f"{path_error(err, named)}; {target.name} was left as it was") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 
@@ -65,9 +207,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return True  # or PermissionError: it exists, another user's
 
 
 def _remove_if_orphan(path: Path) -> bool:
@@ -120,9 +260,14 @@ def content_digest(obj: Any) -> str:
 def torch_save(obj: dict[str, Any], path: str | os.PathLike[str], previous: str | os.PathLike[str] | None = None) -> None:
     """Save a dict of tensors and plain values atomically, with the sha256 of its content (see torch_load).
 
-    With `previous`, the file being replaced is first moved there (the fallback of a resume state)."""
+    With `previous`, the file being replaced is first moved there (the fallback of a resume state). The bytes are
+    written by Python, so a full disk is an OSError (torch's writer raises RuntimeError)."""
+    buffer = io.BytesIO()
+    torch.save({**obj, CHECKSUM_KEY: content_digest(obj)}, buffer)
+    if previous is not None:
+        check_writable(previous)
     with atomic_path(path) as tmp:
-        torch.save({**obj, CHECKSUM_KEY: content_digest(obj)}, tmp)
+        tmp.write_bytes(buffer.getbuffer())
         if previous is not None and os.path.exists(path):
             os.replace(path, previous)
 
@@ -193,7 +338,7 @@ def read_csv(path: str | os.PathLike[str]) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-_HELD: dict[str, list[int]] = {}  # lock file -> [fd, depth] for the locks this process holds
+_HELD: dict[str, list[Any]] = {}  # lock file -> [fd, depth, root] for the locks this process holds
 
 
 class RunLock:
@@ -212,12 +357,12 @@ class RunLock:
     def acquire(self) -> "RunLock":
         if not self.directory.is_dir():
             raise FreqdiffError(f"{self.directory}: no such directory")
-        self.key = str(self.path.resolve())
+        self.key = str(self.directory.resolve() / LOCK_NAME)
         if self.key in _HELD:
             _HELD[self.key][1] += 1
             self.held = True
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        fd = open_nofollow(self.path, os.O_RDWR | os.O_CREAT)  # a link or a folder at the lock is refused, never opened
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
@@ -227,9 +372,11 @@ class RunLock:
                 raise FreqdiffError(f"{self.directory} is being written by {holder} (lock {self.path}); "
                                     "wait for it to finish, or stop it") from None
             raise FreqdiffError(f"{self.path}: cannot lock ({err.strerror}); this filesystem has no file locks") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode(), 0)
-        _HELD[self.key] = [fd, 1]
+        with contextlib.suppress(OSError):  # a full disk: the lock holds, its holder is not named
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode(), 0)
+        _HELD[self.key] = [fd, 1, os.path.abspath(self.directory)]
+        _ROOTS.append(_HELD[self.key][2])
         self.held = True
         remove_orphan_temps(self.directory)
         return self
@@ -241,9 +388,10 @@ class RunLock:
         held = _HELD[self.key]
         held[1] -= 1
         if held[1] == 0:
-            os.ftruncate(held[0], 0)  # while still held: a reader never sees a departed holder's name
+            with contextlib.suppress(OSError):  # a full disk or read-only file: the name stays, the flock goes
+                os.ftruncate(held[0], 0)  # while still held: a reader never sees a departed holder's name
             os.close(held[0])
-            del _HELD[self.key]
+            _ROOTS.remove(_HELD.pop(self.key)[2])
 
     def __enter__(self) -> "RunLock":
         return self.acquire()

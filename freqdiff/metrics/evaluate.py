@@ -20,7 +20,8 @@ import numpy as np
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from freqdiff.core.checkpoint import holds_run_lock, list_checkpoints, load_run_config, load_weights
+from freqdiff.core.checkpoint import (check_config_paths, holds_run_lock, list_checkpoints, load_run_config,
+                                      load_weights, trust_path)
 from freqdiff.core.config import EvalConfig, RunConfig, diff_configs, section_from_values
 from freqdiff.core.io import atomic_path, read_csv, read_json, write_csv, write_json
 from freqdiff.core.registry import FreqdiffError
@@ -134,11 +135,14 @@ def measure_into(out_dir: Path, weights_dir: Path, steps: list[int], pipe: Pipel
 @holds_run_lock  # one writer per run: a second eval, or a train of this run, is refused naming the holder
 def evaluate_run(run_dir: Path, steps: list[int] | None = None, overrides: dict[str, str] | None = None,
                  progress: bool = True, cache_dir: Path | None = None) -> list[dict[str, Any]]:
-    """Evaluate every checkpoint (or `steps`) of a run that metrics.csv does not hold yet."""
+    """Evaluate every checkpoint (or `steps`) of a run that metrics.csv does not hold yet. Extractor weights that
+    config.json names outside the run are refused unless named on the command line (check_config_paths)."""
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     if overrides:
+        trust_path(overrides.get("extractor_weights"))
         cfg.eval = section_from_values(EvalConfig, {**dataclasses.asdict(cfg.eval), **overrides}, "eval")
+    check_config_paths(run_dir, cfg)
     available = list_checkpoints(run_dir)
     if not available:
         raise FreqdiffError(f"{run_dir}: no checkpoints to evaluate (train first)")

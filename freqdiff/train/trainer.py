@@ -17,6 +17,7 @@ runs are sharded over them (run i on rank i mod R).
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -27,11 +28,11 @@ from accelerate.utils import broadcast_object_list
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from freqdiff.core.checkpoint import (checkpoint_path, checkpoint_steps, claim_run_dir, keep_state, load_state,
-                                      previous_state_path, save_state, state_path)
+from freqdiff.core.checkpoint import (checkpoint_path, checkpoint_steps, claim_run_dir, keep_state, load_into,
+                                      load_state, previous_state_path, read_state, run_hash, save_state, state_path)
 from freqdiff.core.config import RunConfig
 from freqdiff.core.distributed import process_state
-from freqdiff.core.io import torch_load, torch_save, write_text
+from freqdiff.core.io import TEXT, one_line_errors, open_nofollow, torch_load, torch_save, write_text
 from freqdiff.core.registry import FreqdiffError
 from freqdiff.core.schedule import batch_indices, dropout_keys, rank_slice, step_seed
 from freqdiff.models.optimal_score import is_closed_form
@@ -64,6 +65,7 @@ class Trainer:
         mine = list(runs) if self.data_parallel else list(runs)[acc.process_index::acc.num_processes]
         batched = batched or len(runs) > 1  # by the group, not this rank's share: the rank count changes no bit
         self.members = [self._member(cfg, Path(d), batched) for cfg, d in mine]
+        self.runs = {m.run_dir: run_hash(m.cfg.to_dict()) for m in self.members}  # what its files name (provenance)
         self._claim()
         self.active: list[Member] = []
         self.stack: StackedModel | None = None
@@ -115,17 +117,18 @@ class Trainer:
     def _resume(self) -> None:
         """Load each member's newest state. A member ahead of the others (killed while the group's states were
         being written) steps back to the group's step, its previous state or its initial weights, so the members
-        continue together exactly as an uninterrupted group would."""
-        states = [load_state(m.run_dir) for m in self.members]
+        continue together exactly as an uninterrupted group would. A state of another run, past the run's last step,
+        missing a key or of another architecture is refused in one line."""
+        states = [load_state(m.run_dir, self.runs[m.run_dir], m.cfg.train.steps) for m in self.members]
         steps = [int(s["step"]) if s is not None else 0 for s in states]
         common = min((step for m, step in zip(self.members, steps) if step < m.cfg.train.steps), default=0)
         for member, state, step in zip(self.members, states, steps):
             if common < step < member.cfg.train.steps:
-                state = state_at(member, common)
+                state = state_at(member, common, self.runs[member.run_dir])
             if state is not None:
-                member.pipe.model.load_state_dict(state["model"])
+                load_into(member.pipe.model, state["model"], state_path(member.run_dir))
                 member.step, member.optimizer_state = int(state["step"]), state["optimizer"]
-                member.ema_state = state["ema"]
+                member.ema_state = state.get("ema")
                 member.batched = member.batched or bool(state.get("batched", state.get("trainer") == "ensemble"))
 
     # ---- moving members in and out of the stack ------------------------------------------
@@ -234,7 +237,7 @@ class Trainer:
             for k in due:
                 member = self.active[k]
                 ema = self.ema.module.member_state(k) if self.ema is not None else None
-                torch_save_checkpoint(member, self.stack.member_state(k), ema)
+                torch_save_checkpoint(member, self.stack.member_state(k), ema, self.runs[member.run_dir])
             if due and min(self.active[0].pipe.split.image_shape[1:]) > 1:
                 self._save_grids(due)
             if any(k in due or m.step % m.cfg.train.save_every == 0 or m.step == m.cfg.train.steps
@@ -252,7 +255,7 @@ class Trainer:
         for k, member in enumerate(self.active):
             if member.failed:
                 continue
-            state = {"step": member.step, "model": self.stack.member_state(k),
+            state = {"step": member.step, "run": self.runs[member.run_dir], "model": self.stack.member_state(k),
                      "optimizer": member_optimizer_state(optimizer_state, self.stack, k),
                      "ema": member_ema_state(self.ema, k) if self.ema is not None else None, "batched": member.batched}
             if member.step in member.checkpoints and member.cfg.train.keep_states:
@@ -304,13 +307,13 @@ class Trainer:
         return [m.run_dir for m in self.members]
 
 
-def state_at(member: Member, step: int) -> dict[str, Any] | None:
+def state_at(member: Member, step: int, run: str | None = None) -> dict[str, Any] | None:
     """The member's state at `step` if it still has it (None at step 0: its initial weights); else its newest."""
     if step == 0:
         return None
-    previous = previous_state_path(member.run_dir)
-    older = torch_load(previous) if previous.exists() else None
-    return older if older is not None and older["step"] == step else load_state(member.run_dir)
+    previous, steps = previous_state_path(member.run_dir), member.cfg.train.steps
+    older = read_state(previous, run, steps) if previous.exists() else None
+    return older if older is not None and older["step"] == step else load_state(member.run_dir, run, steps)
 
 
 def last_good(member: Member) -> str:
@@ -321,19 +324,23 @@ def last_good(member: Member) -> str:
         "training stopped (no state was saved)"
 
 
-def torch_save_checkpoint(member: Member, model: dict[str, Tensor], ema: dict[str, Tensor] | None) -> None:
-    """The weights (and EMA) of a member at its step, for evaluation."""
-    torch_save({"step": member.step, "model": model, "ema": ema}, checkpoint_path(member.run_dir, member.step))
+def torch_save_checkpoint(member: Member, model: dict[str, Tensor], ema: dict[str, Tensor] | None,
+                          run: str | None = None) -> None:
+    """The weights (and EMA) of a member at its step, for evaluation, naming its step and its run (run_hash)."""
+    torch_save({"step": member.step, "run": run, "model": model, "ema": ema},
+               checkpoint_path(member.run_dir, member.step))
 
 
 def open_log(path: Path, resume_step: int):
-    """Open log.jsonl for appending, first dropping records past the step we resume from."""
+    """Open log.jsonl for appending, first dropping records past the step we resume from; a link there is refused."""
     if path.exists():
-        kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= resume_step]
+        kept = [line for line in path.read_text(**TEXT).splitlines()
+                if line and json.loads(line)["step"] <= resume_step]
         write_text(path, "".join(line + "\n" for line in kept))  # atomically: a kill here loses no record
-    return open(path, "a")
+    return os.fdopen(open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a", **TEXT)
 
 
+@one_line_errors  # a read-only run, a full disk: one line naming the path
 def train_runs(runs: Sequence[tuple[RunConfig, Path]], accelerator: Accelerator | None = None,
                on_checkpoint: OnCheckpoint | None = None, batched: bool = False) -> list[Path]:
     """Train (or resume) every (config, run directory) together; finished runs are left as they are."""

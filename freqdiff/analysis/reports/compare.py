@@ -2,7 +2,7 @@
 
 One DIR per recipe; the first is the reference unless --reference names another. Writes report.md,
 comparison.png, comparison.csv and comparison.json under --out, refusing to overwrite anything but an
-earlier comparison of the same DIRs.
+earlier comparison of the same DIRs, and refusing an --out that freqdiff did not make (a user's folder, a link).
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ from freqdiff.analysis.reports.comparison_figure import comparison_figure
 from freqdiff.analysis.reports.report import fit_text, markdown_table
 from freqdiff.analysis.reports.run import window_options_help
 from freqdiff.core.config import split_argv
-from freqdiff.core.io import read_json, save_figure, write_csv, write_json, write_text
+from freqdiff.core.io import (check_own_file, claim_output_dir, one_line_errors, read_json, save_figure, write_csv,
+                              write_json, write_text)
 from freqdiff.core.registry import FreqdiffError, check_choice
 from freqdiff.metrics.statistics import PowerLaw
 
@@ -239,8 +240,11 @@ def _overwrites(out: Path, comparison: Comparison) -> bool:
 
 
 def write_comparison(comparison: Comparison, out: Path) -> tuple[dict[str, Path], bool]:
-    """Write report.md, comparison.png, .csv and .json under `out` (atomically); True when overwriting."""
+    """Write report.md, comparison.png, .csv and .json under `out` (atomically); True when overwriting. `out` is
+    claimed first (claim_output_dir): a directory freqdiff did not make, or a link, is refused before any write."""
+    claim_output_dir(out, "comparison.json")
     overwrite = _overwrites(out, comparison)
+    check_own_file(out / "report.md", "# freqdiff comparison")
     paths = {name.rsplit(".", 1)[-1]: out / name for name in FILES}
     save_figure(comparison_figure(comparison), paths["png"])
     write_csv(paths["csv"], csv_rows(comparison), CSV_COLUMNS)
@@ -254,16 +258,18 @@ def compare_help() -> str:
     return ("usage: freqdiff compare DIR... [--reference NAME] [--format text|csv|json] [--out DIR] [window options]\n"
             "  --reference NAME  the DIR (by name) the others are compared to (default: the first)\n"
             "  --format FORMAT   what to print: text (the report), csv or json (default text)\n"
-            "  --out DIR         where report.md, comparison.png/.csv/.json go (default comparison)\n"
+            "  --out DIR         where report.md, comparison.png/.csv/.json go (default comparison); a new or empty\n"
+            "                    directory, or one of freqdiff's: a user's folder or a symlink is refused\n"
             + window_options_help())
 
 
+@one_line_errors  # a read-only --out, a full disk: one line naming the path
 def compare_main(argv: list[str]) -> int:
     """`freqdiff compare DIR... [--reference NAME] [--format text|csv|json] [--out PATH] [window options]`."""
     dirs, flags = split_argv(argv)
     fmt = flags.pop("format", "text")
     check_choice(fmt, FORMATS, "--format")
-    out = Path(flags.pop("out", "comparison"))
+    out = claim_output_dir(flags.pop("out", "comparison"), "comparison.json", create=False)  # before computing
     comparison = compare(dirs, flags.pop("reference", None), **flags)
     paths, overwrite = write_comparison(comparison, out)
     notes = ([f"overwrote the earlier comparison of the same DIRs in {out}"] if overwrite else []) + \

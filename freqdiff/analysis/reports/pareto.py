@@ -24,10 +24,12 @@ from freqdiff.analysis.reading.verdicts import confidence_text
 from freqdiff.analysis.reports.plots import fid_label
 from freqdiff.analysis.reports.report import markdown_table
 from freqdiff.core.config import split_argv
-from freqdiff.core.io import save_figure, write_csv, write_text
+from freqdiff.core.io import check_own_file, claim_output_dir, one_line_errors, save_figure, write_csv, write_text
 from freqdiff.core.registry import FreqdiffError
 
 # width: the scale-free width (the factor on tau_mem/tau_gen); absolute_width: on tau_mem - tau_gen
+HEADING = "# Strengths against the reference"  # pareto.md's first line: a pareto.md without it is never replaced
+MARKERS = ("sweep.json", "pareto.csv")  # an --out holding one is freqdiff's (a sweep's, an earlier pareto's)
 COLUMNS = ["variant", "n", "status", "fid", "fid_err", "reference_fid", "reference_fid_err", "tau_mem_factor",
            "tau_mem_low", "tau_mem_high", "tau_mem_p", "tau_mem_method", "width_factor", "width_low", "width_high",
            "width_p", "width_method", "absolute_width_factor", "absolute_width_low", "absolute_width_high",
@@ -150,9 +152,18 @@ def pareto_figure(table: Sequence[dict[str, Any]], extractor: str) -> Figure:
     return fig
 
 
-def write_pareto(dirs: Sequence[Path], out: Path, reference: str | None = None) -> str:
-    """Compare every DIR to the reference, write pareto.md, pareto.png and pareto.csv under `out`; return the verdict."""
+def write_pareto(dirs: Sequence[Path], out: Path, reference: str | None = None, claim: bool = False) -> str:
+    """Compare every DIR to the reference, write pareto.md, pareto.png and pareto.csv under `out`; return the verdict.
+
+    With `claim` (the command line), `out` must be freqdiff's (claim_output_dir: new, empty, a sweep's or an earlier
+    pareto's, or holding only the DIRs); a sweep claims its own. A pareto.md freqdiff did not write is never replaced."""
+    inside = {Path(d).name for d in dirs if Path(d).resolve().parent == Path(out).resolve()}
+    if claim:  # checked before computing, claimed before writing
+        claim_output_dir(out, MARKERS, expected=inside, create=False)
     comparison = compare(dirs, reference)
+    if claim:
+        claim_output_dir(out, MARKERS, expected=inside)
+    check_own_file(out / "pareto.md", HEADING)
     table = rows(comparison)
     extractor = next((r.extractor for r in comparison.recipes if r.extractor), "")
     save_figure(pareto_figure(table, extractor), out / "pareto.png")
@@ -161,7 +172,7 @@ def write_pareto(dirs: Sequence[Path], out: Path, reference: str | None = None) 
     shown = [[str(r["variant"]), str(r["n"]), str(r["status"]),
               "—" if r["fid"] is None else f"{r['fid']:.3g} ± {r['fid_err']:.2g}",
               _factor_cell(r, "tau_mem"), _factor_cell(r, "width"), _factor_cell(r, "absolute_width")] for r in table]
-    text = "\n".join(["# Strengths against the reference", "", f"Reference: {comparison.reference}. "
+    text = "\n".join([HEADING, "", f"Reference: {comparison.reference}. "
                       f"FD in {extractor or 'unknown'} features at tau_gen, mean ± 2 sigma over seeds.", "",
                       *markdown_table(("strength", "n", "quality match", "FD at tau_gen",
                                        "tau_mem factor [95% interval], permutation p",
@@ -192,9 +203,11 @@ def pareto_help() -> str:
     return ("usage: freqdiff pareto DIR... [--reference NAME] [--out DIR]\n"
             "  one DIR per strength of a regularizer; the reference (default: the first) is its strength 0\n"
             "  --reference NAME  the DIR (by name) the others are compared to\n"
-            "  --out DIR         where pareto.md, pareto.png and pareto.csv go (default: the DIRs' parent)")
+            "  --out DIR         where pareto.md, pareto.png and pareto.csv go (default: the DIRs' parent); a new or\n"
+            "                    empty directory, or one of freqdiff's: a user's folder or a symlink is refused")
 
 
+@one_line_errors  # a read-only --out, a full disk: one line naming the path
 def pareto_main(argv: list[str]) -> int:
     dirs, flags = split_argv(argv)
     unknown = sorted(set(flags) - {"reference", "out"})
@@ -203,5 +216,5 @@ def pareto_main(argv: list[str]) -> int:
     if not dirs:
         raise FreqdiffError("pareto: expected one DIR per strength")
     out = Path(flags.get("out", Path(dirs[0]).resolve().parent))
-    print(write_pareto([Path(d) for d in dirs], out, flags.get("reference")))
+    print(write_pareto([Path(d) for d in dirs], out, flags.get("reference"), claim=True))
     return 0

@@ -14,10 +14,11 @@ from freqdiff.analysis.reading.window import Window, WindowRule, interval_text
 from freqdiff.analysis.reports.baselines import baseline_section
 from freqdiff.analysis.reports.plots import collapse_figure, nearest_roles, scaling_figure
 from freqdiff.analysis.reports.run import RunAnalysis, analyse_run
-from freqdiff.core.io import save_figure, write_text
+from freqdiff.core.io import check_own_file, check_writable, one_line_errors, save_figure, write_text, writing_into
 from freqdiff.core.registry import FreqdiffError, build_params
 from freqdiff.metrics.statistics import PowerLaw
 
+HEADING = "# freqdiff report"  # report.md's first line: a report.md without it is the user's, never replaced
 RUN_COLUMNS = ("run", "recipe", "n", "seed", "regularizer", "verdict", "tau_gen [95%]", "tau_mem (f_mem) [95%]",
                "tau_mem (robust) [95%]", "window", "log(tau_mem/tau_gen) [ends]", "width", "ratio",
                "FD plateau ± 2 sigma (features)", "final f_mem [95% CI]", "final f_mem robust [95% CI]")
@@ -188,13 +189,23 @@ def _details(run: RunAnalysis, root: Path) -> list[str]:
     return lines + _nearest_lines(run, root)
 
 
+@one_line_errors  # a read-only DIR: one line naming the path
 def write_report(root: Path, redraw: bool = True, **options: Any) -> Path:
     """Read every run's window under `root` (WindowRule `options`), draw figures (redraw False: keep current ones,
-    see analyse_run), write root/report.md."""
+    see analyse_run), write root/report.md. Refused before any write: a report.md freqdiff did not write (its first
+    line is not HEADING), a report.md or figures/ that is a symlink; no write below root follows a symlink."""
     root = Path(root)
     if not root.is_dir():
         raise FreqdiffError(f"{root}: not a directory")
     build_params(WindowRule, options, "window")
+    with writing_into(root):
+        check_writable(root / "figures", folder=True)
+        check_own_file(root / "report.md", HEADING)
+        return _write_report(root, redraw, options)
+
+
+def _write_report(root: Path, redraw: bool, options: dict[str, Any]) -> Path:
+    """write_report once root and its report.md are checked."""
     runs, skipped = [], []
     found = find_runs(root)
     baselines = [run_dir for run_dir in found if is_baseline_run(run_dir)]  # measured over a parameter, not tau
@@ -206,7 +217,7 @@ def write_report(root: Path, redraw: bool = True, **options: Any) -> Path:
     runs.sort(key=_order)
     if not runs and not skipped and not baselines:
         raise FreqdiffError(f"{root}: no run directories (config.json + metrics.csv) found")
-    lines = ["# freqdiff report", "",
+    lines = [HEADING, "",
              f"{len(runs)} runs under {root}. Steps are optimizer steps. tau_gen: where the fitted FD comes within "
              "its sampling error of its plateau (parametric bootstrap interval); tau_mem: where the expected copy "
              "fraction reaches the threshold (binomial profile-likelihood interval); both 95%. '>=' marks a "
@@ -219,6 +230,6 @@ def write_report(root: Path, redraw: bool = True, **options: Any) -> Path:
              *baseline_section(baselines, root)]
     if skipped:
         lines += ["## Skipped runs", "", *skipped, ""]
-    path = root / "report.md"
+    path = check_own_file(root / "report.md", HEADING)
     write_text(path, "\n".join(lines))
     return path

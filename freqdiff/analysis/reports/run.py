@@ -11,7 +11,8 @@ from freqdiff.analysis.reading.curves import REFINED, Curves, load_run
 from freqdiff.analysis.reading.onsets import WindowRule
 from freqdiff.analysis.reading.window import Window, read_window
 from freqdiff.analysis.reports.plots import plot_run
-from freqdiff.core.io import RunLock, read_json, write_json
+from freqdiff.core.checkpoint import check_run_layout
+from freqdiff.core.io import RunLock, one_line_errors, read_json, write_json
 from freqdiff.core.registry import range_text
 
 
@@ -32,9 +33,11 @@ def analyse_run(run_dir: Path, redraw: bool = True, **options: Any) -> RunAnalys
     window.json holds every field of the Window: both ends with their bounds and how they were read, the
     quality gate (measure, threshold, extractor, source) under generation.gate, the verdict and the flags.
     With redraw False, figures that window.json lists and that are newer than every metrics file are kept
-    (a sweep reports right after reading each window; drawing is most of a report's time).
+    (a sweep reports right after reading each window; drawing is most of a report's time). A run whose figures/,
+    window.json or lock is a link, or a folder of the wrong kind, is refused before anything is written.
     """
     run_dir = Path(run_dir)
+    check_run_layout(run_dir)
     config, curves = load_run(run_dir)
     window = read_window(curves, n=config.get("data", {}).get("n"), **options)
     drawn = [] if redraw else current_figures(run_dir)
@@ -59,6 +62,7 @@ def current_figures(run_dir: Path) -> list[Path]:
     return figures if fresh else []
 
 
+@one_line_errors  # a read-only run: one line naming the path
 def window_main(run_dir: Path, **options: Any) -> Window:
     """`freqdiff window RUN_DIR`: read the window, write RUN_DIR/window.json and the run's figures."""
     return analyse_run(run_dir, **options).window
