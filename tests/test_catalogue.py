@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import json
 import pathlib
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from freqdiff.analysis.reading.curves import METRICS_COLUMNS
 from freqdiff.cli import main
 
 FAST = {"n": "8", "test_size": "64", "steps": "20", "first_checkpoint": "5", "n_checkpoints": "2",
@@ -81,6 +85,21 @@ CASES = {
     "fp16 on a CPU": ({"mixed_precision": "fp16"}, ["--mixed_precision fp16 needs a GPU", "cpu", "no, bf16"]),
     "width 7": ({"model.width": "7"}, ["model 'unet'.width: 7 is not a positive multiple of 8"]),
     "unknown extractor": ({"extractor": "pixelz"}, ["pixelz", "pixels"]),
+    # inf passes no range: each was a NaN grid, a silent no-op or a NaN loss mid-training
+    "edm sigma_max inf": ({"process": "edm", "process.sigma_max": "inf"},
+                          ["process 'edm'.sigma_max: inf is out of range", "a finite number > 0"]),
+    "focal alpha inf": ({"regularizer": "focal_frequency", "regularizer.alpha": "inf"},
+                        ["regularizer 'focal_frequency'.alpha: inf", "a finite number >= 0"]),
+    "lr inf": ({"lr": "inf"}, ["--lr: inf is out of range", "finite"]),
+    "grad_clip inf": ({"grad_clip": "inf"}, ["--grad_clip: inf", "finite"]),
+    "fixed_t inf": ({"fixed_t": "inf"}, ["--fixed_t: inf", "finite"]),
+    "edm P_mean -inf (no declared bound)": ({"process": "edm", "process.P_mean": "-inf"}, ["P_mean: -inf", "finite"]),
+    "ve sigma_max inf": ({"process": "ve", "process.sigma_max": "inf"}, ["process 've'.sigma_max: inf"]),
+    "fourier weight inf": ({"regularizer": "fourier_penalty", "regularizer.weight": "inf"}, ["weight: inf"]),
+    "fourier t_max inf": ({"regularizer": "fourier_penalty", "regularizer.t_max": "inf"}, ["t_max: inf"]),
+    "threads huge": ({"threads": "100000000000"}, ["--threads: 100000000000 is out of range", "in [0, 1024]"]),
+    "seed 2^64": ({"seed": str(2**64)}, ["--seed: 18446744073709551616", "in [0, 4294967295]"]),
+    "sample_seed 2^40": ({"sample_seed": str(2**40)}, ["--sample_seed: 1099511627776", "in [0, 4294967295]"]),
 }
 
 
@@ -97,27 +116,82 @@ def test_a_longer_chain_trains_its_step_table_follows_the_process(tmp_path: Path
     assert main(train_argv(tmp_path / "run", **{"process.T": "2000", "steps": "2"})) == 0
 
 
+PIXELS = np.random.default_rng(0).random((100, 8, 8))  # in [0, 1]: trains as it is
 NPZ = {
     "1-d": (np.zeros(10), ["shape (10,)", "expected"]),
     "2-d": (np.zeros((10, 8)), ["shape (10, 8)"]),
     "5-d": (np.zeros((10, 1, 8, 8, 1)), ["shape (10, 1, 8, 8, 1)"]),
     "strings": (np.full((10, 8, 8), "x"), ["<U1 array"]),
     "NaN": (np.full((100, 8, 8), np.nan), ["NaN or infinite"]),
+    # pixels outside [0, 1] are refused with the range found and the flag that fixes it, never clamped
+    "uint8 without --dataset.scale 255": ((PIXELS * 255).round().astype(np.uint8),
+                                          ["(uint8): values span [0, 255]", "pixel range [0, 1]",
+                                           "set --dataset.scale 255"]),
+    "values near 1e6": (PIXELS * 1e6, ["values span [108.007, 999997]", "set --dataset.scale 1e+06"]),
+    "negative values": (PIXELS - 0.5, ["values span [-0.49", "pixels are never negative"]),
+    "all zero": (np.zeros((100, 8, 8)), ["every value is 0"]),
+}
+NPZ_FLAGS = {  # (array, words, flags): a scale that empties every image
+    "--dataset.scale inf": (PIXELS, ["dataset 'npz'.scale: inf is out of range", "a finite number > 0"],
+                            {"dataset.scale": "inf"}),
+    "--dataset.scale 1e300": ((PIXELS * 255).astype(np.uint8), ["divided by --dataset.scale 1e+300",
+                                                                 "every value is 0", "set --dataset.scale 255"],
+                              {"dataset.scale": "1e300"}),
+    "uint16 with --dataset.scale 255": ((PIXELS * 65535).astype(np.uint16), ["(uint16) divided by --dataset.scale 255",
+                                                                             "set --dataset.scale 65535"],
+                                        {"dataset.scale": "255"}),
 }
 
 
-@pytest.mark.parametrize("name", [*NPZ, "garbage", "truncated"])
+@pytest.mark.parametrize("name", [*NPZ, *NPZ_FLAGS, "garbage", "truncated"])
 def test_bad_npz_is_one_line_naming_the_file(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "data.npz"
-    if name in NPZ:
-        np.savez(path, images=NPZ[name][0])
+    array, words, flags = NPZ_FLAGS[name] if name in NPZ_FLAGS else (*NPZ[name], {}) if name in NPZ else (None, [], {})
+    if array is not None:
+        np.savez(path, images=array)
     else:
         np.savez(path, images=np.random.rand(100, 8, 8))
         path.write_bytes(b"not an npz" if name == "garbage" else path.read_bytes()[:300])
-    words = NPZ[name][1] if name in NPZ else [str(path), "cannot read"]
+        words = [str(path), "cannot read"]
     before = snapshot(tmp_path)
-    refused(capsys, train_argv(tmp_path / "run", dataset="npz", **{"dataset.path": str(path)}), *words)
+    refused(capsys, train_argv(tmp_path / "run", dataset="npz", **{"dataset.path": str(path), **flags}), *words)
     assert snapshot(tmp_path) == before
+
+
+def test_npz_pixels_in_range_train(tmp_path: Path) -> None:
+    """The control of the cases above: the same arrays, brought into [0, 1] by their flag, train."""
+    np.savez(tmp_path / "data.npz", images=(PIXELS * 255).round().astype(np.uint8))
+    flags = {"dataset.path": str(tmp_path / "data.npz"), "dataset.scale": "255", "steps": "2", "first_checkpoint": "2"}
+    assert main(train_argv(tmp_path / "run", dataset="npz", **flags)) == 0
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that claims width x height grayscale pixels and holds none: PIL refuses it at open when it is huge."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("case", ["no images", "only a folder named like an image", "15000x15000 image",
+                                  "32-bit float image out of range"])
+def test_bad_folder_is_one_line_naming_it(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    words = {"no images": ["no images", str(folder)], "only a folder named like an image": ["no images"],
+             "15000x15000 image": [str(folder / "big.png"), "too large to read", "225000000 pixels"],
+             "32-bit float image out of range": [str(folder / "f.tif"), "(mode F)", "values span [3, 3]"]}[case]
+    if case == "only a folder named like an image":
+        (folder / "sub.png").mkdir()
+    elif case == "15000x15000 image":
+        (folder / "big.png").write_bytes(png_header(15000, 15000))
+    elif case == "32-bit float image out of range":
+        Image.fromarray(np.full((8, 8), 3.0, np.float32)).save(folder / "f.tif")
+    refused(capsys, train_argv(tmp_path / "run", dataset="folder", **{"dataset.path": str(folder)}), *words)
+    assert not (tmp_path / "run").exists()
 
 
 def test_submitit_without_a_scheduler_fails_and_runs_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -152,6 +226,81 @@ def test_a_damaged_config_is_named(trained: Path, tmp_path: Path, capsys: pytest
     run = copy_run(trained, tmp_path)
     (run / "config.json").write_text('{"data": ')
     refused(capsys, ["eval", str(run)], "config.json", "not a valid freqdiff config")
+
+
+# ---- damaged results: named in one line, nothing computed from them ----------------------------------------
+def metrics_text(steps: tuple[int, ...] = (5, 20)) -> str:
+    """A metrics.csv as evaluate writes it, every value in its range."""
+    row = {c: "0.5" for c in METRICS_COLUMNS} | {"fmem": "0.0", "extractor": "pixels", "n_samples": "32", "folds": "4"}
+    return "\n".join([",".join(METRICS_COLUMNS), *[",".join({**row, "step": str(s)}.values()) for s in steps]]) + "\n"
+
+
+def _cell(text: str, line: int, column: str, value: str) -> str:
+    lines = text.splitlines()
+    cells = lines[line - 1].split(",")
+    cells[METRICS_COLUMNS.index(column)] = value
+    lines[line - 1] = ",".join(cells)
+    return "\n".join(lines) + "\n"
+
+
+METRICS_DAMAGE = {  # name: (damaged metrics.csv from the good one, words of the one line)
+    "undamaged": (lambda t: t, []),
+    "truncated row": (lambda t: t[:t.rindex("\n20,") + 30], ["metrics.csv line 3:", "where the header has 28",
+                                                              "truncated or damaged"]),
+    "number cut mid-way": (lambda t: t[:t.rindex("\n20,") + 6], ["metrics.csv line 3: 2 cells", "header has 28"]),
+    "a number's digits garbled": (lambda t: _cell(t, 2, "fid", "8.6e"), ["metrics.csv line 2: fid: expected float",
+                                                                          "'8.6e'"]),
+    "negative step": (lambda t: _cell(t, 2, "step", "-5"), ["metrics.csv line 2: step: -5 is out of range", ">= 0"]),
+    "fractional step": (lambda t: _cell(t, 3, "step", "2.5"), ["line 3: step: expected int, got '2.5'"]),
+    "f_mem above 1": (lambda t: _cell(t, 3, "fmem", "1.7"), ["line 3: fmem: 1.7 is out of range", "in [0, 1]"]),
+    "inf loss": (lambda t: _cell(t, 2, "loss_train", "inf"), ["loss_train: inf is out of range", "finite"]),
+}
+
+
+@pytest.mark.parametrize("damage", METRICS_DAMAGE)
+def test_a_damaged_metrics_table_is_named(damage: str, trained: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    run = copy_run(trained, tmp_path)
+    edit, words = METRICS_DAMAGE[damage]
+    (run / "metrics.csv").write_text(edit(metrics_text()))
+    if damage == "undamaged":  # the control: the same table, undamaged, is read and its window written
+        assert main(["window", str(run)]) == 0 and (run / "window.json").is_file()
+        return
+    before = snapshot(run)
+    refused(capsys, ["window", str(run)], str(run / "metrics.csv"), *words)
+    assert snapshot(run) == before  # nothing computed from it
+
+
+CONFIG_DAMAGE = {  # name: (damaged config.json from the good one, words of the one line)
+    "n negative": (lambda c: {**c, "data": {**c["data"], "n": -5}}, ["data.n: -5 is out of range", ">= 2"]),
+    "n a string": (lambda c: {**c, "data": {**c["data"], "n": "16"}}, ["data.n: expected int, got '16'"]),
+    "lr Infinity": (lambda c: {**c, "train": {**c["train"], "lr": float("inf")}}, ["train.lr: inf is out of range"]),
+    "a list": (lambda c: [c], ["expected an object of settings", "got a list"]),
+    "null": (lambda c: None, ["expected an object of settings", "got null"]),
+    "a component without a name": (lambda c: {**c, "dataset": {"params": {}}}, ["dataset: it has no name"]),
+    "a component that is a number": (lambda c: {**c, "model": 3}, ["model: expected an object", "got a number"]),
+    "a parameter of the wrong type": (lambda c: {**c, "model": {"name": "unet", "params": {"width": "8"}}},
+                                      ["model 'unet'.width: expected int, got '8'"]),
+}
+
+
+SHAPES = ("a list", "null")  # eval refuses these before RunConfig.from_dict, in its own words
+
+
+@pytest.mark.parametrize("damage, command", [(d, c) for d in CONFIG_DAMAGE for c in ("window", "eval")
+                                             if c == "window" or d not in SHAPES])
+def test_a_damaged_config_json_is_named(damage: str, command: str, trained: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """window reads config.json with the window's reader (load_run), eval with load_run_config: both through
+    RunConfig.from_dict, which names the file (eval: by its name) and what is wrong."""
+    run = copy_run(trained, tmp_path)
+    (run / "metrics.csv").write_text(metrics_text())
+    edit, words = CONFIG_DAMAGE[damage]
+    (run / "config.json").write_text(json.dumps(edit(json.loads((run / "config.json").read_text()))))
+    before = snapshot(run)
+    named = str(run / "config.json") if command == "window" else "config.json: "  # eval: the file's name
+    refused(capsys, [command, str(run)], named, *words)
+    assert snapshot(run) == before
 
 
 # ---- damaged and crafted checkpoints and states -------------------------------------------------------------

@@ -1,6 +1,8 @@
 """The one command-line syntax, the registries and their one-line errors."""
 from __future__ import annotations
 
+from dataclasses import fields as dataclass_fields
+
 import pytest
 
 from freqdiff.cli import main
@@ -143,3 +145,101 @@ def test_digits_cnn_held_out_the_default_test_set() -> None:
     from freqdiff.metrics.digits_cnn import HELDOUT
 
     assert DataConfig().test_size == HELDOUT
+
+
+def _scalar_fields(kind: type) -> list[tuple[str, type, str]]:
+    """(where, class, field) of every parameter of type `kind` (or `kind | None`) of every registry and section."""
+    import typing
+
+    from freqdiff.core.registry import _base_type
+
+    return [(where, cls, f.name) for where, cls in _all_parameter_classes() for f in dataclass_fields(cls)
+            if _base_type(typing.get_type_hints(cls)[f.name]) in ((kind, False), (kind, True))]
+
+
+def test_inf_is_refused_by_every_float_parameter_that_does_not_allow_it() -> None:
+    """inf passed every range (only NaN was refused): sigma_max inf gave NaN grids, focal alpha inf did nothing."""
+    from freqdiff.core.registry import build_params, field_range
+
+    checked = 0
+    for where, cls, name in _scalar_fields(float):
+        allowed = getattr(field_range(next(f for f in dataclass_fields(cls) if f.name == name)), "allow_inf", False)
+        for value in ("inf", "-inf"):
+            if allowed:
+                build_params(cls, {name: value}, where)
+                continue
+            with pytest.raises(FreqdiffError, match=rf"{name}: {value} is out of range: {name} must be "):
+                build_params(cls, {name: value}, where)
+        checked += 1
+    assert checked >= 30
+
+
+def test_a_field_may_allow_inf_and_says_so() -> None:
+    from dataclasses import dataclass
+
+    from freqdiff.core.registry import build_params, param, range_text
+
+    @dataclass(frozen=True)
+    class Horizon:
+        end: float = param(1.0, gt=0, allow_inf=True)
+        start: float = param(0.0, ge=0)
+
+    assert build_params(Horizon, {"end": "inf"}, "h").end == float("inf")
+    with pytest.raises(FreqdiffError, match="h.start: inf is out of range: start must be a finite number >= 0"):
+        build_params(Horizon, {"start": "inf"}, "h")
+    assert range_text(dataclass_fields(Horizon)[0]) == "  (> 0 and inf allowed)"
+
+
+def test_every_int_parameter_fits_in_64_bits_and_seeds_and_threads_have_ranges() -> None:
+    """A seed of 2^64 stopped in 'Overflow when unpacking long long', --threads 1e11 in a traceback."""
+    from freqdiff.core.registry import build_params
+
+    checked = 0
+    for where, cls, name in _scalar_fields(int):
+        with pytest.raises(FreqdiffError, match=rf"{name}: {2**63} is out of range"):
+            build_params(cls, {name: str(2**63)}, where)
+        checked += 1
+    assert checked >= 30
+    for flag, words in (("seed", "--seed: 4294967296 is out of range: seed must be in [0, 4294967295]"),
+                        ("data_seed", "--data_seed: 4294967296"), ("sample_seed", "--sample_seed: 4294967296")):
+        with pytest.raises(FreqdiffError) as err:
+            apply_flags(RunConfig(), {flag: str(2**32)})
+        assert words in str(err.value)
+    with pytest.raises(FreqdiffError, match=r"--threads: 100000000000 is out of range: threads must be in \[0, 1024\]"):
+        apply_flags(RunConfig(), {"threads": "1e11"})
+    with pytest.raises(FreqdiffError, match=r"dataset 'gaussian_mixture'.seed: 4294967296"):
+        apply_flags(RunConfig(), {"dataset": "gaussian_mixture", "dataset.seed": str(2**32)})
+    assert apply_flags(RunConfig(), {"seed": str(2**32 - 1), "threads": "1024"}).train.seed == 2**32 - 1
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda c: [c], "expected an object of settings (dataset, process, model, regularizer, sampler, data, train, "
+                    "eval), got a list"),
+    (lambda c: None, "got null"),
+    (lambda c: {**c, "data": {**c["data"], "n": -3}}, "data.n: -3 is out of range: n must be >= 2"),
+    (lambda c: {**c, "data": {**c["data"], "n": "16"}}, "data.n: expected int, got '16'"),
+    (lambda c: {**c, "data": {**c["data"], "n": 16.5}}, "data.n: expected int, got 16.5"),
+    (lambda c: {**c, "data": {**c["data"], "center": "yes"}}, "data.center: expected bool, got 'yes'"),
+    (lambda c: {**c, "train": {**c["train"], "threads": True}}, "train.threads: expected int, got True"),
+    (lambda c: {**c, "eval": "fast"}, "eval: expected an object of settings, got a string"),
+    (lambda c: {**c, "sampler": {"params": {}}}, "sampler: it has no name"),
+    (lambda c: {**c, "sampler": {"name": 7}}, "sampler: its name is a number"),
+    (lambda c: {**c, "process": {"name": "ddpm", "params": [1]}}, "process 'ddpm': expected an object of parameters"),
+    (lambda c: {**c, "process": {"name": "ddpm", "params": {"T": "1000"}}},
+     "process 'ddpm'.T: expected int, got '1000'"),
+    (lambda c: {**c, "process": {"name": "ddpm", "params": {"beta_end": None}}}, "beta_end: expected float, got None"),
+])
+def test_a_damaged_config_record_is_refused_naming_its_file(damage, words: str) -> None:
+    record = damage(RunConfig().to_dict())
+    with pytest.raises(FreqdiffError) as err:
+        RunConfig.from_dict(record, "runs/x/config.json")
+    message = str(err.value)
+    assert message.startswith("runs/x/config.json: ") and words in message and "\n" not in message
+
+
+def test_json_records_keep_their_types_and_flags_their_strings() -> None:
+    """config.json holds typed values (an int is no string there); flags are strings and are converted."""
+    record = apply_flags(RunConfig(), {"n": "16", "lr": "1e-3", "model.width": "16", "extractor_weights": "none"})
+    assert RunConfig.from_dict({**record.to_dict(), "derived": {"x": 1}}).to_dict() == record.to_dict()
+    assert RunConfig.from_dict({"train": {"lr": 1}}).train.lr == 1.0  # a JSON int is a valid float
+    assert RunConfig.from_dict({"eval": {"extractor_weights": None}}).eval.extractor_weights is None

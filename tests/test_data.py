@@ -63,6 +63,9 @@ def test_folder_dataset_crops_resizes_and_grays(tmp_path: Path) -> None:
 def test_folder_errors_empty_and_unreadable(tmp_path: Path) -> None:
     with pytest.raises(FreqdiffError, match="no images"):
         DATASETS.build("folder", {"path": str(tmp_path)})
+    (tmp_path / "folder.png").mkdir()  # a folder is no image, whatever its name
+    with pytest.raises(FreqdiffError, match="no images"):
+        DATASETS.build("folder", {"path": str(tmp_path)})
     (tmp_path / "broken.png").write_bytes(b"not a png")
     with pytest.raises(FreqdiffError, match="broken.png"):
         DATASETS.build("folder", {"path": str(tmp_path)})
@@ -78,3 +81,51 @@ def test_npz_dataset(tmp_path: Path) -> None:
 def test_celeba_never_downloads(tmp_path: Path) -> None:
     with pytest.raises(FreqdiffError, match="celeba"):
         DATASETS.build("celeba", {"root": str(tmp_path)})
+
+
+def test_sixteen_bit_pngs_are_read_at_sixteen_bits(tmp_path: Path) -> None:
+    """A 16-bit grayscale PNG (PIL mode I;16) is divided by 65535; converting it to 8-bit L saturated nearly every
+    pixel to white."""
+    levels = (1000, 20000, 50000)
+    for i, level in enumerate(levels):
+        Image.fromarray(np.full((40, 50), level, dtype=np.uint16)).save(tmp_path / f"{i}.png")
+    assert Image.open(tmp_path / "0.png").mode.startswith("I")
+    for grayscale, channels in (("true", 1), ("false", 3)):
+        pool = DATASETS.build("folder", {"path": str(tmp_path), "resolution": "16", "grayscale": grayscale})
+        assert pool.shape == (3, channels, 16, 16)
+        expected = torch.tensor(levels, dtype=torch.float32) / 65535
+        assert torch.allclose(pool.flatten(1).mean(1), expected, atol=1e-4)
+
+
+def test_pixels_out_of_range_are_refused_never_clamped(tmp_path: Path) -> None:
+    from freqdiff.data import check_values, load_dataset
+
+    pool = torch.rand(10, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    assert check_values(pool, "here") is pool  # in range: the pool itself, untouched
+    for bad, words in ((pool * 2, "values span [0.0"), (pool - 0.5, "values span [-0.4"),
+                       (torch.full((10, 1, 4, 4), 0.5), "every value is 0.5")):
+        with pytest.raises(FreqdiffError, match=r"here: ") as err:
+            check_values(bad, "here", fix="set --x 2")
+        assert words in str(err.value) and str(err.value).endswith("; set --x 2")
+    assert check_values(pool * 5, "points", declared=None) is not None  # data that declare no range: any value
+    np.savez(tmp_path / "u8.npz", images=(np.random.default_rng(0).random((10, 8, 8)) * 255).round().astype(np.uint8))
+    with pytest.raises(FreqdiffError, match=r"\(uint8\): values span \[0, 255\], .*set --dataset.scale 255"):
+        load_dataset("npz", {"path": str(tmp_path / "u8.npz")})
+    scaled = load_dataset("npz", {"path": str(tmp_path / "u8.npz"), "scale": "255"})
+    assert 0 <= float(scaled.min()) and float(scaled.max()) <= 1
+
+
+def test_gaussian_mixture_declares_no_pixel_range_and_is_never_clamped() -> None:
+    """Its points lie in R^d: the quality measures see them as they are (78% of its coordinates were clamped to [0, 1]
+    before the FD); image data are still clamped to [0, 1] (a sample may overshoot)."""
+    from freqdiff.core.config import RunConfig, apply_flags
+    from freqdiff.data import PIXELS, value_range
+    from freqdiff.pipeline.build import load_split
+
+    assert value_range("gaussian_mixture") is None and value_range("digits") == PIXELS == (0.0, 1.0)
+    split = load_split(apply_flags(RunConfig(), {"dataset": "gaussian_mixture", "n": "16", "test_size": "64"}))
+    raw = DATASETS.build("gaussian_mixture")[-64:]
+    assert split.value_range is None and torch.allclose(split.to_unit(split.test), raw, atol=1e-6)
+    assert ((raw < 0) | (raw > 1)).float().mean() > 0.5
+    images = make_split(DATASETS.build("digits"), 16, 100)
+    assert float(images.to_unit(images.test * 10).max()) == 1.0 and float(images.to_unit(images.test * 10).min()) == 0.0

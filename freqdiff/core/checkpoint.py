@@ -305,4 +305,4 @@ def load_run_config(run_dir: Path) -> RunConfig:
     config_file = run_dir / "config.json"
     if not config_file.exists():
         raise FreqdiffError(f"{run_dir}: no config.json (not a freqdiff run directory)")
-    return RunConfig.from_dict(_read_config(config_file))
+    return RunConfig.from_dict(_read_config(config_file), str(config_file))

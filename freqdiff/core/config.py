@@ -11,7 +11,11 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from freqdiff.core.registry import Component, FreqdiffError, Registry, _closest, check_fields, param, parse_value
+from freqdiff.core.registry import (SEED_MAX, Component, FreqdiffError, Registry, _closest, check_fields, param,
+                                     parse_value)
+
+
+MAX_THREADS = 1024  # torch's CPU threads: more than any machine's cores (torch.set_num_threads overflows past 2^31)
 
 
 @dataclass
@@ -23,7 +27,7 @@ class DataConfig:
     # nested: the first n of a seeded permutation; disjoint: images i*n..(i+1)*n
     subset: str = param("nested", choices=("nested", "disjoint"))
     subset_index: int = param(0, ge=0)  # i for subset=disjoint
-    data_seed: int = param(0, ge=0)  # permutation seed for subset=nested
+    data_seed: int = param(0, ge=0, le=SEED_MAX)  # permutation seed for subset=nested
     center: bool = True  # subtract the training mean per channel, as the paper does
 
 
@@ -39,8 +43,8 @@ class TrainConfig:
     ema: float = param(0.0, ge=0, lt=1)  # EMA decay; 0 disables EMA (the paper uses none)
     grad_clip: float = param(0.0, ge=0)  # max gradient norm; 0 disables clipping
     mixed_precision: str = param("no", choices=("no", "fp16", "bf16"))  # through accelerate; fp16 needs a GPU
-    seed: int = param(0, ge=0)
-    threads: int = param(1, ge=0)  # torch CPU threads (0: torch's default); the small default U-Net is fastest on one
+    seed: int = param(0, ge=0, le=SEED_MAX)
+    threads: int = param(1, ge=0, le=MAX_THREADS)  # torch CPU threads (0: torch's default); 1: fastest for small U-Nets
     n_checkpoints: int = param(16, ge=1)  # log-spaced checkpoints between first_checkpoint and steps
     first_checkpoint: int = param(50, ge=1)
     save_every: int = param(250, ge=1)  # steps between resume states
@@ -56,7 +60,7 @@ class EvalConfig:
 
     n_samples: int = param(256, ge=2)
     grid_size: int = param(16, ge=1)  # samples in the PNG grid written at each checkpoint
-    sample_seed: int = param(1234, ge=0)
+    sample_seed: int = param(1234, ge=0, le=SEED_MAX)
     fixed_t: float = param(0.01, gt=0)  # OU time of the fixed-t losses (the paper: 0.01)
     loss_draws: int = param(5, ge=1)
     extractor: str = "auto"  # a name of the extractor registry (`freqdiff list`)
@@ -109,16 +113,36 @@ class RunConfig:
         return json.loads(json.dumps(out))  # tuples -> lists: equal to what config.json reads back
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, raw: Any, source: str = "config.json") -> "RunConfig":
+        """The config of a JSON record as config.json holds it, validated: a damaged record (not an object, a
+        component without a name, a value of the wrong JSON type, such as the string "16" for an int, or out of its
+        range) is refused in one line naming `source` and what is wrong. Keys other than the settings (derived,
+        axis) are the writers' own and pass."""
+        try:
+            return cls.from_values(raw, strict=True)
+        except FreqdiffError as err:
+            raise FreqdiffError(f"{source}: {err}") from None
+
+    @classmethod
+    def from_values(cls, raw: Any, strict: bool = False) -> "RunConfig":
+        """The config of a record whose values are JSON values or, unless `strict`, command-line strings."""
+        if not isinstance(raw, dict):
+            raise FreqdiffError(f"expected an object of settings ({', '.join(COMPONENTS + tuple(SECTIONS))}), "
+                                f"got {json_kind(raw)}")
         cfg = cls()
         for name in COMPONENTS:
             if name in raw:
-                setattr(cfg, name, Component(raw[name]["name"], dict(raw[name].get("params", {}))))
+                setattr(cfg, name, component_from_value(raw[name], name))
+                if strict:
+                    cfg.registry(name).params(cfg.component(name).name, cfg.component(name).params, strict=True)
         for name, section in SECTIONS.items():
-            values = raw.get(name, {})
-            setattr(cfg, name, section_from_values(section, values, name))
+            setattr(cfg, name, section_from_values(section, raw.get(name, {}), name, strict))
         cfg.validate()
         return cfg
+
+    def component(self, name: str) -> Component:
+        """The chosen component of kind `name` (one of COMPONENTS)."""
+        return getattr(self, name)
 
     def validate(self) -> None:
         """Check every setting and component parameter against its declared range (one component at a time)."""
@@ -133,15 +157,41 @@ class RunConfig:
 COMPONENTS = tuple(f.name for f in fields(RunConfig) if typing.get_type_hints(RunConfig)[f.name] is Component)
 
 
-def section_from_values(cls: type, values: dict[str, Any], where: str) -> Any:
-    """A settings dataclass (DataConfig, TrainConfig, EvalConfig) from strings or JSON values, type-checked."""
+def json_kind(value: Any) -> str:
+    """What a JSON value is, as read in a message: 'a list', 'null', 'a string', ..."""
+    if value is None:
+        return "null"
+    kinds = ((bool, "true/false"), (dict, "an object"), (list, "a list"), (str, "a string"), ((int, float), "a number"))
+    return next((kind for types_, kind in kinds if isinstance(value, types_)), type(value).__name__)
+
+
+def component_from_value(value: Any, kind: str) -> Component:
+    """A Component from its JSON record {"name": ..., "params": {...}}, or one line saying what the record lacks."""
+    shape = '{"name": ..., "params": {...}}'
+    if not isinstance(value, dict):
+        raise FreqdiffError(f"{kind}: expected an object {shape}, got {json_kind(value)}")
+    name, params = value.get("name"), value.get("params", {})
+    if not isinstance(name, str) or not name:
+        got = f"its name is {json_kind(name)}" if name is not None or "name" in value else "it has no name"
+        raise FreqdiffError(f"{kind}: {got}; expected {shape} naming a {kind} (`freqdiff list`)")
+    if not isinstance(params, dict):
+        raise FreqdiffError(f"{kind} '{name}': expected an object of parameters, got {json_kind(params)}")
+    return Component(name, dict(params))
+
+
+def section_from_values(cls: type, values: Any, where: str, strict: bool = False) -> Any:
+    """A settings dataclass (DataConfig, TrainConfig, EvalConfig) from strings or JSON values, type- and range-checked;
+    strict (read from a file): JSON values of their own types only, named `where.setting` (else `--setting`)."""
+    if not isinstance(values, dict):
+        raise FreqdiffError(f"{where}: expected an object of settings, got {json_kind(values)}")
     hints = typing.get_type_hints(cls)
     known = [f.name for f in fields(cls)]
     for key in values:
         if key not in known:
             raise FreqdiffError(f"{where}: unknown setting '{key}'{_closest(key, known)}")
-    settings = cls(**{k: parse_value(v, hints[k], f"--{k}") for k, v in values.items()})
-    check_fields(settings)
+    name = (lambda k: f"{where}.{k}") if strict else (lambda k: f"--{k}")
+    settings = cls(**{k: parse_value(v, hints[k], name(k), strict) for k, v in values.items()})
+    check_fields(settings, where if strict else "")
     return settings
 
 
@@ -199,7 +249,7 @@ def apply_flags(cfg: RunConfig, flags: dict[str, str]) -> RunConfig:
         head, dot, param = key.partition(".")
         if head in COMPONENTS and dot:
             raw[head]["params"][param] = value
-    return RunConfig.from_dict(raw)
+    return RunConfig.from_values(raw)
 
 
 def _raw(cfg: RunConfig) -> dict[str, Any]:

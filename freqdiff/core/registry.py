@@ -6,7 +6,9 @@ A new dataset, process, model, regularizer, sampler or feature extractor is one 
     def fourier_penalty(params: FourierPenaltyParams, **context) -> Regularizer: ...
 
 A parameter's valid values are declared once, next to it, with `param` (`cutoff: float = param(0.25, gt=0)`):
-build_params and the run settings check them, and `freqdiff list` / `freqdiff train --help` show them.
+build_params and the run settings check them, and `freqdiff list` / `freqdiff train --help` show them. Every
+float must be a finite number (NaN and inf are refused) unless its field says `allow_inf=True`, and every int
+must fit in 64 bits, whether or not a range is declared.
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ class Entry(Generic[T]):
     factory: Callable[..., T]
     params: type
     doc: str
+    meta: dict[str, Any] = field(default_factory=dict)  # what the entry declares about itself (a dataset: its values)
 
 
 def check_choice(value: str, choices: "typing.Sequence[str]", where: str) -> None:
@@ -55,9 +58,21 @@ def check_choice(value: str, choices: "typing.Sequence[str]", where: str) -> Non
         raise FreqdiffError(f"{where}: unknown value {value!r}; choices: {', '.join(choices)}")
 
 
+INT_LIMIT = 2**63  # every int parameter lies in (-INT_LIMIT, INT_LIMIT): torch and numpy hold it in 64 bits
+SEED_MAX = 2**32 - 1  # the largest seed (numpy's legacy limit); seed * 1_000_003 + batch still fits torch's 64 bits
+
+
+def _number_text(x: float) -> str:
+    """A bound as read in messages: ints in full (4294967295, not 4.29497e+09), floats with %g."""
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
 @dataclass(frozen=True)
 class Range:
-    """The valid values of one parameter: bounds, a list of choices, or positive multiples of a number."""
+    """The valid values of one parameter: bounds, a list of choices, or positive multiples of a number.
+
+    Beyond the bounds, a float must be finite (inf is refused unless `allow_inf`; NaN always) and an int must fit in
+    64 bits: every parameter means a finite number unless it says otherwise."""
 
     ge: float | None = None
     gt: float | None = None
@@ -65,6 +80,7 @@ class Range:
     lt: float | None = None
     choices: tuple[str, ...] | None = None
     multiple_of: int | None = None
+    allow_inf: bool = False
 
     def text(self) -> str:
         """The range as read in messages and listings: '>= 1', 'in [0, 1)', 'one of a, b', ..."""
@@ -73,16 +89,27 @@ class Range:
         parts = [self._bounds()] if (self.ge, self.gt, self.le, self.lt) != (None,) * 4 else []
         if self.multiple_of is not None:
             parts.append(f"a positive multiple of {self.multiple_of}")
+        if self.allow_inf:
+            parts.append("inf allowed")
         return " and ".join(parts) or "any value"
 
     def _bounds(self) -> str:
-        low = f"[{self.ge:g}" if self.ge is not None else f"({self.gt:g}" if self.gt is not None else None
-        high = f"{self.le:g}]" if self.le is not None else f"{self.lt:g})" if self.lt is not None else None
+        t = _number_text
+        low = f"[{t(self.ge)}" if self.ge is not None else f"({t(self.gt)}" if self.gt is not None else None
+        high = f"{t(self.le)}]" if self.le is not None else f"{t(self.lt)})" if self.lt is not None else None
         if low and high:
             return f"in {low}, {high}"
         if low:
-            return f">= {self.ge:g}" if self.ge is not None else f"> {self.gt:g}"
-        return f"<= {self.le:g}" if self.le is not None else f"< {self.lt:g}"
+            return f">= {t(self.ge)}" if self.ge is not None else f"> {t(self.gt)}"
+        return f"<= {t(self.le)}" if self.le is not None else f"< {t(self.lt)}"
+
+    def _finite(self, value: Any) -> str | None:
+        """What `value` must be instead when it is not the finite number a parameter means; None when it is one."""
+        if isinstance(value, float) and math.isinf(value) and not self.allow_inf:
+            return "a finite number"
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= INT_LIMIT:
+            return "a 64-bit integer"
+        return None
 
     def _multiple(self, value: Any) -> bool:
         return self.multiple_of is None or (value > 0 and value % self.multiple_of == 0)
@@ -110,12 +137,18 @@ class Range:
                                     f"{first + 2 * m}, ...")
             elif not self.contains(item):
                 raise FreqdiffError(f"{where}: {shown} is out of range: {name} must be {self.text()}")
+            finite = self._finite(item)  # within the bounds, but no finite number (inf) or beyond 64 bits
+            if finite is not None:
+                bound = f" {self.text()}" if self != Range() else ""
+                raise FreqdiffError(f"{where}: {shown} is out of range: {name} must be {finite}{bound}")
 
 
 def param(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
-          lt: float | None = None, choices: "typing.Sequence[str] | None" = None, multiple_of: int | None = None) -> Any:
-    """A dataclass field with its default and its valid values, declared once next to the parameter."""
-    valid = Range(ge, gt, le, lt, tuple(choices) if choices is not None else None, multiple_of)
+          lt: float | None = None, choices: "typing.Sequence[str] | None" = None, multiple_of: int | None = None,
+          allow_inf: bool = False) -> Any:
+    """A dataclass field with its default and its valid values, declared once next to the parameter
+    (a float is finite unless `allow_inf`)."""
+    valid = Range(ge, gt, le, lt, tuple(choices) if choices is not None else None, multiple_of, allow_inf)
     return field(default=default, metadata={"range": valid})
 
 
@@ -132,8 +165,9 @@ def range_text(f: dataclasses.Field) -> str:
 
 
 def check_fields(obj: Any, where: str = "") -> None:
-    """Check every declared range of dataclass `obj` (NaN is refused for every float); fields are named
-    `where.field`, or `--field` when `where` is empty (the run settings)."""
+    """Check every declared range of dataclass `obj` (NaN and inf are refused for every float unless a field allows
+    inf; an int must fit in 64 bits); fields are named `where.field`, or `--field` when `where` is empty (the run
+    settings)."""
     for f in fields(obj):
         (field_range(f) or Range()).check(getattr(obj, f.name), f.name, f"{where}.{f.name}" if where else f"--{f.name}")
 
@@ -156,9 +190,21 @@ def _base_type(annotation: Any) -> tuple[type, bool]:
     return annotation, False
 
 
-def parse_value(text: Any, annotation: Any, where: str) -> Any:
-    """Convert a command-line string (or a JSON value) to the annotated type, or fail naming `where`."""
+JSON_TYPES: dict[type, tuple[type, ...]] = {bool: (bool,), int: (int,), float: (int, float), str: (str,),
+                                           tuple: (list, tuple), list: (list, tuple)}
+
+
+def parse_value(text: Any, annotation: Any, where: str, strict: bool = False) -> Any:
+    """Convert a command-line string (or a JSON value) to the annotated type, or fail naming `where`.
+
+    strict (a value read from a file such as config.json): the value must already have its JSON type (an int for an
+    int, null for None): the string "16" is no int there, though `--n 16` is."""
     kind, optional = _base_type(annotation)
+    if strict and not (optional and text is None):
+        allowed = JSON_TYPES.get(kind, (kind,))
+        if not isinstance(text, allowed) or (isinstance(text, bool) and bool not in allowed):
+            expected = type_name(annotation).replace("None", "null")
+            raise FreqdiffError(f"{where}: expected {expected}, got {text!r}")
     if optional and (text is None or (isinstance(text, str) and text.lower() == "none")):
         return None
     try:
@@ -185,7 +231,7 @@ def parse_value(text: Any, annotation: Any, where: str) -> Any:
         if kind in (tuple, list):
             (item,) = set(typing.get_args(annotation)) - {Ellipsis} or {str}
             items = text.split(",") if isinstance(text, str) else list(text)
-            return kind(parse_value(i, item, where) for i in items if i != "")
+            return kind(parse_value(i, item, where, strict) for i in items if i != "")
     except (ValueError, TypeError):
         raise FreqdiffError(f"{where}: expected {getattr(kind, '__name__', kind)}, got {text!r}") from None
     raise TypeError(f"{where}: unsupported parameter type {annotation!r}")
@@ -199,15 +245,18 @@ def type_name(annotation: Any) -> str:
     return f"{name} | None" if optional else name
 
 
-def build_params(cls: type, values: dict[str, Any], where: str) -> Any:
-    """Instantiate the dataclass `cls` from strings or JSON values, checking names and types."""
+def build_params(cls: type, values: dict[str, Any], where: str, strict: bool = False) -> Any:
+    """Instantiate the dataclass `cls` from strings or JSON values, checking names and types (strict: JSON values
+    of their own types only, as read from a file; see parse_value)."""
     hints = typing.get_type_hints(cls)
     known = [f.name for f in fields(cls)]
+    if not isinstance(values, dict):
+        raise FreqdiffError(f"{where}: expected an object of parameters, got {values!r}")
     for key in values:
         if key not in known:
             choices = ", ".join(known) or "none"
             raise FreqdiffError(f"{where}: unknown parameter '{key}'{_closest(key, known)}; parameters: {choices}")
-    params = cls(**{k: parse_value(v, hints[k], f"{where}.{k}") for k, v in values.items()})
+    params = cls(**{k: parse_value(v, hints[k], f"{where}.{k}", strict) for k, v in values.items()})
     check_fields(params, where)
     return params
 
@@ -220,8 +269,10 @@ class Registry(Generic[T]):
         self._entries: dict[str, Entry[T]] = {}
         ALL_REGISTRIES[kind] = self
 
-    def register(self, name: str, params: type = NoParams) -> Callable[[Callable[..., T]], Callable[..., T]]:
-        """Decorator: register `factory(params, **context)` under `name` with parameter class `params`."""
+    def register(self, name: str, params: type = NoParams,
+                 **meta: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator: register `factory(params, **context)` under `name` with parameter class `params`; `meta` is what
+        the entry declares about itself, read by its package (a dataset: `values=None` when they are not pixels)."""
         if not is_dataclass(params):
             raise TypeError(f"{self.kind} '{name}': params must be a dataclass")
 
@@ -229,7 +280,7 @@ class Registry(Generic[T]):
             if name in self._entries:
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
             doc = (factory.__doc__ or "").strip().splitlines()
-            self._entries[name] = Entry(name, factory, params, doc[0] if doc else "")
+            self._entries[name] = Entry(name, factory, params, doc[0] if doc else "", dict(meta))
             return factory
 
         return decorate
@@ -245,9 +296,10 @@ class Registry(Generic[T]):
             )
         return self._entries[name]
 
-    def params(self, name: str, values: dict[str, Any] | None = None) -> Any:
-        """The typed parameters of `name` built from strings or JSON values."""
-        return build_params(self.entry(name).params, values or {}, f"{self.kind} '{name}'")
+    def params(self, name: str, values: dict[str, Any] | None = None, strict: bool = False) -> Any:
+        """The typed parameters of `name` built from strings or JSON values (strict: JSON values of their types)."""
+        values = {} if values is None else values
+        return build_params(self.entry(name).params, values, f"{self.kind} '{name}'", strict)
 
     def build(self, name: str, params: Any = None, **context: Any) -> T:
         """Construct component `name`; `params` is its dataclass, a dict of values, or None for defaults."""

@@ -8,7 +8,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from freqdiff.core.registry import param
+from freqdiff.core.registry import SEED_MAX, param
 from freqdiff.data import DATASETS
 from freqdiff.data.transforms import resize
 
@@ -52,10 +52,10 @@ def lfw_faces(params: ResizeParams, **_: object) -> Tensor:
 class MixtureParams:
     d: int = param(8, ge=1)
     pool: int = param(4096, ge=3)  # at least 2 training images and 1 held out
-    seed: int = param(0, ge=0)
+    seed: int = param(0, ge=0, le=SEED_MAX)
 
 
-@DATASETS.register("gaussian_mixture", MixtureParams)
+@DATASETS.register("gaussian_mixture", MixtureParams, values=None)  # points of R^d, not pixels: never clamped
 def gaussian_mixture(params: MixtureParams, **_: object) -> Tensor:
     """The paper's synthetic check: 1/2 N(mu, I) + 1/2 N(-mu, I), mu = 1_d, as (N, 1, 1, d); not in [0, 1]."""
     g = torch.Generator().manual_seed(params.seed)

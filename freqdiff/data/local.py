@@ -1,10 +1,12 @@
 """Datasets the user brings from disk: an image folder, torchvision's CelebA, an .npz array. Never downloads."""
 from __future__ import annotations
 
+import math
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,7 +14,7 @@ from einops import rearrange
 from torch import Tensor
 
 from freqdiff.core.registry import FreqdiffError, param
-from freqdiff.data import DATASETS
+from freqdiff.data import DATASETS, PIXELS, check_values
 from freqdiff.data.transforms import center_crop
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -26,14 +28,33 @@ class FolderParams:
     limit: int | None = param(None, ge=1)  # read only the first `limit` files (sorted by name)
 
 
+WIDE_MODES = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 1.0}
+
+
+def _pixels(img: Any, grayscale: bool) -> np.ndarray:
+    """An image's pixels as floats, at its own depth: 8-bit modes / 255, 16-bit grayscale (PIL's I;16 and the I of
+    a 16-bit PNG) / 65535 (converting them to L would saturate nearly every pixel to white), float (F) as stored."""
+    if img.mode not in WIDE_MODES:
+        return np.asarray(img.convert("L" if grayscale else "RGB"), dtype=np.float32) / 255.0
+    gray = np.asarray(img, dtype=np.float32) / WIDE_MODES[img.mode]
+    return gray if grayscale else np.repeat(gray[..., None], 3, axis=-1)
+
+
 def _load_image(path: Path, grayscale: bool) -> np.ndarray:
+    """One image file's pixels, checked to lie in [0, 1]; an unreadable or oversized file is named in one line."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
-            return np.asarray(img.convert("L" if grayscale else "RGB"), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as err:
+            mode, image = img.mode, _pixels(img, grayscale)
+    except Image.DecompressionBombError as err:
+        raise FreqdiffError(f"dataset 'folder': image {path} is too large to read "
+                            f"({str(err).rstrip('.')}); shrink it first") from None
+    except (UnidentifiedImageError, OSError, ValueError) as err:
         raise FreqdiffError(f"dataset 'folder': cannot read image {path}: {err.__class__.__name__}") from None
+    check_values(torch.from_numpy(image), f"dataset 'folder': image {path} (mode {mode})",
+                 fix="save it as an 8- or 16-bit image", varied=False)
+    return image
 
 
 def _paper_preprocess(image: np.ndarray, resolution: int) -> Tensor:
@@ -53,7 +74,7 @@ def folder(params: FolderParams, **_: object) -> Tensor:
     root = Path(params.path)
     if not params.path or not root.is_dir():
         raise FreqdiffError(f"dataset 'folder'.path: {params.path!r} is not a directory")
-    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[: params.limit]
+    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())[: params.limit]
     if not files:
         raise FreqdiffError(f"dataset 'folder'.path: no images ({', '.join(IMAGE_SUFFIXES)}) in {root}")
     return torch.stack([_paper_preprocess(_load_image(p, params.grayscale), params.resolution) for p in files])
@@ -78,8 +99,7 @@ def celeba(params: CelebAParams, **_: object) -> Tensor:
     except (RuntimeError, OSError, ValueError) as err:
         raise FreqdiffError(f"dataset 'celeba'.root: cannot load CelebA from {params.root!r}: {err}") from None
     count = len(data) if params.limit is None else min(params.limit, len(data))
-    grayscale = "L" if params.grayscale else "RGB"
-    images = (np.asarray(data[i][0].convert(grayscale), dtype=np.float32) / 255.0 for i in range(count))
+    images = (_pixels(data[i][0], params.grayscale) for i in range(count))
     return torch.stack([_paper_preprocess(img, params.resolution) for img in images])
 
 
@@ -109,6 +129,23 @@ def _npz_array(path: str, key: str) -> np.ndarray:
             raise FreqdiffError(f"dataset 'npz': cannot read array {key!r} of {path!r}: {err.__class__.__name__}") from None
 
 
+def _scale_fix(array: np.ndarray) -> str:
+    """The flag that brings `array` into [0, 1]: the --dataset.scale that covers its largest value (255 for 8-bit
+    data, 65535 for 16-bit, else its maximum rounded up to 3 digits), or why no scale can (negative values)."""
+    if array.size == 0:
+        return ""
+    low, high = float(array.min()), float(array.max())
+    if low < 0:
+        return "pixels are never negative: shift the array into [0, 1] (or [0, 255] and --dataset.scale 255) first"
+    if high <= 0:
+        return ""
+    if high <= 1:
+        return "set --dataset.scale 1"
+    digits = 10.0 ** (math.floor(math.log10(high)) - 2)
+    scale = next((s for s in (255, 65535) if 2 < high <= s), math.ceil(round(high / digits, 6)) * digits)
+    return f"set --dataset.scale {scale:g}"
+
+
 @DATASETS.register("npz", NpzParams)
 def npz(params: NpzParams, **_: object) -> Tensor:
     """An array of images in an .npz file."""
@@ -116,9 +153,10 @@ def npz(params: NpzParams, **_: object) -> Tensor:
     if array.ndim not in (3, 4) or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise FreqdiffError(f"dataset 'npz'.key: {params.key!r} in {params.path} is a {array.dtype} array of shape "
                             f"{array.shape}; expected numbers shaped (N, H, W), (N, C, H, W) or, with channels_last, (N, H, W, C)")
-    x = torch.from_numpy(np.asarray(array, dtype=np.float32) / params.scale)
-    if not bool(torch.isfinite(x).all()):
-        raise FreqdiffError(f"dataset 'npz': {params.key!r} in {params.path} holds NaN or infinite values")
+    x = torch.from_numpy(np.array(array, dtype=np.float32)).div_(params.scale)  # in float32, a huge scale gives 0
+    scaled = f" divided by --dataset.scale {params.scale:g}" if params.scale != 1 else ""
+    check_values(x, f"dataset 'npz': {params.key!r} in {params.path} ({array.dtype}){scaled}", PIXELS,
+                 _scale_fix(array) if bool(torch.isfinite(x).all()) else "")
     if x.ndim == 3:
         return rearrange(x, "n h w -> n 1 h w")
     return rearrange(x, "n h w c -> n c h w") if params.channels_last else x

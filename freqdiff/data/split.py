@@ -8,6 +8,9 @@ from torch import Tensor
 
 from freqdiff.core.registry import FreqdiffError
 
+ValueRange = tuple[float, float]
+PIXELS: ValueRange = (0.0, 1.0)  # the declared range of image data
+
 
 @dataclass
 class Split:
@@ -17,10 +20,13 @@ class Split:
     test: Tensor
     mean: Tensor  # per-channel training mean that was subtracted (zeros when not centered)
     train_indices: Tensor  # positions of the training images in the dataset pool
+    value_range: ValueRange | None = PIXELS  # the data's declared range; None: not images (gaussian_mixture)
 
     def to_unit(self, x: Tensor) -> Tensor:
-        """Undo the centering: centered images -> pixels in [0, 1] (clamped)."""
-        return (x + self.mean.to(x).reshape(1, -1, 1, 1)).clamp(0, 1)
+        """Undo the centering: centered images -> pixels in [0, 1], clamped to the data's declared range (a sample
+        may overshoot it); data that declare none (not images) come back uncentered and unclamped."""
+        x = x + self.mean.to(x).reshape(1, -1, 1, 1)
+        return x if self.value_range is None else x.clamp(*self.value_range)
 
     @property
     def x0_range(self) -> tuple[float, float]:
@@ -52,8 +58,9 @@ def subset_indices(pool_size: int, n: int, subset: str, subset_index: int, data_
 
 
 def make_split(pool: Tensor, n: int, test_size: int, subset: str = "nested", subset_index: int = 0,
-               data_seed: int = 0, center: bool = True) -> Split:
-    """Test = the last test_size images (as the paper); train = n images of the rest; center both."""
+               data_seed: int = 0, center: bool = True, value_range: ValueRange | None = PIXELS) -> Split:
+    """Test = the last test_size images (as the paper); train = n images of the rest; center both.
+    `value_range`: the pool's declared range (data.value_range of its dataset), what to_unit clamps to."""
     if not 0 < test_size < len(pool):
         raise FreqdiffError(f"--test_size: {test_size} must be between 1 and {len(pool) - 1} (pool of {len(pool)})")
     train_pool, test = pool[:-test_size], pool[-test_size:]
@@ -61,4 +68,4 @@ def make_split(pool: Tensor, n: int, test_size: int, subset: str = "nested", sub
     train = train_pool[idx]
     mean = train.mean(dim=(0, 2, 3)) if center else torch.zeros(pool.shape[1])
     shift = mean.reshape(1, -1, 1, 1)
-    return Split(train=train - shift, test=test - shift, mean=mean, train_indices=idx)
+    return Split(train=train - shift, test=test - shift, mean=mean, train_indices=idx, value_range=value_range)

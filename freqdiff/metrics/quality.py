@@ -111,8 +111,10 @@ def measure_samples(samples: Tensor, split: Split, eval_cfg: Any, extractor: Ext
                     cache_dir: str | Path | None = None) -> dict[str, Any]:
     """Every metrics.csv column but step and the losses, for `samples` (N, C, H, W) in the split's centered space.
 
-    Quality is measured against split.test (or split.train, per eval_cfg.fid_reference) in [0, 1] pixels;
-    the copy measures against split.train. NaN or inf anywhere is refused in one line.
+    Quality is measured against split.test (or split.train, per eval_cfg.fid_reference) uncentered by split.to_unit:
+    image data in [0, 1] pixels (clamped there: a sample may overshoot), data that declare no pixel range
+    (gaussian_mixture's points of R^d) as they are, never clamped; the copy measures against split.train. NaN or
+    inf anywhere is refused in one line.
     """
     reference = split.test if eval_cfg.fid_reference == "test" else split.train
     check_finite(samples, "samples", "measure")

@@ -18,7 +18,7 @@ from freqdiff.core.checkpoint import list_checkpoints, load_run_config, load_wei
 from freqdiff.core.config import RunConfig
 from freqdiff.core.registry import FreqdiffError
 from freqdiff.core.spectral import radial_frequency
-from freqdiff.data import DATASETS, Split, make_split
+from freqdiff.data import Split, load_dataset, make_split, value_range
 from freqdiff.models import MODELS
 from freqdiff.models.preconditioned import wrap
 from freqdiff.process import PROCESSES, DiffusionProcess
@@ -47,8 +47,8 @@ def set_cpu_threads(threads: int) -> None:
 
 @lru_cache(maxsize=4)
 def _pool(name: str, frozen_params: tuple) -> Tensor:
-    """Dataset pools are loaded once per process (sweeps reuse them)."""
-    return DATASETS.build(name, dict(frozen_params))
+    """Dataset pools are loaded once per process (sweeps reuse them), checked against their declared range."""
+    return load_dataset(name, dict(frozen_params))
 
 
 def load_pool(cfg: RunConfig) -> Tensor:
@@ -63,7 +63,8 @@ def pool_size(cfg: RunConfig) -> int:
 def load_split(cfg: RunConfig) -> Split:
     pool = load_pool(cfg)
     d = cfg.data
-    return make_split(pool, d.n, d.test_size, d.subset, d.subset_index, d.data_seed, d.center)
+    return make_split(pool, d.n, d.test_size, d.subset, d.subset_index, d.data_seed, d.center,
+                      value_range(cfg.dataset.name))
 
 
 def check_mixed_precision(mode: str, device: torch.device) -> None:

@@ -39,9 +39,10 @@ def is_baseline_run(run_dir: Path) -> bool:
     config.json is no baseline run's, and the reader of a trained run names the damage."""
     path = Path(run_dir) / "config.json"
     try:
-        return path.is_file() and AXIS in read_json(path)
+        record = read_json(path) if path.is_file() else None
     except ValueError:  # invalid JSON or text
         return False
+    return isinstance(record, dict) and AXIS in record
 
 
 @dataclass(frozen=True)
