@@ -87,6 +87,10 @@ def run_report(write_report: Callable[[Path], Path], argv: list[str]) -> int:
 
 
 def run_list(registries: dict[str, Any], argv: list[str]) -> int:
+    if argv:
+        what = f"unknown option {argv[0].partition('=')[0]}" if argv[0].startswith("-") else \
+            f"unexpected argument {argv[0]!r}"
+        raise FreqdiffError(f"{what}; `freqdiff list` takes none (it lists every registry)")
     print("\n\n".join(registry.describe() for registry in registries.values()))
     return 0
 

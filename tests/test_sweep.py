@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY
-from freqdiff.commands.sweep import job_command, parse_sweep_argv, plan, sweep_main
+from conftest import TINY, tiny_config
+from freqdiff.cli import main
+from freqdiff.commands.sweep import check_out, job_command, parse_sweep_argv, plan, sweep_main, variant_dir
 from freqdiff.core.registry import FreqdiffError
+from freqdiff.train.grouping import group_runs
 
 FAST = {k: v for k, v in TINY.items() if k not in ("n", "steps")}
 
@@ -40,21 +42,50 @@ def test_tiny_sweep_end_to_end_then_skips_finished_runs(tmp_path: Path, monkeypa
 
 def test_interrupted_sweep_redoes_only_the_unfinished_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "sweep"
-    assert sweep_main(argv(out, report="false")) == 0
+    flags = {"report": "false", "batch_size": "4"}  # one batch size: n8 and n12 train as one stack
+    assert sweep_main(argv(out, **flags)) == 0
+    assert json.loads((out / "sweep.json").read_text())["ensemble"] == 2  # the planned stack size, for a resume
     (out / "n00012-seed0" / "window.json").unlink()  # as if killed during its last stage
-    trained: list[str] = []
+    finished = {name: (out / "n00008-seed0" / name).read_bytes() for name in ("state.pt", "metrics.csv", "window.json")}
+    trained: list[list[str]] = []
+    evaluated: list[str] = []
     import freqdiff.commands.sweep as sweep_module
 
-    real_train = sweep_module.train_runs
+    real_train, real_evaluate = sweep_module.train_runs, sweep_module.evaluate_run
 
     def recording(runs):
-        trained.extend(Path(run_dir).name for _, run_dir in runs)
+        trained.append([Path(run_dir).name for _, run_dir in runs])
         return real_train(runs)
 
     monkeypatch.setattr(sweep_module, "train_runs", recording)
-    assert sweep_main(argv(out, report="false")) == 0
-    assert trained == ["n00012-seed0"]
+    monkeypatch.setattr(sweep_module, "evaluate_run", lambda run_dir: evaluated.append(run_dir.name) or real_evaluate(run_dir))
+    assert sweep_main(argv(out, **flags)) == 0
+    assert trained == [["n00008-seed0", "n00012-seed0"]]  # the planned stack, whole: its finished member only loaded
+    assert evaluated == ["n00012-seed0"]
     assert (out / "n00012-seed0" / "window.json").exists()
+    assert {name: (out / "n00008-seed0" / name).read_bytes() for name in finished} == finished
+
+
+def test_resumed_sweeps_group_every_planned_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stacks come from the plan, never from what is left: with n8 done, n12 still trains beside it (not with
+    n16), and n16 alone, as in the uninterrupted sweep (tests/test_sweep_faults.py checks the weights)."""
+    import freqdiff.commands.sweep as sweep_module
+
+    runs = plan(*parse_sweep_argv(argv(tmp_path, n="8,12,16", batch_size="4")))
+    trained: list[list[str]] = []
+    monkeypatch.setattr(sweep_module, "is_done", lambda run: run.n == 8)
+    monkeypatch.setattr(sweep_module, "train_runs", lambda pairs: trained.append([d.name for _, d in pairs]))
+    monkeypatch.setattr(sweep_module, "evaluate_run", lambda run_dir: None)
+    monkeypatch.setattr(sweep_module, "window_main", lambda run_dir: None)
+    sweep_module.run_local(runs, 2)
+    assert trained == [["n00008-seed0", "n00012-seed0"], ["n00016-seed0"]]
+
+
+def test_runs_that_cannot_share_a_stack_are_never_grouped() -> None:
+    """Only n, seed, steps and numeric regularizer parameters may differ inside a stack (members.check_members)."""
+    configs = [tiny_config(n="8", batch_size="4", **flags) for flags in
+               ({"lr": "1e-3"}, {"lr": "2e-3"}, {"lr": "1e-3", "seed": "1"}, {"lr": "1e-3", "n_samples": "40"})]
+    assert group_runs(configs, 8) == [[0, 2], [1], [3]]
 
 
 @pytest.mark.parametrize("n, words", [("8,8,16", ["duplicate", "8"]), ("8,5000", ["5000", "outside"])])
@@ -137,3 +168,82 @@ def test_one_and_two_workers_give_identical_runs(tmp_path: Path, capsys: pytest.
         assert (one / "metrics.csv").read_text() == (two / "metrics.csv").read_text()
         window = [json.loads((d / "window.json").read_text()) for d in (one, two)]
         assert window[0] == window[1]
+
+
+def refused(capsys: pytest.CaptureFixture[str], argv: list[str], *words: str) -> str:
+    """The CLI exits 2 with one line `freqdiff CMD: error: ...` holding every word."""
+    capsys.readouterr()
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith(f"freqdiff {argv[0]}: error: "), err
+    assert all(word in err for word in words), (words, err)
+    return err
+
+
+@pytest.mark.parametrize("extra, words", [
+    ({"seeds": "0,0"}, ["--seeds: duplicate values [0] in [0, 0]"]),
+    ({"vary": "lr=1e-3,2e-3,1e-3"}, ["--vary lr: duplicate values ['1e-3'] in ['1e-3', '2e-3', '1e-3']"]),
+    ({"vary": "lr=1e-3,0.001"}, ["lr-1e-3/n00008-seed0 and ", "lr-0.001/n00008-seed0 would be the same run"]),
+    ({"vary": "seed=0,1"}, ["--vary seed: the sweep sets each run's seed from --seeds"]),
+    ({"vary": "n=8,16"}, ["--vary n: the sweep sets each run's n from --n"]),
+    ({"vary": "steps=10,20"}, ["--vary steps:", "--steps_per_n"]),
+    ({"vary": "lr=1e-3,2e-3", "lr": "1e-3"}, ["--lr is varied by the sweep"]),
+    ({"seed": "3"}, ["--seed: a sweep sets each run's seed from --seeds"]),
+])
+def test_what_a_sweep_would_shadow_or_repeat_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        extra: dict[str, str], words: list[str]) -> None:
+    refused(capsys, ["sweep", *argv(tmp_path / "out", **extra)], *words)
+    assert not (tmp_path / "out").exists()
+
+
+def test_variant_directories_never_leave_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--vary dataset.key=images,../../../../X once trained a run outside --out: the name is made safe, and distinct.
+    (The strengths table compares variants on one data set; these are two, so it is left out here.)"""
+    monkeypatch.setattr("freqdiff.commands.sweep.write_pareto", lambda variants, out: "")
+    data = tmp_path / "data.npz"
+    images = torch.rand(100, 8, 8, generator=torch.Generator().manual_seed(0)).numpy()
+    __import__("numpy").savez(data, images=images, **{"../../../../X": images[::-1].copy()})
+    out = tmp_path / "a" / "out"
+    flags = {"dataset": "npz", "dataset.path": str(data), "vary": "dataset.key=images,../../../../X", "n": "8",
+             "report": "false"}
+    assert sweep_main(argv(out, **flags)) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "data.npz"] and not (tmp_path / "X").exists()
+    variants = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert variants[0].startswith("key-.._.._.._.._X-") and variants[1] == "key-images"
+    assert json.loads((out / variants[0] / "n00008-seed0" / "config.json").read_text())["dataset"]["params"]["key"] \
+        == "../../../../X"
+    assert (out / variants[0] / "n00008-seed0" / "window.json").exists()
+    assert variant_dir("key-a/b") != variant_dir("key-a_b") == "key-a_b" and "/" not in variant_dir("x/../..")
+
+
+def test_out_into_a_users_folder_is_refused_untouched(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mine = tmp_path / "mine"
+    (mine / "photos").mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    refused(capsys, ["sweep", *argv(mine)], f"--out {mine}: holds files freqdiff did not write (notes.txt, photos)",
+            "nothing was written")
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "photos"]
+    assert not any((mine / "photos").iterdir()) and (mine / "notes.txt").read_text() == "mine"
+    refused(capsys, ["sweep", *argv(mine / "notes.txt")], "is a file")
+    check_out(plan(*parse_sweep_argv(argv(tmp_path / "empty"))))  # new or empty: fine
+    (tmp_path / "empty").mkdir()
+    check_out(plan(*parse_sweep_argv(argv(tmp_path / "empty"))))
+
+
+def test_a_rerun_with_other_settings_is_refused_naming_the_keys(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "sweep"
+    assert sweep_main(argv(out, n="8", report="false")) == 0
+    before = {str(p): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    refused(capsys, ["sweep", *argv(out, n="8", lr="2e-3", n_samples="40")],
+            "holds runs made with other settings (differ in eval.n_samples, train.lr: n00008-seed0)")
+    refused(capsys, ["sweep", *argv(out, n="12", lr="2e-3")], "differ in train.lr: n00008-seed0")  # an earlier grid
+    assert {str(p): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    check_out(plan(*parse_sweep_argv(argv(out, n="8,12"))))  # the same settings over more n: a sweep extended
+    check_out(plan(*parse_sweep_argv(argv(out, n="8", log_every="2"))))  # what a resume may change
+
+
+@pytest.mark.parametrize("args, words", [(["bogus"], "unexpected argument 'bogus'"),
+                                         (["--bogus", "1"], "unknown option --bogus")])
+def test_list_takes_no_arguments(capsys: pytest.CaptureFixture[str], args: list[str], words: str) -> None:
+    assert refused(capsys, ["list", *args], words, "`freqdiff list` takes none")

@@ -6,9 +6,11 @@ import os
 from typing import Sequence
 
 import torch
+from accelerate.utils import broadcast_object_list
 
 from freqdiff.core.config import RunConfig
-from freqdiff.train.members import batch_size, init_pipeline, wraps_model
+from freqdiff.core.distributed import process_state
+from freqdiff.train.members import MEMBER_KEYS, batch_size, flat_config, init_pipeline, wraps_model
 
 MAX_MEMBERS = 24  # beyond this a CPU gains nothing (bench/bench_ensemble.py) and a progress bar per member is noise
 MEMORY_SHARE = 0.25  # the share of the device's memory a stack may plan for
@@ -43,6 +45,22 @@ def auto_group_size(cfg: RunConfig, runs: int, device: torch.device) -> int:
     return max(1, min(runs, MAX_MEMBERS, fit))
 
 
+def planned_group_size(cfg: RunConfig, runs: int, ensemble: int = 0, recorded: object = None) -> int:
+    """Runs per stack of a study of `runs` runs (the first `cfg`), counting finished runs too: `ensemble` if given,
+    else `recorded` (the size the study started with: a resumed study stacks as the first did), else
+    auto_group_size, decided by the main rank (a GPU's free memory differs between ranks and calls)."""
+    state = process_state()
+    if ensemble and isinstance(recorded, int) and recorded != ensemble and state.is_main_process:
+        print(f"--ensemble {ensemble}, not the {recorded} this study started with: its unfinished runs train in "
+              "other stacks (equal up to float re-association)")
+    size = ensemble or (recorded if isinstance(recorded, int) and recorded > 0 else 0)
+    if not size:
+        size = auto_group_size(cfg, runs, state.device) if state.is_main_process else 0
+        if state.num_processes > 1:
+            size = broadcast_object_list([size])[0]
+    return size
+
+
 def changes_forward(cfg: RunConfig) -> bool:
     """Whether the run's regularizer changes the network or the optimizer (members.check_shared_forward): then runs
     may share a stack only with equal regularizer settings. Building the regularizer once tells."""
@@ -50,14 +68,24 @@ def changes_forward(cfg: RunConfig) -> bool:
     return wraps_model(regularizer) or bool(regularizer.optimizer_options())
 
 
+def stack_key(cfg: RunConfig) -> str:
+    """What the runs of one stack share (members.check_members): every setting but n, seed, steps and the values of
+    numeric regularizer parameters."""
+    shared = {k: "<number>" if k.startswith("regularizer.params.") and isinstance(v, (int, float))
+              and not isinstance(v, bool) else v for k, v in flat_config(cfg.to_dict()).items() if k not in MEMBER_KEYS}
+    return json.dumps(shared, sort_keys=True, default=str)
+
+
 def group_runs(configs: Sequence[RunConfig], size: int) -> list[list[int]]:
-    """Indices of the runs, in groups of at most `size` that can share a stack (same batch size, and the same
-    regularizer settings where changes_forward; runs in order). Each distinct regularizer setting is built once."""
+    """Indices of the runs, in groups of at most `size` that can share a stack (same batch size, same settings but
+    n, seed, steps and numeric regularizer parameters, and the same regularizer settings where changes_forward; runs
+    in order). Each distinct regularizer setting is built once."""
     shared: dict[str, bool] = {}
-    by_key: dict[tuple[int, str], list[int]] = {}
+    by_key: dict[tuple[int, str, str], list[int]] = {}
     for i, cfg in enumerate(configs):
         regularizer = json.dumps(cfg.to_dict()["regularizer"], sort_keys=True)
         if regularizer not in shared:
             shared[regularizer] = changes_forward(cfg)
-        by_key.setdefault((batch_size(cfg), regularizer if shared[regularizer] else ""), []).append(i)
+        key = (batch_size(cfg), stack_key(cfg), regularizer if shared[regularizer] else "")
+        by_key.setdefault(key, []).append(i)
     return [group[j:j + size] for group in by_key.values() for j in range(0, len(group), size)]
