@@ -8,6 +8,8 @@ from torch import nn
 from conftest import build_context
 from freqdiff.core.registry import FreqdiffError
 from freqdiff.models import MODELS
+from freqdiff.models.stack import StackedModel
+from freqdiff.models.unet import SelfAttention
 from freqdiff.process import PROCESSES
 
 
@@ -107,6 +109,67 @@ def test_unet_dropout_is_plain_modules_a_regularizer_can_set() -> None:
     for m in dropouts:
         m.p = 0.0
     assert torch.equal(model.train()(x, t), model.eval()(x, t))
+
+
+def attention_forms(model: nn.Module, fused: bool) -> nn.Module:
+    for m in model.modules():
+        if isinstance(m, SelfAttention):
+            m.fused = fused
+    return model
+
+
+@pytest.mark.parametrize("side", [8, 32])  # attention maps of 4 and 16 tokens, 256 tokens at 32x32
+def test_unet_fused_and_einsum_attention_agree_to_rounding(monkeypatch: pytest.MonkeyPatch, side: int) -> None:
+    """The fused kernel (one network) and einsum + softmax (stacks) are one function: outputs and gradients."""
+    monkeypatch.setattr(SelfAttention, "EINSUM_TOKENS", 10**9)  # einsum at every size, here
+    model = build("unet", resolution=(side, side)).eval()
+    layer = SelfAttention(32, 4)
+    results = []
+    for fused in (True, False):
+        attention_forms(model, fused).zero_grad()
+        layer.fused = fused
+        x = torch.randn(3, 1, side, side, generator=torch.Generator().manual_seed(1))
+        out = model(x, torch.tensor([5, 500, 999]))
+        out.square().sum().backward()
+        h = torch.randn(2, 32, side, side, generator=torch.Generator().manual_seed(2))
+        results.append([out, layer(h), *(p.grad.clone() for p in model.parameters() if p.requires_grad)])
+    assert len(results[0]) > 100
+    scale = max(r.abs().max().item() for r in results[0])  # e.g. the key bias's gradient is 0 but for rounding
+    for fused, einsum in zip(*results):
+        assert torch.allclose(fused, einsum, rtol=1e-4, atol=1e-5 * scale)
+
+
+def sdpa_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts calls of the fused kernel from here on."""
+    calls, fused = [], nn.functional.scaled_dot_product_attention
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return fused(*args, **kwargs)
+
+    monkeypatch.setattr(nn.functional, "scaled_dot_product_attention", counted)
+    return calls
+
+
+@pytest.mark.parametrize("side, batched_sdpa", [(8, 0), (32, 5)])
+def test_stack_uses_einsum_attention_on_small_maps_when_batched_and_the_fused_kernel_alone(
+        monkeypatch: pytest.MonkeyPatch, side: int, batched_sdpa: int) -> None:
+    """11 attention layers: at 8x8 all on maps <= 4x4 (einsum in a batched stack), at 32x32 five on 16x16 (fused)."""
+    members = [build("unet", resolution=(side, side)) for _ in range(2)]
+    x, t, keys = torch.randn(2, 2, 1, side, side), torch.randint(0, 1000, (2, 2)), torch.randint(0, 2**40, (2, 2))
+    calls = sdpa_calls(monkeypatch)
+    alone = StackedModel(members[:1])
+    assert not alone.batched and all(m.fused for m in alone.template.modules() if isinstance(m, SelfAttention))
+    alone(x[:1], t[:1], keys[:1])
+    assert len(calls) == 11
+    for stack in (StackedModel(members), StackedModel(members[:1], batched=True), alone.select([0, 0])):
+        calls.clear()
+        assert not any(m.fused for m in stack.template.modules() if isinstance(m, SelfAttention))
+        out = stack(x[: stack.members], t[: stack.members], keys[: stack.members])
+        assert len(calls) == batched_sdpa and out.shape == x[: stack.members].shape
+    assert all(m.fused for m in members[0].modules() if isinstance(m, SelfAttention))  # the members keep theirs
+    again = StackedModel([stack.template])  # a batched stack's template, stacked alone: fused again
+    assert all(m.fused for m in again.template.modules() if isinstance(m, SelfAttention))
 
 
 def test_mlp_matches_reference_layout_and_runs() -> None:

@@ -27,6 +27,9 @@ class StackedModel(nn.Module):
         if not members:
             raise FreqdiffError("StackedModel: needs at least one member")
         self._template = [copy.deepcopy(members[0])]  # a list, so its own weights are not registered
+        for module in self.template.modules():  # layers with two forms (models/unet.py SelfAttention) pick theirs
+            if hasattr(module, "fused"):
+                module.fused = not self.batched
         params, buffers = stack_module_state(list(members))
         self.param_names, self.buffer_names = list(params), list(buffers)
         self.stacked = nn.ParameterList(nn.Parameter(params[n], requires_grad=params[n].requires_grad)

@@ -14,6 +14,7 @@ and the output is cropped back, so any resolution (28x28, 25x25, ...) works.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from math import gcd
 
@@ -79,13 +80,21 @@ class TimeEmbedding(nn.Module):
 class SelfAttention(nn.Module):
     """Residual multi-head self-attention over the H*W pixels of a GroupNorm'ed feature map.
 
-    Written out with einsum (the parameters of nn.MultiheadAttention: a 3C x C input and a C x C output
-    projection, with biases) because torch's fused attention has no vmap rule: ensembles need this one.
+    The parameters of nn.MultiheadAttention: a 3C x C input and a C x C output projection, with biases. Two forms of
+    one function, equal to float rounding: torch's fused scaled_dot_product_attention, and einsum + softmax. `fused`
+    (one network): always the fused kernel, as fast or faster at every size measured. Not `fused` (set by a batched
+    StackedModel, models/stack.py, so the form follows the stack's arithmetic for a run's life): einsum on maps of
+    up to EINSUM_TOKENS pixels, where vmap batches it into single kernels a few % faster than the fused one (which
+    has no CPU batching rule: torch loops over the members); the fused kernel on larger maps, where einsum's N x N
+    logits cost about twice as much (bench/README.md, "U-Net against diffusers").
     """
+
+    EINSUM_TOKENS = 64  # 8x8: the default study U-Net's attention maps (4x4, 2x2) stay einsum in a stack
 
     def __init__(self, channels: int, heads: int) -> None:
         super().__init__()
         self.heads = heads
+        self.fused = True
         self.norm = nn.GroupNorm(GROUPS, channels)
         self.qkv = nn.Linear(channels, 3 * channels)
         self.out = nn.Linear(channels, channels)
@@ -93,8 +102,16 @@ class SelfAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         tokens = rearrange(self.norm(x), "b c h w -> b (h w) c")
         q, k, v = rearrange(self.qkv(tokens), "b n (three heads d) -> three b heads n d", three=3, heads=self.heads)
-        weights = torch.einsum("bhnd,bhmd->bhnm", q, k).mul(q.shape[-1] ** -0.5).softmax(dim=-1)
-        attended = rearrange(torch.einsum("bhnm,bhmd->bhnd", weights, v), "b heads n d -> b n (heads d)")
+        if self.fused:
+            attended = F.scaled_dot_product_attention(q, k, v)
+        elif tokens.shape[1] <= self.EINSUM_TOKENS:  # scale q (N x d), not the N x N logits
+            weights = torch.einsum("bhnd,bhmd->bhnm", q * q.shape[-1] ** -0.5, k).softmax(dim=-1)
+            attended = torch.einsum("bhnm,bhmd->bhnd", weights, v)
+        else:
+            with warnings.catch_warnings():  # torch's note that vmap loops over members here: measured the faster
+                warnings.filterwarnings("ignore", message=".*batching rule for aten::_scaled_dot_product")
+                attended = F.scaled_dot_product_attention(q, k, v)
+        attended = rearrange(attended, "b heads n d -> b n (heads d)")
         return x + rearrange(self.out(attended), "b (h w) c -> b c h w", h=x.shape[2])
 
 
