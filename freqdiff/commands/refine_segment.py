@@ -20,6 +20,7 @@ from freqdiff.core.checkpoint import (checkpoint_path, holds_run_lock, kept_stat
 from freqdiff.core.config import RunConfig
 from freqdiff.core.io import read_json, write_json
 from freqdiff.core.registry import FreqdiffError
+from freqdiff.train.state import trained_batched
 from freqdiff.train.trainer import train
 
 
@@ -43,12 +44,6 @@ def state_at(run_dir: Path, step: int) -> Path | None:
         raise FreqdiffError(f"{path}: no kept state at step {step}, where refine must resume training; retrain the run "
                             "with --keep_states true (the default) to keep the state of every checkpoint")
     return path
-
-
-def trained_batched(run_dir: Path) -> bool:
-    """Whether the run trained by vmap (beside other runs), as its newest state records."""
-    state = load_state(run_dir)
-    return state is not None and bool(state.get("batched", state.get("trainer") == "ensemble"))
 
 
 def max_difference(a: dict[str, Any], b: dict[str, Any]) -> float:
@@ -100,7 +95,7 @@ def train_segment(run_dir: Path, a: int, b: int, points: int) -> dict[str, Any]:
     if start is not None:
         shutil.copyfile(start, scratch / "state.pt")
     began = time.perf_counter()
-    train(cfg, scratch, batched=trained_batched(run_dir))
+    train(cfg, scratch, batched=trained_batched(load_state(run_dir)))
     seconds = time.perf_counter() - began
     ours, theirs = load_checkpoint(scratch, b), load_checkpoint(weights_dir(run_dir, b), b)
     reproduced, difference = same_weights(ours, theirs), max_difference(ours, theirs)

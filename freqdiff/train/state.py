@@ -69,6 +69,11 @@ def member_ema_state(ema: AveragedModel, k: int) -> dict[str, Any]:
     return {"n_averaged": ema.n_averaged.clone(), **{f"module.{n}": v for n, v in module.member_state(k).items()}}
 
 
+def trained_batched(state: dict[str, Any] | None) -> bool:
+    """Whether a saved state's run trained by vmap (beside other runs); older states say it by their trainer."""
+    return state is not None and bool(state.get("batched", state.get("trainer") == "ensemble"))
+
+
 def clip_members(stack: StackedModel, max_norm: float) -> None:
     """Each member's gradient clipped to norm max_norm on its own, as torch.nn.utils.clip_grad_norm_ does."""
     if max_norm <= 0:

@@ -43,7 +43,7 @@ from freqdiff.samplers.grids import save_grid
 from freqdiff.samplers.stacked import draw_member_samples
 from freqdiff.train.members import Member, batch_size, check_members, check_shared_forward, init_pipeline
 from freqdiff.train.state import (clip_members, make_ema, make_optimizer, member_ema_state, member_optimizer_state,
-                                  stack_ema_states, stack_optimizer_states)
+                                  stack_ema_states, stack_optimizer_states, trained_batched)
 
 OnCheckpoint = Callable[[Path, int], None]  # called by the writing rank after a run's checkpoint at a step
 
@@ -129,7 +129,7 @@ class Trainer:
                 load_into(member.pipe.model, state["model"], state_path(member.run_dir))
                 member.step, member.optimizer_state = int(state["step"]), state["optimizer"]
                 member.ema_state = state.get("ema")
-                member.batched = member.batched or bool(state.get("batched", state.get("trainer") == "ensemble"))
+                member.batched = member.batched or trained_batched(state)
 
     # ---- moving members in and out of the stack ------------------------------------------
     def _unstack(self) -> None:
