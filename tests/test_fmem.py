@@ -1,15 +1,19 @@
 """f_mem: the d1/d2 < k copy test, its exact chunked search and its bootstrap interval."""
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 
 from freqdiff.core.registry import FreqdiffError
 from freqdiff.core.spectral import lowpass, lowpass_mask
+from freqdiff.data.nearest import METHODS, build_index
 from freqdiff.metrics import fmem, fmem_robust, quantize_uint8, two_nearest
 from freqdiff.metrics.fmem import ROBUST_CUTOFF
 from freqdiff.metrics.statistics import proportion_interval
 
+fmem_module = importlib.import_module("freqdiff.metrics.fmem")  # the package's `fmem` attribute is the function
 MEAN = 0.4  # the centering offset: pixel in [0,1] = x + MEAN
 
 
@@ -142,3 +146,18 @@ def test_robust_measure_sees_copies_through_what_lies_above_its_cutoff(train: to
 
 def test_robust_measure_does_not_call_fresh_images_copies(train: torch.Tensor) -> None:
     assert fmem_robust(fresh(300, seed=10), train).fraction < 0.02
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_fmem_equals_a_float64_brute_force_by_every_method(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whichever method searches (faiss-cpu: a dev dependency), f_mem and every ratio are the brute force's."""
+    gen = torch.Generator().manual_seed(11)
+    train = torch.randn(400, 1, 16, 16, generator=gen)
+    samples = torch.cat([train[:60] + 0.2 * torch.randn(60, 1, 16, 16, generator=gen),  # ratios on both sides of k
+                         torch.randn(60, 1, 16, 16, generator=gen)])
+    monkeypatch.setattr(fmem_module, "cached_index", lambda images: build_index(images, method))
+    result = fmem(samples, train, batch_size=50)
+    dist = torch.stack([(x - train.flatten(1).double()).norm(dim=1) for x in samples.flatten(1).double()])
+    best = dist.sort(dim=1).values
+    torch.testing.assert_close(result.ratio, best[:, 0] / best[:, 1], rtol=1e-9, atol=0)
+    assert 0 < result.fraction < 1 and result.fraction == ((best[:, 0] / best[:, 1]) < 1 / 3).double().mean().item()
