@@ -78,7 +78,7 @@ def _augmented(a: Tensor, half_sq: Tensor, dtype: torch.dtype) -> tuple[Tensor, 
 
 
 def faiss_installed() -> bool:
-    """Whether faiss-cpu can be imported (an optional dependency: `pip install -e ".[bench]"`)."""
+    """Whether faiss-cpu can be imported (an optional dependency: `pip install -e ".[faiss]"`)."""
     try:
         importlib.import_module("faiss")
     except ImportError:
@@ -93,7 +93,7 @@ def choose_method(dim: int, device: torch.device) -> str:
     SCREEN_MAX_DIM pixels: its product runs at twice faiss's float32 rate, and it beats faiss's IndexFlatL2 on every
     kind of sample. Elsewhere the screen would be float32, which faiss's BLAS search matches or beats at scale
     (4096 x 16384, one thread: 1.0x at 1024 pixels, 1.6x at 64), so faiss searches when installed. The float32
-    screen remains for installs without faiss-cpu, which freqdiff does not require: it is optional (the bench extra;
+    screen remains for installs without faiss-cpu, which freqdiff does not require: it is optional (the faiss extra;
     tests need it through the dev extra). GPU: the float32 screen (float64 where TF32 matmuls are allowed).
     """
     if device.type != "cpu":
