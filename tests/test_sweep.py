@@ -152,13 +152,18 @@ def test_swapping_the_regularizer_writes_under_its_own_name(tmp_path: Path) -> N
     assert plan(options, flags)[0].run_dir.parent == Path("results/baseline")
 
 
-def test_one_and_two_workers_give_identical_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The default uses every core (worker processes sharing the runs out): the numbers must not depend on it."""
+def test_one_and_two_workers_give_identical_runs(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """The default uses every core (worker processes sharing the runs out): the numbers must not depend on it,
+    and the summary is printed once (by the caller, not again by the workers)."""
     flags = {"n": "8,12", "seeds": "0,1", "report": "false"}
     assert sweep_main([*argv(tmp_path / "one", **flags), "--workers", "1"]) == 0
-    assert "worker processes" not in capsys.readouterr().out
+    alone = capfd.readouterr().out
+    assert "worker processes" not in alone
     assert sweep_main([*argv(tmp_path / "two", **flags), "--workers", "2"]) == 0
-    assert "sweep: 2 worker processes" in capsys.readouterr().out
+    shared = capfd.readouterr().out
+    assert "sweep: 2 worker processes" in shared
+    summary = alone.strip().splitlines()[-1].partition(": ")[2]  # the scaling summary's last line, less its name
+    assert summary and shared.count(summary) == 1, shared
     runs = sorted(p.name for p in (tmp_path / "one").iterdir() if (p / "config.json").exists())
     assert len(runs) == 4
     for run in runs:

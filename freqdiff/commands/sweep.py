@@ -241,6 +241,9 @@ def without_flags(argv: list[str], keys: set[str]) -> list[str]:
     return out
 
 
+WORKER_ENV = "FREQDIFF_SWEEP_WORKER"  # set in the worker processes run_on_workers starts
+
+
 def run_on_workers(argv: list[str], workers: int) -> None:
     """Train, evaluate and read the runs on `workers` CPU processes (accelerate launch, gloo); refine and the report
     stay with this process, which then finds those runs done."""
@@ -248,8 +251,10 @@ def run_on_workers(argv: list[str], workers: int) -> None:
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(workers),
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "-m", "freqdiff.cli", "sweep", *child]
-    print(f"sweep: {workers} worker processes, one per core (--workers 1 for one)")
-    result = subprocess.run(command, env={**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"})
+    launched = "ACCELERATE_MIXED_PRECISION" in os.environ  # under `accelerate launch`, which lists its defaults above
+    print(f"sweep: {workers} worker processes, one per core (--workers 1 for one)"
+          + ("; accelerate's 'values were not passed' notice is harmless: the workers get every setting" if launched else ""))
+    result = subprocess.run(command, env={**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", WORKER_ENV: "1"})
     if result.returncode != 0:
         raise FreqdiffError(f"the {workers} worker processes stopped (exit {result.returncode}); rerun to resume, "
                             "or --workers 1 to train in this process")
@@ -319,7 +324,7 @@ def sweep_main(argv: list[str]) -> int:
     if options.refine:
         for run in runs:
             refine_run(run.run_dir, progress=False)
-    if state.is_main_process:
+    if state.is_main_process and not os.environ.get(WORKER_ENV):  # a worker leaves the summary to its caller
         write_marker(options, runs, size)
         print(scaling_summary(runs))
         if options.report:

@@ -67,11 +67,15 @@ def pin_eval_config(run_dir: Path, cfg: EvalConfig) -> None:
     write_json(path, new)
 
 
+_NOTED: set[str] = set()  # the extractor notes this process has printed
+
+
 def extractor_of(cfg: RunConfig, image_shape: tuple[int, ...]) -> Extractor:
     """The run's extractor for its images, with --extractor.weights when given; says what 'auto' chose."""
     weights = {"weights": cfg.eval.extractor_weights} if cfg.eval.extractor_weights else {}
     extractor = get_extractor(cfg.eval.extractor, image_shape=image_shape, **weights)
-    if extractor.note:
+    if extractor.note and extractor.note not in _NOTED:  # once per process, not once per run of a sweep
+        _NOTED.add(extractor.note)
         tqdm.write(extractor.note)
     return extractor
 
