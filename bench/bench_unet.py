@@ -1,20 +1,9 @@
 """freqdiff's U-Net against diffusers' UNet2DModel of the same size: one DDPM training step (forward, MSE on eps,
 backward, Adam step) of each, interleaved in one run (bench/common.py).
 
-The peer is built to be the same network: UNet2DModel(block_out_channels=(W, 2W, 4W), layers_per_block=2,
-down_block_types=(DownBlock2D, AttnDownBlock2D, AttnDownBlock2D), up_block_types=(AttnUpBlock2D, AttnUpBlock2D,
-UpBlock2D), norm_num_groups=8, dropout=0.1). That is freqdiff's layout block for block: a 3x3 stem; 2 ResNet blocks
-(GroupNorm-SiLU-conv3x3, time embedding added per channel, GroupNorm-SiLU-dropout-conv3x3, 1x1 shortcut where the
-channels change) per encoder level and a strided 3x3 conv between levels; self-attention (GroupNorm, q/k/v and output
-projections with biases, residual) after every block of the two coarsest levels; a bottleneck of ResNet block,
-attention, ResNet block; 3 ResNet blocks per decoder level, each fed one encoder activation, nearest upsampling +
-3x3 conv between levels; GroupNorm-SiLU-conv3x3 head; a time MLP W -> 4W -> 4W. The trainable parameters are equal to
-the one (4,023,233 at W=32; 255,089 at W=8). What diffusers does not allow to match:
-- the sinusoidal features: freqdiff looks them up in a frozen 1000 x W table (counted in its 4.055M, never
-  trained), diffusers computes them each call; freqdiff's time MLP uses GELU, diffusers' SiLU (one act_fn for all);
-- heads: freqdiff has 4 heads at every attention, diffusers fixes the head dimension. attention_head_dim = W/2 gives
-  4 heads at the 2W level (16x16 at 32x32 input: 256 tokens, where attention costs most) and 8 at the 4W level
-  (8x8: 64 tokens). The matrix products cost the same for any head count; only the softmax differs, and only there.
+The peer is the `paper` preset of freqdiff's diffusers_unet model (freqdiff/models/diffusers_unet.py, whose
+docstring gives the block-for-block mapping and the two details diffusers cannot match) at width W, with
+head_dim W/2: the trainable parameters are equal (4,023,233 at W=32; 255,089 at W=8).
 Both see the same batch shape; each draws its own t and noise per step (same distribution, same cost).
 diffusers' attention is torch's fused scaled_dot_product_attention (AttnProcessor2_0).
 
@@ -32,22 +21,19 @@ import torch
 from torch import nn
 
 from common import median_step_times, parse
+from freqdiff.core.registry import FreqdiffError
+from freqdiff.models.diffusers_unet import DiffusersUNetParams, unet_from_params
 from freqdiff.models.unet import UNet, UNetParams
 
 T = 1000
 
 
 def diffusers_unet(width: int, side: int) -> nn.Module:
-    """diffusers' UNet2DModel laid out as freqdiff's U-Net at width W (see the module docstring)."""
+    """diffusers' UNet2DModel laid out as freqdiff's U-Net at width W (the `paper` preset of --model diffusers_unet)."""
     try:
-        from diffusers import UNet2DModel
-    except ImportError:
-        sys.exit("bench_unet.py needs diffusers: pip install diffusers (or pip install -e \".[bench]\")")
-    return UNet2DModel(sample_size=side, in_channels=1, out_channels=1, layers_per_block=2,
-                       block_out_channels=(width, 2 * width, 4 * width),
-                       down_block_types=("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
-                       up_block_types=("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"), norm_num_groups=8,
-                       attention_head_dim=width // 2, dropout=0.1)
+        return unet_from_params(DiffusersUNetParams(preset="paper", width=width, head_dim=width // 2), (1, side, side))
+    except FreqdiffError as err:
+        sys.exit(f"bench_unet.py: {err}")
 
 
 def train_step(forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], model: nn.Module,

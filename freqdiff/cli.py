@@ -4,22 +4,19 @@ Each command is one row of COMMANDS; the usage, each command's --help and the di
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import sys
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from freqdiff.core.config import COMPONENTS, SECTIONS, EvalConfig, RunConfig, apply_flags, split_argv
-from freqdiff.core.registry import FreqdiffError, range_text, type_name
+from freqdiff.core.registry import FreqdiffError, option_lines
 
 
 def settings_help(cls: type, indent: str = "    ") -> list[str]:
     """One line per field of a settings dataclass: --name type = default (valid range)."""
-    hints = typing.get_type_hints(cls)
-    return [f"{indent}--{f.name} {type_name(hints[f.name])} = {f.default!r}{range_text(f)}" for f in dataclasses.fields(cls)]
+    return option_lines(cls, indent=indent)
 
 
 def run_options_help() -> str:
@@ -158,6 +155,11 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
     Command("refine", "RUN_DIR [--target 0.05] [--samples 2048] [--points 6] [--budget STEPS] [--rounds 3]",
             "denser checkpoints, more samples where the taus fall -> RUN_DIR/refine/",
             module="freqdiff.commands.refine", entry="refine_main", help="refine_help"),
+    Command("export", "RUN_DIR --out DIR", "a diffusers_unet DDPM run as a diffusers pipeline",
+            module="freqdiff.commands.export", entry="export_main", help="export_help"),
+    Command("import", "DIR --data TRAIN --held_out TEST --out RUN_DIR [options]",
+            "a UNet that diffusers trained -> a run that eval and window read",
+            module="freqdiff.commands.external", entry="import_main", help="import_help"),
     Command("report", "DIR", "report.md over every run under DIR",
             module="freqdiff.analysis.reports.report", entry="write_report", call=run_report,
             help=lambda _: "usage: freqdiff report DIR   -> DIR/report.md over every run below DIR (no options)"),
@@ -186,6 +188,14 @@ USAGE = "\n".join([
     "(e.g. --regularizer fourier_penalty --regularizer.cutoff 0.25). `freqdiff train --help` lists them.", ""])
 
 
+def end_process_group() -> None:
+    """Destroy the process group of an `accelerate launch`, if this process made one, before the interpreter exits:
+    left to its shutdown, gloo's threads can abort a rank ('terminate called without an active exception')."""
+    distributed = sys.modules.get("torch.distributed")  # never imported: no process group to end
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     for stream in (sys.stdout, sys.stderr):  # a path with bytes that are not UTF-8 prints escaped, never crashes
@@ -203,8 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[command].run(rest)
     except FreqdiffError as err:
+        if err.echoed:  # under several ranks, one line: the main rank's
+            return 0
         print(f"freqdiff {command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        end_process_group()
 
 
 if __name__ == "__main__":

@@ -78,11 +78,6 @@ def test_npz_dataset(tmp_path: Path) -> None:
         DATASETS.build("npz", {"path": str(tmp_path / "x.npz"), "key": "x"})
 
 
-def test_celeba_never_downloads(tmp_path: Path) -> None:
-    with pytest.raises(FreqdiffError, match="celeba"):
-        DATASETS.build("celeba", {"root": str(tmp_path)})
-
-
 def test_sixteen_bit_pngs_are_read_at_sixteen_bits(tmp_path: Path) -> None:
     """A 16-bit grayscale PNG (PIL mode I;16) is divided by 65535; converting it to 8-bit L saturated nearly every
     pixel to white."""

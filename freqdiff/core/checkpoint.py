@@ -118,6 +118,13 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
     return run_dir / "checkpoints" / f"step_{step:08d}.pt"
 
 
+def save_checkpoint(run_dir: Path, step: int, model: dict[str, Any], ema: dict[str, Any] | None, run: str | None,
+                    **provenance: Any) -> None:
+    """The weights (and EMA) at `step`, for evaluation, naming the step and the run (run_hash), atomically;
+    `provenance`: further fields (an imported checkpoint's source)."""
+    torch_save({"step": step, "run": run, "model": model, "ema": ema, **provenance}, checkpoint_path(run_dir, step))
+
+
 def list_checkpoints(run_dir: Path) -> list[int]:
     """Steps of the weight checkpoints present in a run directory, ascending; a misnamed one is refused, named."""
     folder, steps = Path(run_dir) / "checkpoints", []

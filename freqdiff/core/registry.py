@@ -34,8 +34,11 @@ def printable(text: str) -> str:
 class FreqdiffError(ValueError):
     """A user-facing error: its message is one line that names the bad value and the choices, always printable."""
 
-    def __init__(self, message: object = "") -> None:
+    def __init__(self, message: object = "", echoed: bool = False) -> None:
+        """`echoed`: a rank's copy of the error that the main rank prints and exits 2 on (data-parallel ranks fail
+        alike): this rank exits quietly, so the launcher stops no rank before the main one has printed its line."""
         super().__init__(printable(str(message)))
+        self.echoed = echoed
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,13 @@ def _base_type(annotation: Any) -> tuple[type, bool]:
     return annotation, False
 
 
+def _without_none(annotation: Any) -> Any:
+    """X for an Optional[X] annotation (X | None), else the annotation: where a tuple's item type is read."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    optional = typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1
+    return args[0] if optional else annotation
+
+
 JSON_TYPES: dict[type, tuple[type, ...]] = {bool: (bool,), int: (int,), float: (int, float), str: (str,),
                                            tuple: (list, tuple), list: (list, tuple)}
 
@@ -229,7 +239,7 @@ def parse_value(text: Any, annotation: Any, where: str, strict: bool = False) ->
                 raise ValueError
             return text
         if kind in (tuple, list):
-            (item,) = set(typing.get_args(annotation)) - {Ellipsis} or {str}
+            (item,) = set(typing.get_args(_without_none(annotation))) - {Ellipsis} or {str}
             items = text.split(",") if isinstance(text, str) else list(text)
             return kind(parse_value(i, item, where, strict) for i in items if i != "")
     except (ValueError, TypeError):
@@ -241,8 +251,16 @@ def type_name(annotation: Any) -> str:
     kind, optional = _base_type(annotation)
     name = getattr(kind, "__name__", str(kind))
     if kind in (tuple, list):
-        name = f"{name}[{', '.join('...' if a is Ellipsis else getattr(a, '__name__', str(a)) for a in typing.get_args(annotation))}]"
+        items = typing.get_args(_without_none(annotation))
+        name = f"{name}[{', '.join('...' if a is Ellipsis else getattr(a, '__name__', str(a)) for a in items)}]"
     return f"{name} | None" if optional else name
+
+
+def option_lines(cls: type, notes: dict[str, str] | None = None, indent: str = "  ") -> list[str]:
+    """A --help line per field of an options dataclass: --name type = default (range), then its note, if any."""
+    hints, notes = typing.get_type_hints(cls), notes or {}
+    return [f"{indent}--{f.name} {type_name(hints[f.name])} = {f.default!r}{range_text(f)}"
+            + (f"   {notes[f.name]}" if f.name in notes else "") for f in fields(cls)]
 
 
 def build_params(cls: type, values: dict[str, Any], where: str, strict: bool = False) -> Any:

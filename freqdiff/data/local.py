@@ -1,4 +1,5 @@
-"""Datasets the user brings from disk: an image folder, torchvision's CelebA, an .npz array. Never downloads."""
+"""Datasets the user brings from disk: an image folder, an .npz array. Never downloads (torchvision's standard sets,
+CelebA among them: data/standard.py)."""
 from __future__ import annotations
 
 import math
@@ -15,7 +16,7 @@ from torch import Tensor
 
 from freqdiff.core.registry import FreqdiffError, param
 from freqdiff.data import DATASETS, PIXELS, check_values
-from freqdiff.data.transforms import center_crop
+from freqdiff.data.transforms import paper_crop
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -40,32 +41,35 @@ def _pixels(img: Any, grayscale: bool) -> np.ndarray:
     return gray if grayscale else np.repeat(gray[..., None], 3, axis=-1)
 
 
-def _load_image(path: Path, grayscale: bool) -> np.ndarray:
-    """One image file's pixels, checked to lie in [0, 1]; an unreadable or oversized file is named in one line."""
+def load_image(path: Path, grayscale: bool, where: str = "dataset 'folder'") -> np.ndarray:
+    """One image file's pixels, checked to lie in [0, 1]; an unreadable or oversized file is named in one line
+    (`where`: the dataset that reads it)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
             mode, image = img.mode, _pixels(img, grayscale)
     except Image.DecompressionBombError as err:
-        raise FreqdiffError(f"dataset 'folder': image {path} is too large to read "
+        raise FreqdiffError(f"{where}: image {path} is too large to read "
                             f"({str(err).rstrip('.')}); shrink it first") from None
     except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise FreqdiffError(f"dataset 'folder': cannot read image {path}: {err.__class__.__name__}") from None
-    check_values(torch.from_numpy(image), f"dataset 'folder': image {path} (mode {mode})",
+        raise FreqdiffError(f"{where}: cannot read image {path}: {err.__class__.__name__}") from None
+    check_values(torch.from_numpy(image), f"{where}: image {path} (mode {mode})",
                  fix="save it as an 8- or 16-bit image", varied=False)
     return image
 
 
-def _paper_preprocess(image: np.ndarray, resolution: int) -> Tensor:
-    """Resize the short side to `resolution`, then center-crop a square (as the paper's loader)."""
+def paper_preprocess(image: np.ndarray, resolution: int) -> Tensor:
+    """One image (H, W) or (H, W, C) as (C, resolution, resolution): short side resized, square center-cropped
+    (transforms.paper_crop, the paper's loader)."""
     x = torch.from_numpy(image)
     x = rearrange(x, "h w -> 1 1 h w") if x.ndim == 2 else rearrange(x, "h w c -> 1 c h w")
-    h, w = x.shape[-2:]
-    scale = resolution / min(h, w)
-    size = (max(resolution, round(h * scale)), max(resolution, round(w * scale)))
-    x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-    return center_crop(x, resolution).clamp(0, 1)[0]
+    return paper_crop(x, resolution)[0]
+
+
+def image_files(root: Path, limit: int | None = None) -> list[Path]:
+    """The image files of a folder, sorted by name: the first `limit` of them (all with None)."""
+    return sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())[:limit]
 
 
 @DATASETS.register("folder", FolderParams)
@@ -74,33 +78,10 @@ def folder(params: FolderParams, **_: object) -> Tensor:
     root = Path(params.path)
     if not params.path or not root.is_dir():
         raise FreqdiffError(f"dataset 'folder'.path: {params.path!r} is not a directory")
-    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())[: params.limit]
+    files = image_files(root, params.limit)
     if not files:
         raise FreqdiffError(f"dataset 'folder'.path: no images ({', '.join(IMAGE_SUFFIXES)}) in {root}")
-    return torch.stack([_paper_preprocess(_load_image(p, params.grayscale), params.resolution) for p in files])
-
-
-@dataclass(frozen=True)
-class CelebAParams:
-    root: str = ""  # the folder that holds celeba/ (torchvision layout)
-    split: str = param("all", choices=("all", "train", "valid", "test"))
-    resolution: int = param(32, ge=1)
-    grayscale: bool = True
-    limit: int | None = param(None, ge=1)
-
-
-@DATASETS.register("celeba", CelebAParams)
-def celeba(params: CelebAParams, **_: object) -> Tensor:
-    """torchvision's CelebA from a local root (never downloads), preprocessed as the paper."""
-    from torchvision.datasets import CelebA
-
-    try:
-        data = CelebA(params.root, split=params.split, target_type=[], download=False)
-    except (RuntimeError, OSError, ValueError) as err:
-        raise FreqdiffError(f"dataset 'celeba'.root: cannot load CelebA from {params.root!r}: {err}") from None
-    count = len(data) if params.limit is None else min(params.limit, len(data))
-    images = (_pixels(data[i][0], params.grayscale) for i in range(count))
-    return torch.stack([_paper_preprocess(img, params.resolution) for img in images])
+    return torch.stack([paper_preprocess(load_image(p, params.grayscale), params.resolution) for p in files])
 
 
 @dataclass(frozen=True)

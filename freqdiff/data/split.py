@@ -24,9 +24,13 @@ class Split:
 
     def to_unit(self, x: Tensor) -> Tensor:
         """Undo the centering: centered images -> pixels in [0, 1], clamped to the data's declared range (a sample
-        may overshoot it); data that declare none (not images) come back uncentered and unclamped."""
+        may overshoot it) and mapped from it onto [0, 1] (diffusers' [-1, 1]: (x + 1) / 2; PIXELS: unchanged); data
+        that declare none (not images) come back uncentered and unclamped."""
         x = x + self.mean.to(x).reshape(1, -1, 1, 1)
-        return x if self.value_range is None else x.clamp(*self.value_range)
+        if self.value_range is None:
+            return x
+        low, high = self.value_range
+        return (x.clamp(low, high) - low) / (high - low)
 
     @property
     def x0_range(self) -> tuple[float, float]:

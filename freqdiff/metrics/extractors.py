@@ -23,6 +23,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from freqdiff.core.registry import FreqdiffError, NoParams, Registry
+from freqdiff.data.transforms import to_gray, to_rgb
 from freqdiff.metrics.classifier import load_classifier
 from freqdiff.metrics.digits_cnn import WEIGHTS as DIGITS_CNN_WEIGHTS
 from freqdiff.metrics.digits_cnn import DigitsCNN
@@ -32,7 +33,6 @@ from freqdiff.metrics.lenet import LeNet
 EXTRACTORS: Registry[Extractor] = Registry("extractor")
 
 INCEPTION_FILE = "inception-2015-12-05.pt"
-LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 grayscale weights
 CLASSIFIER_SHAPES = {(1, 8, 8): "digits_cnn", (1, 28, 28): "lenet"}  # image shape -> its dataset's classifier
 
 
@@ -61,18 +61,6 @@ class Extractor:
         if self.classify is None:
             raise FreqdiffError(f"extractor '{self.name}' is not a classifier: no recognizability")
         return self._batched(lambda b: torch.softmax(self.classify(b), dim=1), images01)
-
-
-def to_rgb(x: Tensor) -> Tensor:
-    """Repeat a grayscale channel three times; RGB passes through."""
-    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-
-
-def to_gray(x: Tensor) -> Tensor:
-    """Luma of RGB images; grayscale passes through."""
-    if x.shape[1] == 1:
-        return x
-    return torch.einsum("bchw,c->bhw", x, x.new_tensor(LUMA))[:, None]
 
 
 def sha256_file(path: Path) -> str:
@@ -163,7 +151,9 @@ def load_inception(weights: str | None, device: str | torch.device) -> torch.nn.
     try:
         if weights is None:
             folder.mkdir(parents=True, exist_ok=True)  # clean-fid makes its stats/ folder only for statistics
-        return InceptionV3W(str(folder), download=weights is None).to(device).eval()
+        with warnings.catch_warnings():  # torch's notice that torch.jit.load is deprecated is not the user's concern
+            warnings.filterwarnings("ignore", "`torch.jit.load` is deprecated", FutureWarning)
+            return InceptionV3W(str(folder), download=weights is None).to(device).eval()
     except (OSError, ValueError, RuntimeError) as err:
         reason = " ".join(str(err).split())
         raise FreqdiffError(

@@ -17,7 +17,6 @@ runs are sharded over them (run i on rank i mod R).
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -28,11 +27,12 @@ from accelerate.utils import broadcast_object_list
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from freqdiff.core.checkpoint import (checkpoint_path, checkpoint_steps, claim_run_dir, keep_state, load_into,
-                                      load_state, previous_state_path, read_state, run_hash, save_state, state_path)
+from freqdiff.core.checkpoint import (checkpoint_steps, claim_run_dir, keep_state, load_into, load_state,
+                                      previous_state_path, read_state, run_hash, save_checkpoint, save_state,
+                                      state_path)
 from freqdiff.core.config import RunConfig
 from freqdiff.core.distributed import process_state
-from freqdiff.core.io import TEXT, one_line_errors, open_nofollow, torch_load, torch_save, write_text
+from freqdiff.core.io import one_line_errors, torch_load
 from freqdiff.core.registry import FreqdiffError
 from freqdiff.core.schedule import batch_indices, dropout_keys, rank_slice, step_seed
 from freqdiff.models.optimal_score import is_closed_form
@@ -41,6 +41,7 @@ from freqdiff.pipeline.build import check_mixed_precision, set_cpu_threads
 from freqdiff.process.loss import DenoisingTerms
 from freqdiff.samplers.grids import save_grid
 from freqdiff.samplers.stacked import draw_member_samples
+from freqdiff.train.log import open_log
 from freqdiff.train.members import Member, batch_size, check_members, check_shared_forward, init_pipeline
 from freqdiff.train.state import (clip_members, make_ema, make_optimizer, member_ema_state, member_optimizer_state,
                                   stack_ema_states, stack_optimizer_states, trained_batched)
@@ -105,7 +106,7 @@ class Trainer:
             self.accelerator.wait_for_everyone()
         if refusal is not None:
             self.release()
-            raise FreqdiffError(refusal)
+            raise FreqdiffError(refusal, echoed=not self.writer)
 
     def release(self) -> None:
         """Give up the runs' one-writer locks."""
@@ -276,15 +277,15 @@ class Trainer:
     # ---- the loop ---------------------------------------------------------------------------
     def run(self) -> list[Path]:
         """Train every member to its last step; returns their run directories. Failed members are named at the end."""
-        acc = self.accelerator
-        bars = {id(m): tqdm(total=m.cfg.train.steps, initial=m.step, desc=f"train {m.run_dir.name}",
-                            position=acc.process_index + i * acc.num_processes, dynamic_ncols=True, leave=True,
-                            disable=not self.writer)
-                for i, m in enumerate(self.members)}  # each rank shows its own members, at their global index
-        for member in self.members if self.writer else []:
-            member.log = open_log(member.run_dir / "log.jsonl", member.step)
-            member.last_log = (time.perf_counter(), member.step)
+        acc, bars = self.accelerator, {}
         try:
+            for member in self.members if self.writer else []:  # a damaged log is named before any bar is drawn
+                member.log = open_log(member.run_dir / "log.jsonl", member.step)
+                member.last_log = (time.perf_counter(), member.step)
+            bars = {id(m): tqdm(total=m.cfg.train.steps, initial=m.step, desc=f"train {m.run_dir.name}",
+                                position=acc.process_index + i * acc.num_processes, dynamic_ncols=True, leave=True,
+                                disable=not self.writer)
+                    for i, m in enumerate(self.members)}  # each rank shows its own members, at their global index
             while self.active:
                 results = self.train_step()
                 self._record(results)
@@ -303,7 +304,7 @@ class Trainer:
                 bar.close()
         failed = [m.failed for m in self.members if m.failed]
         if failed:
-            raise FreqdiffError(f"{len(failed)} run(s) stopped: {'; '.join(failed)}")
+            raise FreqdiffError(f"{len(failed)} run(s) stopped: {'; '.join(failed)}", echoed=not self.writer)
         return [m.run_dir for m in self.members]
 
 
@@ -327,17 +328,7 @@ def last_good(member: Member) -> str:
 def torch_save_checkpoint(member: Member, model: dict[str, Tensor], ema: dict[str, Tensor] | None,
                           run: str | None = None) -> None:
     """The weights (and EMA) of a member at its step, for evaluation, naming its step and its run (run_hash)."""
-    torch_save({"step": member.step, "run": run, "model": model, "ema": ema},
-               checkpoint_path(member.run_dir, member.step))
-
-
-def open_log(path: Path, resume_step: int):
-    """Open log.jsonl for appending, first dropping records past the step we resume from; a link there is refused."""
-    if path.exists():
-        kept = [line for line in path.read_text(**TEXT).splitlines()
-                if line and json.loads(line)["step"] <= resume_step]
-        write_text(path, "".join(line + "\n" for line in kept))  # atomically: a kill here loses no record
-    return os.fdopen(open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a", **TEXT)
+    save_checkpoint(member.run_dir, member.step, model, ema, run)
 
 
 @one_line_errors  # a read-only run, a full disk: one line naming the path
