@@ -303,6 +303,42 @@ def test_a_damaged_config_json_is_named(damage: str, command: str, trained: Path
     assert snapshot(run) == before
 
 
+LOG_DAMAGE = {  # name: (log.jsonl's lines -> damaged lines, words of the one line)
+    "a line cut before the last": (lambda lines: [lines[0][:9], *lines[1:]], ["log.jsonl line 1: not JSON"]),
+    "a line without a step": (lambda lines: [lines[0], '{"loss": 0.5}', *lines[1:]],
+                              ["log.jsonl line 2: a record without a step >= 0 (step None)"]),
+    "a last line that is a list": (lambda lines: [*lines, "[5]"], ["line 5: not a record (a list)"]),
+}
+
+
+@pytest.mark.parametrize("damage", LOG_DAMAGE)
+def test_a_damaged_training_log_is_named_on_resume(damage: str, trained: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A damaged line that a kill cannot make (any but a last line cut short) is named, and the run left as it was."""
+    run = copy_run(trained, tmp_path)
+    edit, words = LOG_DAMAGE[damage]
+    (run / "log.jsonl").write_text("\n".join(edit((run / "log.jsonl").read_text().splitlines())) + "\n")
+    before = snapshot(run)
+    refused(capsys, train_argv(run), str(run / "log.jsonl"), *words, "repair or delete that line")
+    assert snapshot(run) == before
+
+
+def test_a_log_line_cut_by_a_kill_is_dropped_on_resume(trained: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Killed while writing step 10's record (the state of step 5 saved): resume drops the cut line, says so in one
+    line, and the log ends as the uninterrupted run's."""
+    run = copy_run(trained, tmp_path)
+    shutil.copyfile(run / "states" / "step_00000005.pt", run / "state.pt")
+    (run / "state.prev.pt").unlink()
+    lines = (run / "log.jsonl").read_text().splitlines()
+    (run / "log.jsonl").write_text(lines[0] + "\n" + lines[1][:12])
+    assert main(train_argv(run)) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "log.jsonl" in line]
+    assert notes == [f"freqdiff: warning: {run / 'log.jsonl'}: dropped line 2, cut short when the run was stopped "
+                     "(12 characters)"]
+    assert [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()] == [5, 10, 15, 20]
+
+
 # ---- damaged and crafted checkpoints and states -------------------------------------------------------------
 class RunsCode:
     """Unpickling this calls Path.touch(marker): a stand-in for any code a downloaded file could run."""
@@ -339,6 +375,24 @@ def test_a_crafted_state_never_runs_on_resume(trained: Path, tmp_path: Path, cap
         craft(run / name, marker)
     refused(capsys, train_argv(run), "state.pt: refused", "state.prev.pt: refused")
     assert not marker.exists()
+
+
+EXTRACTOR_FILES = {"digits_cnn": "digits_cnn.pt", "lenet": "lenet.pt", "inception": "inception-2015-12-05.pt"}
+EXTRACTOR_WORDS = {"empty": "unreadable, truncated or not a torch file", "crafted": "refused: it asks to build"}
+
+
+@pytest.mark.parametrize("content", ["empty", "crafted"])
+@pytest.mark.parametrize("extractor", EXTRACTOR_FILES)
+def test_bad_extractor_weights_are_one_line_and_never_run(extractor: str, content: str, trained: Path,
+                                                          tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The classifiers load through torch_load (weights_only), Inception through TorchScript: no pickle runs, and the
+    refusal of the run's first eval comes before it writes anything (eval_config.json included)."""
+    run, weights, marker = copy_run(trained, tmp_path), tmp_path / EXTRACTOR_FILES[extractor], tmp_path / "ran"
+    weights.write_bytes(b"") if content == "empty" else craft(weights, marker)
+    before = snapshot(tmp_path)
+    words = ["cannot load", str(weights)] if extractor == "inception" else [str(weights), EXTRACTOR_WORDS[content]]
+    refused(capsys, ["eval", str(run), "--extractor", extractor, "--extractor.weights", str(weights)], *words)
+    assert not marker.exists() and snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "altered"])

@@ -98,10 +98,13 @@ LINKED = {  # entry of the run -> (command, whether the link points at a folder)
 }
 
 
-@pytest.mark.parametrize("name", LINKED)
-def test_a_symlink_in_a_run_is_refused_and_its_target_untouched(name: str, run: Path,
+LOCK_WRITERS = [(LOCK_NAME, command) for command in ("train", "window", "refine")]  # the lock was emptied through
+
+
+@pytest.mark.parametrize("name, command", [(name, command) for name, (command, _) in LINKED.items()] + LOCK_WRITERS)
+def test_a_symlink_in_a_run_is_refused_and_its_target_untouched(name: str, command: str, run: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    command, folder = LINKED[name]
+    folder = LINKED[name][1]
     target = outside_of(run) / ("folder" if folder else "victim.txt")
     if (run / name).is_dir():
         shutil.rmtree(run / name)
@@ -193,7 +196,7 @@ def out_cases(tmp_path: Path) -> dict[str, tuple[Path, str]]:
 
 
 @pytest.mark.parametrize("case", ["a file", "a link", "under /dev/null", "/dev/null", "under /proc"])
-@pytest.mark.parametrize("command", ["train", "baseline", "compare", "pareto", "calibrate"])
+@pytest.mark.parametrize("command", ["train", "baseline", "compare", "pareto", "calibrate", "sweep"])
 def test_a_bad_out_is_one_line(command: str, case: str, run: Path, tmp_path: Path,
                                capsys: pytest.CaptureFixture[str]) -> None:
     out, words = out_cases(tmp_path)[case]
@@ -204,7 +207,8 @@ def test_a_bad_out_is_one_line(command: str, case: str, run: Path, tmp_path: Pat
     argv = {"train": train_argv(out),
             "baseline": ["baseline", "--model", "empirical", "--out", str(out), *train_argv(out)[3:]],
             "compare": ["compare", *dirs, "--out", str(out)], "pareto": ["pareto", *dirs, "--out", str(out)],
-            "calibrate": ["calibrate", "--out", str(out)]}[command]
+            "calibrate": ["calibrate", "--out", str(out)],
+            "sweep": ["sweep", "--seeds", "0", "--steps_per_n", "0", "--out", str(out), *train_argv(out)[3:]]}[command]
     refused(capsys, argv, str(out), words)
     assert snapshot(tmp_path) == before
 

@@ -201,10 +201,10 @@ def test_what_a_sweep_would_shadow_or_repeat_is_refused(tmp_path: Path, capsys: 
     assert not (tmp_path / "out").exists()
 
 
-def test_variant_directories_never_leave_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_variant_directories_never_leave_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--vary dataset.key=images,../../../../X once trained a run outside --out: the name is made safe, and distinct.
-    (The strengths table compares variants on one data set; these are two, so it is left out here.)"""
-    monkeypatch.setattr("freqdiff.commands.sweep.write_pareto", lambda variants, out: "")
+    The variants train on different data, which pareto refuses to compare: the sweep once failed at its end; it
+    finishes and says in one line why it wrote no pareto.md."""
     data = tmp_path / "data.npz"
     images = torch.rand(100, 8, 8, generator=torch.Generator().manual_seed(0)).numpy()
     __import__("numpy").savez(data, images=images, **{"../../../../X": images[::-1].copy()})
@@ -212,6 +212,8 @@ def test_variant_directories_never_leave_out(tmp_path: Path, monkeypatch: pytest
     flags = {"dataset": "npz", "dataset.path": str(data), "vary": "dataset.key=images,../../../../X", "n": "8",
              "report": "false"}
     assert sweep_main(argv(out, **flags)) == 0
+    assert ("strengths: no pareto.md: the variants train on different data (they differ in dataset.params.key), "
+            "which pareto does not compare") in capsys.readouterr().out and not (out / "pareto.md").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "data.npz"] and not (tmp_path / "X").exists()
     variants = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert variants[0].startswith("key-.._.._.._.._X-") and variants[1] == "key-images"

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from freqdiff.analysis.reading.curves import load_run
 from freqdiff.analysis.reading.scaling import exact_tau_mem, fit_tau_mem
 from freqdiff.analysis.reading.window import read_window
-from freqdiff.analysis.reports.pareto import write_pareto
+from freqdiff.analysis.reports.pareto import sweep_strengths
 from freqdiff.analysis.reports.report import fit_text, write_report
 from freqdiff.analysis.reports.run import window_main
 from freqdiff.commands.recipes import RECIPES, Recipe
@@ -249,7 +249,7 @@ def run_on_workers(argv: list[str], workers: int) -> None:
     stay with this process, which then finds those runs done."""
     child = [*without_flags(argv, {"workers", "refine", "report"}), "--refine", "false", "--report", "false"]
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(workers),
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-q",  # quiet: no traceback
                "-m", "freqdiff.cli", "sweep", *child]
     launched = "ACCELERATE_MIXED_PRECISION" in os.environ  # under `accelerate launch`, which lists its defaults above
     print(f"sweep: {workers} worker processes, one per core (--workers 1 for one)"
@@ -330,7 +330,7 @@ def sweep_main(argv: list[str]) -> int:
         if options.report:
             print(f"report: {write_report(out, redraw=False)}")  # each run's figures were drawn with its window
         if len(variants) > 1:
-            print(f"strengths (-> {out / 'pareto.md'}): {write_pareto(variants, out)}")
+            print(sweep_strengths(variants, out, [r.config().to_dict() for r in runs]))
     return 0
 
 

@@ -268,7 +268,7 @@ def _faiss_block(x: Tensor, index: NearestIndex) -> tuple[Tensor, Tensor]:
 
     faiss.omp_set_num_threads(torch.get_num_threads())
     top = min(TOP, len(index.train))
-    cols = torch.from_numpy(index.flat.search(x.numpy(), top)[1]).flatten()
+    cols = torch.from_numpy(index.flat.search(x.detach().numpy(), top)[1]).flatten()
     rows = torch.arange(len(x)).repeat_interleave(top)
     distances = _pair_distances(x, index.train[:, :-2], rows, cols)
     return _two_smallest(len(x), rows, index.order[cols], distances)

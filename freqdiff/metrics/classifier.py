@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from freqdiff.core.io import torch_save
+from freqdiff.core.io import torch_load, torch_save
 from freqdiff.core.registry import FreqdiffError
 
 RECOGNIZED_HELDOUT = 0.8  # a classifier's confidence threshold is the max-softmax level 80% of its held-out images reach
@@ -72,14 +72,16 @@ def save_classifier(model: nn.Module, path: str | Path, **meta: object) -> None:
 
 
 def load_classifier(model: nn.Module, path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """`model` with the weights of `path` in float32, in eval mode, and the metadata saved with them."""
+    """`model` with the weights of `path` in float32, in eval mode, and the metadata saved with them. An empty,
+    damaged or crafted file (a pickle that would run code) is refused in one line by torch_load, never run."""
+    checkpoint = torch_load(path)
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict({k: v.float() for k, v in checkpoint["state_dict"].items()})
-    except (OSError, RuntimeError, KeyError, TypeError, AttributeError) as err:
+        meta = dict(checkpoint.get("meta", {}))
+    except (RuntimeError, KeyError, TypeError, AttributeError, ValueError) as err:
         reason = " ".join(str(err).split())[:200]
         raise FreqdiffError(f"classifier weights {path}: cannot load ({type(err).__name__}: {reason})") from None
-    return model.eval(), dict(checkpoint.get("meta", {}))
+    return model.eval(), meta
 
 
 def train_main(doc: str, train: Callable[..., tuple[nn.Module, dict[str, Any]]], weights: Path, epochs: int,

@@ -54,17 +54,22 @@ def read_metrics(run_dir: Path, columns: list[str] = COLUMNS) -> list[dict[str, 
     return rows
 
 
-def pin_eval_config(run_dir: Path, cfg: EvalConfig) -> None:
-    """Record the eval settings on first use; refuse to add rows made with other settings."""
-    path, new = run_dir / "eval_config.json", dataclasses.asdict(cfg)
+def check_eval_config(run_dir: Path, cfg: EvalConfig) -> None:
+    """Refuse eval settings other than those the rows of metrics.csv were measured with."""
+    path = run_dir / "eval_config.json"
     if path.exists() and (run_dir / "metrics.csv").exists():
-        differing = diff_configs(read_json(path), new)
+        differing = diff_configs(read_json(path), dataclasses.asdict(cfg))
         if differing:
             raise FreqdiffError(
                 f"{run_dir}/metrics.csv was measured with other eval settings (differs in {', '.join(differing)}); "
                 "move metrics.csv away to re-evaluate"
             )
-    write_json(path, new)
+
+
+def pin_eval_config(run_dir: Path, cfg: EvalConfig) -> None:
+    """Record the eval settings on first use; refuse to add rows made with other settings."""
+    check_eval_config(run_dir, cfg)
+    write_json(run_dir / "eval_config.json", dataclasses.asdict(cfg))
 
 
 _NOTED: set[str] = set()  # the extractor notes this process has printed
@@ -153,14 +158,15 @@ def evaluate_run(run_dir: Path, steps: list[int] | None = None, overrides: dict[
     rows = read_metrics(run_dir)
     reference_size = cfg.data.test_size if cfg.eval.fid_reference == "test" else cfg.data.n
     check_fold_sizes(cfg.eval.n_samples, reference_size, cfg.eval.folds, cfg.eval.fid_reference)  # before any write
-    pin_eval_config(run_dir, cfg.eval)
+    check_eval_config(run_dir, cfg.eval)
     done = {int(r["step"]) for r in rows}
     todo = [s for s in (steps or available) if s not in done and s in available]
     if not todo:
         return rows
     set_cpu_threads(cfg.train.threads)
     pipe = build_pipeline(cfg)
-    extractor = extractor_of(cfg, pipe.split.image_shape)
+    extractor = extractor_of(cfg, pipe.split.image_shape)  # bad weights are refused before eval_config.json is written
+    pin_eval_config(run_dir, cfg.eval)
     measure_into(run_dir, run_dir, todo, pipe, cfg, extractor, rows, progress, cache_dir)
     if cfg.eval.spectral:
         spectral = [{k: (int if k in ("tau", "band") else float)(v) for k, v in r.items()}

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from matplotlib.figure import Figure
 
 from freqdiff.analysis.reading.comparison import INTERVALS, Comparison, Versus, compare
 from freqdiff.analysis.reading.equivalence import COMPARABLE
 from freqdiff.analysis.reading.factors import Factor
+from freqdiff.analysis.reading.pooling import data_settings
 from freqdiff.analysis.reading.verdicts import confidence_text
 from freqdiff.analysis.reports.plots import fid_label
 from freqdiff.analysis.reports.report import markdown_table
@@ -150,6 +151,17 @@ def pareto_figure(table: Sequence[dict[str, Any]], extractor: str) -> Figure:
         axes[0][0].legend(fontsize=6)
     fig.suptitle("filled: matched (or better) quality, a factor counts; open: not comparable", fontsize=9)
     return fig
+
+
+def sweep_strengths(variants: Sequence[Path], out: Path, configs: Sequence[Mapping[str, Any]]) -> str:
+    """A sweep's line on its variants (`configs`: its runs'): pareto.md's verdict, or, when they train on different
+    data (a --vary over the dataset), why there is none: strengths are compared on one dataset only."""
+    data = [data_settings(config) for config in configs]
+    keys = sorted({k for d in data for k in d.keys() | data[0].keys() if d.get(k) != data[0].get(k)})
+    if keys:
+        return (f"strengths: no pareto.md: the variants train on different data (they differ in {', '.join(keys)}), "
+                "which pareto does not compare; each variant's window stands on its own")
+    return f"strengths (-> {out / 'pareto.md'}): {write_pareto(variants, out)}"
 
 
 def write_pareto(dirs: Sequence[Path], out: Path, reference: str | None = None, claim: bool = False) -> str:
