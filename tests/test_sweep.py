@@ -154,8 +154,9 @@ def test_swapping_the_regularizer_writes_under_its_own_name(tmp_path: Path) -> N
 
 def test_one_and_two_workers_give_identical_runs(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     """The default uses every core (worker processes sharing the runs out): the numbers must not depend on it,
-    and the summary is printed once (by the caller, not again by the workers)."""
-    flags = {"n": "8,12", "seeds": "0,1", "report": "false"}
+    and the summary is printed once (by the caller, not again by the workers). Stacks of 2 leave n16 alone: a lone
+    run trains on one worker, never data-parallel, as it does with one worker."""
+    flags = {"n": "8,12,16", "seeds": "0", "ensemble": "2", "report": "false"}
     assert sweep_main([*argv(tmp_path / "one", **flags), "--workers", "1"]) == 0
     alone = capfd.readouterr().out
     assert "worker processes" not in alone
@@ -165,7 +166,7 @@ def test_one_and_two_workers_give_identical_runs(tmp_path: Path, capfd: pytest.C
     summary = alone.strip().splitlines()[-1].partition(": ")[2]  # the scaling summary's last line, less its name
     assert summary and shared.count(summary) == 1, shared
     runs = sorted(p.name for p in (tmp_path / "one").iterdir() if (p / "config.json").exists())
-    assert len(runs) == 4
+    assert len(runs) == 3
     for run in runs:
         one, two = tmp_path / "one" / run, tmp_path / "two" / run
         weights = [torch.load(d / "state.pt", weights_only=True)["model"] for d in (one, two)]

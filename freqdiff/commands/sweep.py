@@ -208,7 +208,7 @@ def run_local(runs: list[PlannedRun], size: int) -> None:
     groups = [group for group in group_runs(configs, size) if not all(done[i] for i in group)]
     for group in tqdm(groups, desc=f"sweep (ensembles of <= {size})", disable=not state.is_main_process,
                       dynamic_ncols=True):
-        train_runs([(configs[i], runs[i].run_dir) for i in group])  # one run: data-parallel; many: sharded
+        train_runs([(configs[i], runs[i].run_dir) for i in group], shard=bool(os.environ.get(WORKER_ENV)))
         state.wait_for_everyone()
         for i in [i for i in group if not done[i]][state.process_index::state.num_processes]:
             evaluate_run(runs[i].run_dir)
@@ -241,7 +241,7 @@ def without_flags(argv: list[str], keys: set[str]) -> list[str]:
     return out
 
 
-WORKER_ENV = "FREQDIFF_SWEEP_WORKER"  # set in the worker processes run_on_workers starts
+WORKER_ENV = "FREQDIFF_SWEEP_WORKER"  # set in run_on_workers' processes: a lone run trains on one, as with one worker
 
 
 def run_on_workers(argv: list[str], workers: int) -> None:

@@ -53,15 +53,16 @@ class Trainer:
     """Trains (config, run directory) pairs to their last step; a single pair is one run, data-parallel over ranks."""
 
     def __init__(self, runs: Sequence[tuple[RunConfig, Path]], accelerator: Accelerator | None = None,
-                 on_checkpoint: OnCheckpoint | None = None, batched: bool = False) -> None:
-        """`batched`: train even a lone run by vmap (refine does for a run that trained beside others)."""
+                 on_checkpoint: OnCheckpoint | None = None, batched: bool = False, shard: bool = False) -> None:
+        """`batched`: train even a lone run by vmap (refine does for a run that trained beside others). `shard`: a
+        lone run too trains on one rank, never data-parallel (a sweep's workers: the same bits as one worker)."""
         check_members([cfg for cfg, _ in runs])
         first = runs[0][0].train
         check_mixed_precision(first.mixed_precision, process_state().device)
         self.accelerator = acc = accelerator or Accelerator(mixed_precision=first.mixed_precision)
         set_cpu_threads(first.threads)
         self.device, self.on_checkpoint = acc.device, on_checkpoint
-        self.data_parallel = len(runs) == 1 and acc.num_processes > 1
+        self.data_parallel = len(runs) == 1 and acc.num_processes > 1 and not shard
         self.writer = acc.is_main_process or not self.data_parallel  # writes its members' files
         mine = list(runs) if self.data_parallel else list(runs)[acc.process_index::acc.num_processes]
         batched = batched or len(runs) > 1  # by the group, not this rank's share: the rank count changes no bit
@@ -333,9 +334,9 @@ def torch_save_checkpoint(member: Member, model: dict[str, Tensor], ema: dict[st
 
 @one_line_errors  # a read-only run, a full disk: one line naming the path
 def train_runs(runs: Sequence[tuple[RunConfig, Path]], accelerator: Accelerator | None = None,
-               on_checkpoint: OnCheckpoint | None = None, batched: bool = False) -> list[Path]:
+               on_checkpoint: OnCheckpoint | None = None, batched: bool = False, shard: bool = False) -> list[Path]:
     """Train (or resume) every (config, run directory) together; finished runs are left as they are."""
-    trainer = Trainer(runs, accelerator, on_checkpoint, batched)
+    trainer = Trainer(runs, accelerator, on_checkpoint, batched, shard)
     if not trainer.active and trainer.writer:
         for member in trainer.members:
             print(f"{member.run_dir}: already trained to step {member.step}; nothing to do")
