@@ -113,7 +113,9 @@ def _draw_times(ax: Axes, points: Sequence[RunPoint], crossing: Crossing) -> Non
     if crossing.estimate is not None:
         ax.axvline(crossing.estimate, color="k", ls="--", lw=1)
     ax.set(xscale="log", yscale="log", xlabel="n (training-set size)", ylabel=TAU_LABEL)
-    ax.legend(fontsize=6, loc="upper left")
+    ax.set_xticks(sorted(groups), [str(n) for n in sorted(groups)], minor=False)  # the scanned n, no crowded minors
+    ax.xaxis.set_minor_formatter("")
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(0, -0.14), ncol=2, frameon=False)  # below: no data hidden
 
 
 def _draw_losses(ax: Axes, curves: dict[int, Curves], points: Sequence[RunPoint]) -> None:
@@ -126,13 +128,15 @@ def _draw_losses(ax: Axes, curves: dict[int, Curves], points: Sequence[RunPoint]
         if splits[n].step is not None:
             ax.axvline(splits[n].step, color=color, ls=":", lw=0.8)
     ax.set(xscale="log", xlabel=TAU_LABEL, ylabel="eps loss at fixed t (solid test, dashed train)")
+    ax.xaxis.set_minor_formatter("")
     ax.legend(fontsize=6, title="dotted: split onset", title_fontsize=6)
 
 
 def regime_figure(points: Sequence[RunPoint], curves: dict[int, Curves], crossing: Crossing, title: str) -> Figure:
     """Left: the times against n with n*; right: the fixed-t losses whose split the left panel's onsets read."""
-    fig = Figure(figsize=(12, 5))
+    fig = Figure(figsize=(12, 6))
     left, right = fig.subplots(1, 2)
+    fig.subplots_adjust(bottom=0.3)  # room for the left panel's legend below it
     _draw_times(left, points, crossing)
     _draw_losses(right, curves, points)
     fig.suptitle(title, fontsize=8)
