@@ -53,9 +53,9 @@ def test_interrupted_sweep_redoes_only_the_unfinished_run(tmp_path: Path, monkey
 
     real_train, real_evaluate = sweep_module.train_runs, sweep_module.evaluate_run
 
-    def recording(runs):
+    def recording(runs, **_):
         trained.append([Path(run_dir).name for _, run_dir in runs])
-        return real_train(runs)
+        return real_train(runs, **_)
 
     monkeypatch.setattr(sweep_module, "train_runs", recording)
     monkeypatch.setattr(sweep_module, "evaluate_run", lambda run_dir: evaluated.append(run_dir.name) or real_evaluate(run_dir))
@@ -74,7 +74,7 @@ def test_resumed_sweeps_group_every_planned_run(tmp_path: Path, monkeypatch: pyt
     runs = plan(*parse_sweep_argv(argv(tmp_path, n="8,12,16", batch_size="4")))
     trained: list[list[str]] = []
     monkeypatch.setattr(sweep_module, "is_done", lambda run: run.n == 8)
-    monkeypatch.setattr(sweep_module, "train_runs", lambda pairs: trained.append([d.name for _, d in pairs]))
+    monkeypatch.setattr(sweep_module, "train_runs", lambda pairs, **_: trained.append([d.name for _, d in pairs]))
     monkeypatch.setattr(sweep_module, "evaluate_run", lambda run_dir: None)
     monkeypatch.setattr(sweep_module, "window_main", lambda run_dir: None)
     sweep_module.run_local(runs, 2)
