@@ -151,24 +151,31 @@ def sdpa_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-@pytest.mark.parametrize("side, batched_sdpa", [(8, 0), (32, 5)])
-def test_stack_uses_einsum_attention_on_small_maps_when_batched_and_the_fused_kernel_alone(
-        monkeypatch: pytest.MonkeyPatch, side: int, batched_sdpa: int) -> None:
-    """11 attention layers: at 8x8 all on maps <= 4x4 (einsum in a batched stack), at 32x32 five on 16x16 (fused)."""
+@pytest.mark.parametrize("side, vmapped_sdpa", [(8, 0), (32, 5)])
+def test_stacks_run_the_fused_kernel_alone_and_folded_and_einsum_on_small_maps_by_vmap(
+        monkeypatch: pytest.MonkeyPatch, side: int, vmapped_sdpa: int) -> None:
+    """11 attention layers. Alone and folded (models/folded.py): the fused kernel in each. By vmap (members with a
+    buffer have no folded form): einsum on maps <= 4x4 (all at 8x8), the fused kernel on 16x16 (five at 32x32)."""
     members = [build("unet", resolution=(side, side)) for _ in range(2)]
     x, t, keys = torch.randn(2, 2, 1, side, side), torch.randint(0, 1000, (2, 2)), torch.randint(0, 2**40, (2, 2))
     calls = sdpa_calls(monkeypatch)
     alone = StackedModel(members[:1])
-    assert not alone.batched and all(m.fused for m in alone.template.modules() if isinstance(m, SelfAttention))
-    alone(x[:1], t[:1], keys[:1])
-    assert len(calls) == 11
-    for stack in (StackedModel(members), StackedModel(members[:1], batched=True), alone.select([0, 0])):
+    assert not alone.batched and alone.folded is None
+    for stack in (alone, StackedModel(members), StackedModel(members[:1], batched=True), alone.select([0, 0])):
         calls.clear()
-        assert not any(m.fused for m in stack.template.modules() if isinstance(m, SelfAttention))
+        assert stack.batched == (stack.folded is not None)
         out = stack(x[: stack.members], t[: stack.members], keys[: stack.members])
-        assert len(calls) == batched_sdpa and out.shape == x[: stack.members].shape
+        assert len(calls) == 11 and out.shape == x[: stack.members].shape
+    for member in members:
+        member.register_buffer("unused", torch.zeros(1))
+    vmapped = StackedModel(members)
+    assert vmapped.folded is None
+    assert not any(m.fused for m in vmapped.template.modules() if isinstance(m, SelfAttention))
+    calls.clear()
+    vmapped(x, t, keys)
+    assert len(calls) == vmapped_sdpa
     assert all(m.fused for m in members[0].modules() if isinstance(m, SelfAttention))  # the members keep theirs
-    again = StackedModel([stack.template])  # a batched stack's template, stacked alone: fused again
+    again = StackedModel([vmapped.template])  # a vmapped stack's template, stacked alone: fused again
     assert all(m.fused for m in again.template.modules() if isinstance(m, SelfAttention))
 
 

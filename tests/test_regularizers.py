@@ -118,8 +118,8 @@ def test_frequency_weighted_with_unit_weights_is_the_plain_loss_on_every_process
     plain, plain_logs = REGULARIZERS.build("none", {}, context=context).objective(terms)
     weighted, logs = pipe.regularizer.objective(terms)
     assert weighted.item() == pytest.approx(plain.item(), rel=1e-6)
-    assert logs["frequency_weighted"] == pytest.approx(logs["mse"], rel=1e-6)
-    assert logs["mse"] == pytest.approx(plain_logs["mse"], rel=1e-6)
+    assert logs["frequency_weighted"] == pytest.approx(float(logs["mse"]), rel=1e-6)
+    assert logs["mse"] == pytest.approx(float(plain_logs["mse"]), rel=1e-6)
     lower, _ = REGULARIZERS.build("frequency_weighted_loss", {"high_weight": 0.3}, context=context).objective(terms)
     assert lower.item() < plain.item()
 
@@ -186,7 +186,7 @@ def test_fourier_penalty_zero_for_smooth_images_and_large_for_checkerboard():
         terms = terms_with_prediction(smooth)
         loss, logs = penalty.objective(terms)
         assert logs["fourier_penalty"] == pytest.approx(0, abs=1e-10)
-        assert loss.item() == pytest.approx(logs["mse"])
+        assert loss.item() == pytest.approx(float(logs["mse"]))
     _, logs = penalty.objective(terms_with_prediction(checkerboard()))
     assert logs["fourier_penalty"] == pytest.approx(1.0)  # all of its unit mean square is above the cutoff
 
@@ -196,7 +196,7 @@ def test_fourier_penalty_targets_and_time_window():
     _, eps = build("fourier_penalty", target="eps").objective(terms)
     _, score = build("fourier_penalty", target="score").objective(terms)
     ab = PROCESS.alphabar[10].item()
-    assert score["fourier_penalty"] == pytest.approx(eps["fourier_penalty"] / (1 - ab), rel=1e-4)
+    assert score["fourier_penalty"] == pytest.approx(float(eps["fourier_penalty"]) / (1 - ab), rel=1e-4)
     _, x0 = build("fourier_penalty", target="x0").objective(terms)
     expected = energy_above(terms.x0_hat, 0.25).mean().item() / 256
     assert x0["fourier_penalty"] == pytest.approx(expected, rel=1e-5)
@@ -217,7 +217,7 @@ def test_focal_frequency_objective_on_x0():
     loss, logs = build("focal_frequency", weight=2.0, alpha=0.0).objective(terms)
     x0_mse = (terms.x0_hat - terms.x0).pow(2).flatten(1).mean(1).mean().item()
     assert logs["focal_frequency"] == pytest.approx(x0_mse, rel=1e-4)
-    assert loss.item() == pytest.approx(logs["mse"] + 2 * x0_mse, rel=1e-4)
+    assert loss.item() == pytest.approx(float(logs["mse"]) + 2 * x0_mse, rel=1e-4)
 
 
 def test_spectral_filter_identity_above_the_corner_and_filters_below():
@@ -316,6 +316,25 @@ def test_swapping_the_regularizer_on_the_command_line_changes_what_the_trainer_o
     assert float(loss_pen) == pytest.approx(parts_pen["mse"] + 100 * parts_pen["fourier_penalty"], rel=1e-5)
     after_plain, after_pen = plain.stack.state_dict(), penalized.stack.state_dict()
     assert any(not torch.equal(after_plain[k], after_pen[k]) for k in after_plain)
+
+
+@pytest.mark.parametrize("name, params", [("none", {}), ("fourier_penalty", {"weight": 2.0, "target": "x0"}),
+                                          ("frequency_weighted_loss", {"high_weight": 0.3, "t_max": 0.02}),
+                                          ("focal_frequency", {})])
+def test_an_objective_over_k_members_batches_is_each_members_own(name, params):
+    """Terms of K members' batches laid end to end (members=K): the loss and every part are (K,), member k's at k."""
+    regularizer, outputs = build(name, **params), torch.randn(3, 4, *SHAPE, generator=torch.Generator().manual_seed(9))
+    batches = [batch(seed=k) for k in range(3)]
+    alone = [regularizer.objective(DenoisingTerms(PROCESS, x0, t, eps, PROCESS.add_noise(x0, t, eps), out))
+             for (x0, t, eps), out in zip(batches, outputs)]
+    x0, t, eps = (torch.cat(v) for v in zip(*batches))
+    loss, parts = regularizer.objective(DenoisingTerms(PROCESS, x0, t, eps, PROCESS.add_noise(x0, t, eps),
+                                                       outputs.flatten(0, 1), members=3))
+    assert loss.shape == (3,) and set(parts) == set(alone[0][1]) and all(v.shape == (3,) for v in parts.values())
+    for k, (own, logged) in enumerate(alone):
+        assert loss[k].item() == pytest.approx(own.item(), rel=1e-6)
+        mine = {name: value.item() for name, value in logged.items()}
+        assert {name: value[k].item() for name, value in parts.items()} == pytest.approx(mine, rel=1e-6)
 
 
 def test_frequency_weights_and_the_filter_act_only_inside_their_ou_time_window():

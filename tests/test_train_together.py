@@ -51,6 +51,20 @@ def test_members_match_single_runs_and_write_ordinary_run_dirs(tmp_path: Path) -
             assert worst < TOLERANCE, f"member {i} {key} differs from its single run by {worst}"
 
 
+def test_members_are_scored_by_runs_of_equal_objectives_each_with_its_own_loss(tmp_path: Path) -> None:
+    """Penalty weights 0, 0, 5: two runs of members share an objective; each member's first loss and logged parts
+    are its lone run's (one forward pass, before any step could make them drift)."""
+    configs = [tiny_config(batch_size="4", seed=str(i), regularizer="fourier_penalty", **{"regularizer.weight": w})
+               for i, w in enumerate(("0", "0", "5"))]
+    stack = Trainer([(cfg, tmp_path / f"member{i}") for i, cfg in enumerate(configs)])
+    assert stack.shared == [slice(0, 2), slice(2, 3)]
+    together = stack.train_step()
+    for i, cfg in enumerate(configs):
+        [(loss, parts)] = Trainer([(cfg, tmp_path / f"single{i}")]).train_step()
+        assert float(together[i][0]) == pytest.approx(float(loss), rel=1e-5)
+        assert together[i][1] == pytest.approx(parts, rel=1e-5) and parts["fourier_penalty"] > 0
+
+
 def test_killed_ensemble_resumes_to_the_same_weights(tmp_path: Path) -> None:
     """SIGKILL a real ensemble process mid-run, rerun it, compare every member with an uninterrupted ensemble."""
     settings = {**{k: v for k, v in TINY.items() if k != "n"}, "steps": "120", "save_every": "10", "ema": "0.9",

@@ -17,9 +17,10 @@ the bottleneck (UNetMidBlock2D: ResNet, attention, ResNet). A preset fills every
 - ddpm_cifar10: google/ddpm-cifar10-32 (Ho et al. 2020's CIFAR-10 net, 35.7M parameters): W=128, levels (1, 2, 2, 2),
   attention at 16x16 (level 1), one head per block, GroupNorm(32) with eps 1e-6, sin-first features shifted by one,
   unpadded strided downsampling; dropout 0.1 as it was trained (its released config.json says 0: inference).
-Dropout layers become freqdiff's KeyedDropout (the same masks alone and in a vmapped stack). A stack (models/stack.py)
-sets `fused` False: attention then runs diffusers' plain processor (baddbmm + softmax), which vmap batches, instead of
-torch's fused kernel, which has no CPU batching rule (vmap would loop over the members, warning).
+Dropout layers become freqdiff's KeyedDropout (the same masks alone and in a stack). A stack runs its members' examples
+as one batch (models/folded.py), the fused kernel included; one that runs by vmap (models/stack.py) sets `fused` False:
+attention then runs diffusers' plain processor (baddbmm + softmax), which vmap batches, instead of torch's fused
+kernel, which has no CPU batching rule (vmap would loop over the members, warning).
 diffusers is optional (`pip install -e ".[diffusers]"`) and imported only when a network is built.
 """
 from __future__ import annotations

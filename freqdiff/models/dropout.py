@@ -18,6 +18,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 MASK32 = 0xFFFFFFFF
+DROPOUT_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
 def mix32(x: Tensor) -> Tensor:

@@ -1,8 +1,11 @@
-"""K networks of one architecture as one batched network: parameters stacked on a leading axis, run by vmap.
+"""K networks of one architecture as one batched network: parameters stacked on a leading axis, the members' batches
+run as one batch of K*B examples through folded layers (models/folded.py), or by vmap where a network has layers of
+other kinds.
 
 Each member computes exactly what it would compute alone (up to float re-association inside the batched
-kernels; a stack of one runs unbatched unless told to keep the batched arithmetic): `forward(x, t)` maps x (K, B, ...) and t (K, B) to member k's output on x[k]. Member weights
-move in and out as ordinary state dicts, so an ensemble member's run directory is an ordinary run.
+kernels; a stack of one runs unbatched unless told to keep the batched arithmetic): `forward(x, t)` maps x (K, B, ...)
+and t (K, B) to member k's output on x[k]. Member weights move in and out as ordinary state dicts, so an ensemble
+member's run directory is an ordinary run.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from freqdiff.core.registry import FreqdiffError
 from freqdiff.models.dropout import keyed_dropout
+from freqdiff.models.folded import fold
 
 
 class StackedModel(nn.Module):
@@ -23,13 +27,16 @@ class StackedModel(nn.Module):
 
     def __init__(self, members: Sequence[nn.Module], batched: bool = False) -> None:
         super().__init__()
-        self.batched = batched or len(members) > 1  # vmap even a single member (keeps a run's arithmetic)
+        self.batched = batched or len(members) > 1  # batch even a single member (keeps a run's arithmetic)
         if not members:
             raise FreqdiffError("StackedModel: needs at least one member")
         self._template = [copy.deepcopy(members[0])]  # a list, so its own weights are not registered
-        for module in self.template.modules():  # layers with two forms (models/unet.py SelfAttention) pick theirs
-            if hasattr(module, "fused"):
-                module.fused = not self.batched
+        self._folded = [fold(self.template) if self.batched else None]  # None: vmap (or a lone member, unbatched)
+        vmapped = self.batched and self.folded is None
+        for network in filter(None, (self.template, self.folded)):
+            for module in network.modules():  # layers with two forms (models/unet.py SelfAttention): vmap's is plain
+                if hasattr(module, "fused"):
+                    module.fused = not vmapped
         params, buffers = stack_module_state(list(members))
         self.param_names, self.buffer_names = list(params), list(buffers)
         self.stacked = nn.ParameterList(nn.Parameter(params[n], requires_grad=params[n].requires_grad)
@@ -46,17 +53,24 @@ class StackedModel(nn.Module):
     def members(self) -> int:
         return self.stacked[0].shape[0]
 
+    @property
+    def folded(self) -> nn.Module | None:
+        """The template with folded layers, or None where the stack runs by vmap (or a lone member, unbatched)."""
+        return self._folded[0]
+
     def stacked_buffers(self) -> list[Tensor]:
         return [getattr(self, f"buffer{i}") for i in range(len(self.buffer_names))]
 
     def _apply(self, fn, recurse: bool = True):  # noqa: ANN001 - nn.Module's signature
         super()._apply(fn, recurse)
-        self.template._apply(fn, recurse)
+        for network in filter(None, (self.template, self.folded)):
+            network._apply(fn, recurse)
         return self
 
     def train(self, mode: bool = True) -> "StackedModel":
         super().train(mode)
-        self.template.train(mode)
+        for network in filter(None, (self.template, self.folded)):
+            network.train(mode)
         return self
 
     def _member_forward(self, params: list[Tensor], buffers: list[Tensor], x: Tensor, t: Tensor,
@@ -72,6 +86,8 @@ class StackedModel(nn.Module):
             out = self._member_forward([p[0] for p in self.stacked], [b[0] for b in self.stacked_buffers()], x[0], t[0],
                                        None if keys is None else keys[0])
             return out[None]
+        if self.folded is not None:
+            return self._folded_forward(x, t, keys)
         try:
             in_dims = (0, 0, 0, 0, None if keys is None else 0)
             return vmap(self._member_forward, in_dims, randomness="error")(list(self.stacked), self.stacked_buffers(),
@@ -79,8 +95,23 @@ class StackedModel(nn.Module):
         except RuntimeError as err:
             if "randomness" not in str(err):
                 raise
-            raise FreqdiffError(f"ensemble: {type(self.template).__name__} draws random numbers in its forward; "
-                                "use freqdiff.models.dropout.KeyedDropout for dropout") from None
+            raise self._random_draws() from None
+
+    def _folded_forward(self, x: Tensor, t: Tensor, keys: Tensor | None) -> Tensor:
+        """The members' batches laid end to end through the folded network. A draw from the global generator is
+        refused, as vmap refuses it: it would not be the draw a member makes alone."""
+        x, t, keys = (None if v is None else rearrange(v, "k b ... -> (k b) ...") for v in (x, t, keys))
+        before = generator_state(x.device)
+        weights = {**dict(zip(self.param_names, self.stacked)), **dict(zip(self.buffer_names, self.stacked_buffers()))}
+        with keyed_dropout(keys):
+            out = functional_call(self.folded, (weights,), (x, t))
+        if not torch.equal(before, generator_state(x.device)):
+            raise self._random_draws()
+        return rearrange(out, "(k b) ... -> k b ...", k=self.members)
+
+    def _random_draws(self) -> FreqdiffError:
+        return FreqdiffError(f"ensemble: {type(self.template).__name__} draws random numbers in its forward; "
+                             "use freqdiff.models.dropout.KeyedDropout for dropout")
 
     def member_state(self, k: int) -> dict[str, Tensor]:
         """Member k's weights as the state_dict its own single network would have."""
@@ -121,3 +152,8 @@ class FlatStack(nn.Module):
         k = self.stack.members
         out = self.stack(rearrange(x, "(k b) ... -> k b ...", k=k), rearrange(t, "(k b) -> k b", k=k))
         return rearrange(out, "k b ... -> (k b) ...")
+
+
+def generator_state(device: torch.device) -> Tensor:
+    """The state of the global random generator that draws on `device`."""
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()

@@ -82,14 +82,15 @@ class SelfAttention(nn.Module):
 
     The parameters of nn.MultiheadAttention: a 3C x C input and a C x C output projection, with biases. Two forms of
     one function, equal to float rounding: torch's fused scaled_dot_product_attention, and einsum + softmax. `fused`
-    (one network): always the fused kernel, as fast or faster at every size measured. Not `fused` (set by a batched
-    StackedModel, models/stack.py, so the form follows the stack's arithmetic for a run's life): einsum on maps of
-    up to EINSUM_TOKENS pixels, where vmap batches it into single kernels a few % faster than the fused one (which
-    has no CPU batching rule: torch loops over the members); the fused kernel on larger maps, where einsum's N x N
-    logits cost about twice as much (bench/README.md, "U-Net against diffusers").
+    (one network, also a folded stack's, models/folded.py): always the fused kernel, as fast or faster at every size
+    measured. Not `fused` (set by a StackedModel that runs by vmap, models/stack.py, so the form follows the stack's
+    arithmetic for a run's life): einsum on maps of up to EINSUM_TOKENS pixels, where vmap batches it into single
+    kernels a few % faster than the fused one (which has no CPU batching rule: torch loops over the members); the
+    fused kernel on larger maps, where einsum's N x N logits cost about twice as much (bench/README.md, "U-Net
+    against diffusers").
     """
 
-    EINSUM_TOKENS = 64  # 8x8: the default study U-Net's attention maps (4x4, 2x2) stay einsum in a stack
+    EINSUM_TOKENS = 64  # 8x8: the default study U-Net's attention maps (4x4, 2x2) stay einsum in a vmapped stack
 
     def __init__(self, channels: int, heads: int) -> None:
         super().__init__()

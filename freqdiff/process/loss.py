@@ -8,11 +8,14 @@
 
 For DDPM, L is the paper's eps-MSE. A regularizer turns a batch of terms into the objective: `none` takes the
 batch mean of L, the penalties add weight x their term, frequency weighting reweights (F - F*) per frequency.
+The batch may hold K networks' batches in turn (the members of a stack, `members` = K): every term is per example,
+and only `batch_mean` knows the members, so one objective serves one network and K (one value each).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from einops import rearrange
 from torch import Tensor, nn
 
 from freqdiff.process.base import DiffusionProcess
@@ -28,6 +31,13 @@ class DenoisingTerms:
     eps: Tensor
     x_t: Tensor
     output: Tensor  # the network's answer F (eps_hat for eps-predicting processes)
+    members: int | None = None  # K: the batch is K members' batches in turn (rows k*B..(k+1)*B-1); None: one network
+
+    def batch_mean(self, values: Tensor) -> Tensor:
+        """The mean of per-example values (B,) over the batch: a scalar, or member k's mean at k (K,)."""
+        if self.members is None:
+            return values.mean()
+        return rearrange(values, "(k b) -> k b", k=self.members).mean(1)
 
     def mse(self) -> Tensor:
         """Per-example weighted squared error of the output against its target, averaged over pixels (the

@@ -20,10 +20,11 @@ class Regularizer:
         """The network actually trained and sampled (a filter or dropout wraps or edits it)."""
         return model
 
-    def objective(self, terms: DenoisingTerms) -> tuple[Tensor, dict[str, float]]:
-        """Scalar training loss and named parts to log; the default is the process's loss, logged as "mse"."""
-        mse = terms.mse().mean()
-        return mse, {"mse": float(mse.detach())}
+    def objective(self, terms: DenoisingTerms) -> tuple[Tensor, dict[str, Tensor]]:
+        """Training loss and named parts to log (detached), each a batch mean (terms.batch_mean): scalars for one
+        network, one per member (K,) for a stack's members; the default is the process's loss, logged as "mse"."""
+        mse = terms.batch_mean(terms.mse())
+        return mse, {"mse": mse.detach()}
 
     def optimizer_options(self) -> dict[str, Any]:
         """Extra keyword arguments for the optimizer (e.g. weight_decay)."""
@@ -64,8 +65,8 @@ class WindowedPenalty(Regularizer):
         """The per-example penalty, shape (B,)."""
         raise NotImplementedError
 
-    def objective(self, terms: DenoisingTerms) -> tuple[Tensor, dict[str, float]]:
-        mse = terms.mse().mean()
+    def objective(self, terms: DenoisingTerms) -> tuple[Tensor, dict[str, Tensor]]:
+        mse = terms.batch_mean(terms.mse())
         inside = self.window.mask(terms.process, terms.level).to(terms.x0.dtype)
-        penalty = (inside * self.penalty(terms)).mean()
-        return mse + self.weight * penalty, {"mse": float(mse.detach()), self.name: float(penalty.detach())}
+        penalty = terms.batch_mean(inside * self.penalty(terms))
+        return mse + self.weight * penalty, {"mse": mse.detach(), self.name: penalty.detach()}

@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from torch import nn
 
 from freqdiff.core.registry import FreqdiffError, param
+from freqdiff.models.dropout import DROPOUT_LAYERS
 from freqdiff.process.context import BuildContext
 from freqdiff.regularizers import REGULARIZERS
 from freqdiff.regularizers.base import Regularizer
-
-DROPOUT_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
 @dataclass(frozen=True)

@@ -64,13 +64,13 @@ class FrequencyWeighted(Regularizer):
         self.params = params
         self.window = OUWindow(params.t_min, params.t_max)
 
-    def objective(self, terms: DenoisingTerms) -> tuple[Tensor, dict[str, float]]:
+    def objective(self, terms: DenoisingTerms) -> tuple[Tensor, dict[str, Tensor]]:
         h, w = terms.output.shape[-2:]
         weights = frequency_weights(h, w, self.params, terms.output.device)
         mse = terms.mse()
         inside = self.window.mask(terms.process, terms.level)
-        loss = torch.where(inside, weighted_loss(terms, weights), mse).mean()
-        return loss, {"mse": float(mse.mean().detach()), "frequency_weighted": float(loss.detach())}
+        loss = terms.batch_mean(torch.where(inside, weighted_loss(terms, weights), mse))
+        return loss, {"mse": terms.batch_mean(mse).detach(), "frequency_weighted": loss.detach()}
 
 
 @REGULARIZERS.register("frequency_weighted_loss", FrequencyWeightedParams)

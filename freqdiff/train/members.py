@@ -5,6 +5,7 @@ regularizer that only changes the objective; everything else is shared, so one n
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence, TextIO
@@ -36,7 +37,7 @@ class Member:
     log: TextIO | None = None
     last_log: tuple[float, int] = (0.0, 0)  # (time, step) of the last log record, for steps/s
     failed: str = ""
-    batched: bool = False  # trained by vmap (once beside other runs); kept for life, so resume and refine are exact
+    batched: bool = False  # trained batched (once beside other runs); kept for life, so resume and refine are exact
 
     @property
     def done(self) -> bool:
@@ -98,3 +99,18 @@ def check_shared_forward(members: Sequence[Member]) -> None:
         if reg.optimizer_options() != ref.optimizer_options():
             raise FreqdiffError(f"train: optimizer options {reg.optimizer_options()} vs {ref.optimizer_options()} "
                                 "differ between runs trained together; they must be equal")
+
+
+def objective_settings(member: Member) -> str:
+    """What noising a member's batch and scoring it depend on: its process (settings and the values derived from
+    its data) and its regularizer's settings."""
+    cfg = member.cfg.to_dict()
+    return json.dumps([cfg["process"], cfg["regularizer"], member.pipe.process.derived()], sort_keys=True)
+
+
+def shared_runs(members: Sequence[Member]) -> list[slice]:
+    """The runs of consecutive members with equal objective settings, each noised and scored at once: seeds share
+    one, and so does n where the process takes nothing from the data (DDPM); a sweep over a weight has one per value."""
+    keys = [objective_settings(m) for m in members]
+    starts = [i for i in range(len(keys)) if i == 0 or keys[i] != keys[i - 1]]
+    return [slice(a, b) for a, b in zip(starts, starts[1:] + [len(keys)])]

@@ -1,14 +1,14 @@
 """The trainer: tau counted in optimizer steps, log-spaced checkpoints, exact resume, one run or many, one rank or many.
 
 Every run is a stack of networks (models/stack.py), a lone run a stack of one. A run once trained beside others
-keeps the batched (vmap) arithmetic for life, recorded in its states, so its resume and refinement are exact; a
-run trained alone skips vmap (about 1.5x faster at the default scale, equal up to float re-association).
+keeps the batched arithmetic for life, recorded in its states, so its resume and refinement are exact; a run
+trained alone runs its network unbatched (about 1.2x faster at the default scale, equal up to float re-association).
 Every random draw of step s (batch, diffusion levels, noise, dropout) is seeded by (seed, s), so a resumed run
 replays exactly what an uninterrupted one would have done; only weights, optimizer and EMA are saved, always in
 the format of a lone network.
 
 Many runs (a window study's grid of n x seeds x strengths) train as stacks of their unfinished members: at the
-default scale a step costs Python and kernel launches, not arithmetic, so K runs in one vmapped network train
+default scale a step costs Python and kernel launches, not arithmetic, so K runs in one batched network train
 several times faster than one after another. The stack always holds the unfinished members at the lowest step,
 so members that finish early drop out and members resumed at different steps catch up before they merge.
 Under `accelerate launch` one run is data-parallel over the ranks (each rank a share of every batch), and many
@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 import torch
 from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
+from einops import rearrange
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -42,7 +43,7 @@ from freqdiff.process.loss import DenoisingTerms
 from freqdiff.samplers.grids import save_grid
 from freqdiff.samplers.stacked import draw_member_samples
 from freqdiff.train.log import open_log
-from freqdiff.train.members import Member, batch_size, check_members, check_shared_forward, init_pipeline
+from freqdiff.train.members import Member, batch_size, check_members, check_shared_forward, init_pipeline, shared_runs
 from freqdiff.train.state import (clip_members, make_ema, make_optimizer, member_ema_state, member_optimizer_state,
                                   stack_ema_states, stack_optimizer_states, trained_batched)
 
@@ -54,7 +55,7 @@ class Trainer:
 
     def __init__(self, runs: Sequence[tuple[RunConfig, Path]], accelerator: Accelerator | None = None,
                  on_checkpoint: OnCheckpoint | None = None, batched: bool = False, shard: bool = False) -> None:
-        """`batched`: train even a lone run by vmap (refine does for a run that trained beside others). `shard`: a
+        """`batched`: train even a lone run batched (refine does for a run that trained beside others). `shard`: a
         lone run too trains on one rank, never data-parallel (a sweep's workers: the same bits as one worker)."""
         check_members([cfg for cfg, _ in runs])
         first = runs[0][0].train
@@ -70,6 +71,7 @@ class Trainer:
         self.runs = {m.run_dir: run_hash(m.cfg.to_dict()) for m in self.members}  # what its files name (provenance)
         self._claim()
         self.active: list[Member] = []
+        self.shared: list[slice] = []  # runs of active members with one process and regularizer (shared_runs)
         self.stack: StackedModel | None = None
         try:
             if self.members:
@@ -154,7 +156,7 @@ class Trainer:
         if self.stack is not None and [id(m) for m in active] == [id(m) for m in self.active]:
             return
         self._unstack()
-        self.active = active
+        self.active, self.shared = active, shared_runs(active)
         if not active:
             return
         cfg = active[0].cfg
@@ -193,17 +195,27 @@ class Trainer:
         return x0, level, eps, keys
 
     def train_step(self) -> list[tuple[Tensor, dict[str, float]]]:
-        """One optimizer step of every active member; returns each member's loss and logged parts."""
+        """One optimizer step of every active member; returns each member's loss and logged parts. The members'
+        batches lie end to end (rows k*B..(k+1)*B-1), and each run of members with one process and one regularizer
+        (self.shared) is noised and scored at once: its objective holds one loss per member, that member's own."""
         acc, members = self.accelerator, self.active
         x0, level, eps, keys = (torch.stack(v) for v in zip(*(self.local_batch(m) for m in members)))
-        x_t = torch.stack([m.pipe.process.add_noise(x0[k], level[k], eps[k]) for k, m in enumerate(members)])
+        B = x0.shape[1]
+        x0, level, eps = (rearrange(v, "k b ... -> (k b) ...") for v in (x0, level, eps))
+        runs = [(members[r.start].pipe, slice(r.start * B, r.stop * B), r.stop - r.start) for r in self.shared]
+        x_t = torch.cat([pipe.process.add_noise(x0[rows], level[rows], eps[rows]) for pipe, rows, _ in runs])
         with acc.autocast():
-            F = self.model(x_t, level, keys)  # each member's network output, in its process's parametrization
-            terms = [DenoisingTerms(m.pipe.process, x0[k], level[k], eps[k], x_t[k], F[k]) for k, m in enumerate(members)]
-            results = [m.pipe.regularizer.objective(t) for m, t in zip(members, terms)]
+            stacked = (rearrange(v, "(k b) ... -> k b ...", b=B) for v in (x_t, level))
+            F = rearrange(self.model(*stacked, keys), "k b ... -> (k b) ...")  # in each process's parametrization
+            results = [pipe.regularizer.objective(DenoisingTerms(pipe.process, x0[rows], level[rows], eps[rows],
+                                                                 x_t[rows], F[rows], k)) for pipe, rows, k in runs]
+        loss = torch.cat([loss.reshape(-1) for loss, _ in results])  # (K,): member k's objective
+        if len(loss) != len(members):
+            raise FreqdiffError(f"regularizer '{members[0].cfg.regularizer.name}': its objective gave {len(loss)} "
+                                f"losses for {len(members)} runs; reduce per-example terms with terms.batch_mean")
         # Data-parallel, DDP averages gradients over ranks: weight by this rank's share to get the global mean.
-        share = x0.shape[1] * acc.num_processes / batch_size(members[0].cfg) if self.data_parallel else 1.0
-        acc.backward(sum(loss for loss, _ in results) * share)
+        share = B * acc.num_processes / batch_size(members[0].cfg) if self.data_parallel else 1.0
+        acc.backward(loss.sum() * share)
         acc.unscale_gradients()
         clip_members(self.stack, members[0].cfg.train.grad_clip)
         self.optimizer.step()
@@ -212,7 +224,7 @@ class Trainer:
             self.ema.update_parameters(self.stack)
         for member in members:
             member.step += 1
-        return [(loss.detach(), parts) for loss, parts in results]
+        return list(zip(loss.detach(), member_parts(results)))
 
     # ---- after a step ----------------------------------------------------------------------
     def _record(self, results: list[tuple[Tensor, dict[str, float]]]) -> None:
@@ -309,6 +321,15 @@ class Trainer:
         return [m.run_dir for m in self.members]
 
 
+def member_parts(results: list[tuple[Tensor, dict[str, Tensor]]]) -> list[dict[str, float]]:
+    """Each member's logged parts as numbers, from the objectives of the runs of members (one value per member)."""
+    parts: list[dict[str, float]] = []
+    for loss, logged in results:
+        columns = {name: torch.as_tensor(value).reshape(-1).tolist() for name, value in logged.items()}
+        parts += [{name: column[k] for name, column in columns.items()} for k in range(loss.numel())]
+    return parts
+
+
 def state_at(member: Member, step: int, run: str | None = None) -> dict[str, Any] | None:
     """The member's state at `step` if it still has it (None at step 0: its initial weights); else its newest."""
     if step == 0:
@@ -344,5 +365,5 @@ def train_runs(runs: Sequence[tuple[RunConfig, Path]], accelerator: Accelerator 
 
 
 def train(cfg: RunConfig, run_dir: Path, on_checkpoint: OnCheckpoint | None = None, batched: bool = False) -> Path:
-    """Train (or resume) the run in `run_dir` (`batched`: by vmap, see Trainer)."""
+    """Train (or resume) the run in `run_dir` (`batched`: as a stack's member, see Trainer)."""
     return train_runs([(cfg, Path(run_dir))], on_checkpoint=on_checkpoint, batched=batched)[0]
