@@ -146,3 +146,14 @@ def test_runs_whose_regularizer_changes_the_network_are_grouped_by_its_settings(
     penalties = [tiny_config(regularizer="fourier_penalty", **{"regularizer.weight": w}) for w in ("0", "1")]
     assert group_runs(filters, 4) == [[0, 2], [1]]
     assert group_runs(penalties, 4) == [[0, 1]]  # an objective-only parameter may differ inside a stack
+
+
+def test_runs_whose_process_derives_values_from_their_data_are_stacked_only_with_equal_data(tmp_path: Path) -> None:
+    """EDM's sigma_data is measured on each run's images and a stack runs one template process: runs of different n
+    stack under DDPM, not under EDM; handed to the trainer together, they are refused in one line."""
+    ddpm = [tiny_config(n=n, batch_size="8") for n in ("8", "16")]
+    edm = [tiny_config(n=n, batch_size="8", process="edm") for n in ("8", "16", "8")]
+    assert group_runs(ddpm, 4) == [[0, 1]]
+    assert group_runs(edm, 4) == [[0, 2], [1]]
+    with pytest.raises(FreqdiffError, match="sigma_data"):
+        Trainer([(cfg, tmp_path / f"m{i}") for i, cfg in enumerate(edm[:2])])

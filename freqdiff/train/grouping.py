@@ -78,14 +78,20 @@ def stack_key(cfg: RunConfig) -> str:
 
 def group_runs(configs: Sequence[RunConfig], size: int) -> list[list[int]]:
     """Indices of the runs, in groups of at most `size` that can share a stack (same batch size, same settings but
-    n, seed, steps and numeric regularizer parameters, and the same regularizer settings where changes_forward; runs
-    in order). Each distinct regularizer setting is built once."""
+    n, seed, steps and numeric regularizer parameters, the same regularizer settings where changes_forward, and the
+    same data where the process derives values from it, e.g. EDM's sigma_data; runs in order). Each distinct
+    regularizer and process setting is built once."""
     shared: dict[str, bool] = {}
-    by_key: dict[tuple[int, str, str], list[int]] = {}
+    derives: dict[str, bool] = {}
+    by_key: dict[tuple[int, str, str, str], list[int]] = {}
     for i, cfg in enumerate(configs):
         regularizer = json.dumps(cfg.to_dict()["regularizer"], sort_keys=True)
         if regularizer not in shared:
             shared[regularizer] = changes_forward(cfg)
-        key = (batch_size(cfg), stack_key(cfg), regularizer if shared[regularizer] else "")
+        process = json.dumps(cfg.to_dict()["process"], sort_keys=True)
+        if process not in derives:
+            derives[process] = bool(init_pipeline(cfg).process.derived())
+        data = f"{cfg.data.n}/{cfg.data.subset_index}" if derives[process] else ""  # members.check_shared_forward
+        key = (batch_size(cfg), stack_key(cfg), regularizer if shared[regularizer] else "", data)
         by_key.setdefault(key, []).append(i)
     return [group[j:j + size] for group in by_key.values() for j in range(0, len(group), size)]

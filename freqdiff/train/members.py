@@ -88,7 +88,8 @@ def wraps_model(regularizer: Regularizer) -> bool:
 
 
 def check_shared_forward(members: Sequence[Member]) -> None:
-    """Regularizers that change the network or the optimizer cannot differ between members of one stack."""
+    """Regularizers that change the network or the optimizer, and the values a process derives from its data (the
+    stack runs one template's process), cannot differ between members of one stack."""
     first = members[0]
     for member in members[1:]:
         reg, ref = member.pipe.regularizer, first.pipe.regularizer
@@ -96,6 +97,9 @@ def check_shared_forward(members: Sequence[Member]) -> None:
         if wraps_model(reg) and not same_params:
             raise FreqdiffError(f"train: regularizer '{member.cfg.regularizer.name}' changes the network, so its "
                                 "parameters must be equal across runs trained together")
+        if member.pipe.process.derived() != first.pipe.process.derived():  # one template process runs the stack
+            raise FreqdiffError(f"train: {member.run_dir.name} and {first.run_dir.name} derive other process values "
+                                "from their data (e.g. EDM's sigma_data); runs trained together must share them")
         if reg.optimizer_options() != ref.optimizer_options():
             raise FreqdiffError(f"train: optimizer options {reg.optimizer_options()} vs {ref.optimizer_options()} "
                                 "differ between runs trained together; they must be equal")
