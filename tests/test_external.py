@@ -97,6 +97,9 @@ def test_imported_run_is_measured_by_eval_and_window(trained: dict[str, Path], t
     x, t = torch.randn(2, 1, 8, 8), torch.tensor([10, 900])
     with torch.no_grad():
         assert torch.allclose(pipe.model(x, t), ema(x, t).sample, atol=1e-6)
+    capsys.readouterr()
+    assert main(["eval", str(run), "--quantize", "true"]) == 2  # uint8 rounding of [-1, 1] data: refused, unwritten
+    assert "values in [-1.0, 1.0]" in capsys.readouterr().err and not (run / "eval_config.json").exists()
     assert main(["eval", str(run)]) == 0 and main(["window", str(run)]) == 0
     assert [int(row["step"]) for row in read_metrics(run)] == list(SAVED)
     assert "tau_gen" in json.loads((run / "window.json").read_text())

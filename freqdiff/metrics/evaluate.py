@@ -25,6 +25,8 @@ from freqdiff.core.checkpoint import (check_config_paths, holds_run_lock, list_c
 from freqdiff.core.config import EvalConfig, RunConfig, diff_configs, section_from_values
 from freqdiff.core.io import atomic_path, read_csv, read_json, write_csv, write_json
 from freqdiff.core.registry import FreqdiffError
+from freqdiff.data import value_range
+from freqdiff.data.split import PIXELS
 from freqdiff.metrics import fmem, get_extractor
 from freqdiff.metrics.diagnostics import band_errors, plot_band_errors
 from freqdiff.metrics.extractors import Extractor
@@ -70,6 +72,16 @@ def pin_eval_config(run_dir: Path, cfg: EvalConfig) -> None:
     """Record the eval settings on first use; refuse to add rows made with other settings."""
     check_eval_config(run_dir, cfg)
     write_json(run_dir / "eval_config.json", dataclasses.asdict(cfg))
+
+
+def check_quantize(cfg: RunConfig) -> None:
+    """--quantize rounds pixel = x + mean to uint8, which holds only for data declared in [0, 1]: refuse it elsewhere
+    (an imported diffusers run is in [-1, 1]; gaussian_mixture is not images)."""
+    declared = value_range(cfg.dataset.name)
+    if cfg.eval.quantize and declared != PIXELS:
+        raise FreqdiffError(f"--quantize true: uint8 rounding needs pixels in [0, 1], but dataset '{cfg.dataset.name}' "
+                            f"holds {'points, not images' if declared is None else f'values in {list(declared)}'}; "
+                            "leave --quantize false")
 
 
 _NOTED: set[str] = set()  # the extractor notes this process has printed
@@ -158,6 +170,7 @@ def evaluate_run(run_dir: Path, steps: list[int] | None = None, overrides: dict[
     rows = read_metrics(run_dir)
     reference_size = cfg.data.test_size if cfg.eval.fid_reference == "test" else cfg.data.n
     check_fold_sizes(cfg.eval.n_samples, reference_size, cfg.eval.folds, cfg.eval.fid_reference)  # before any write
+    check_quantize(cfg)
     check_eval_config(run_dir, cfg.eval)
     done = {int(r["step"]) for r in rows}
     todo = [s for s in (steps or available) if s not in done and s in available]
