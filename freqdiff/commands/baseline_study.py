@@ -26,7 +26,7 @@ from freqdiff.commands.sweep import sweep_main
 from freqdiff.core.config import RunConfig, apply_flags, split_argv
 from freqdiff.core.distributed import process_state
 from freqdiff.core.io import write_text
-from freqdiff.core.registry import FreqdiffError, build_params, param, range_text
+from freqdiff.core.registry import FreqdiffError, build_params, option_lines, param
 
 RECIPE = "projection_baselines"
 
@@ -86,11 +86,9 @@ def run_study(options: StudyOptions, run_flags: dict[str, str]) -> Path:
 
 def study_help() -> str:
     """recipes/projection_baselines.py --help."""
-    hints = {f.name: f.type for f in dataclasses.fields(StudyOptions)}
     return "\n".join([__doc__.strip(), "", "usage: python recipes/projection_baselines.py [study options] [run options]",
                       "study options:",
-                      *(f"  --{f.name} {hints[f.name]} = {f.default!r}{range_text(f)}"
-                        for f in dataclasses.fields(StudyOptions)),
+                      *option_lines(StudyOptions),
                       "run options: as `freqdiff train --help` (given to the trained and the baseline runs alike)"])
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,7 +34,7 @@ from freqdiff.core.checkpoint import checkpoint_steps, holds_run_lock, list_chec
 from freqdiff.core.config import EvalConfig, RunConfig, section_from_values, split_argv
 from freqdiff.core.distributed import process_state
 from freqdiff.core.io import read_json, write_json
-from freqdiff.core.registry import FreqdiffError, build_params, param, range_text, type_name
+from freqdiff.core.registry import FreqdiffError, build_params, option_lines, param
 from freqdiff.metrics.evaluate import extractor_of, measure_into, pin_eval_config, read_metrics
 from freqdiff.metrics.quality import check_fold_sizes
 from freqdiff.pipeline.build import build_pipeline
@@ -63,11 +62,9 @@ OPTION_HELP = {
 
 def refine_help() -> str:
     """`freqdiff refine --help`."""
-    hints = typing.get_type_hints(RefineOptions)
-    lines = [f"  --{f.name} {type_name(hints[f.name])} = {f.default!r}{range_text(f)}   {OPTION_HELP[f.name]}"
-             for f in dataclasses.fields(RefineOptions)]
     return "\n".join(["usage: freqdiff refine RUN_DIR [refine options]   -> RUN_DIR/refine/ (metrics.csv, refine.json, "
-                      "checkpoints/, states/); the run's own files stay as they are", "refine options:", *lines,
+                      "checkpoints/, states/); the run's own files stay as they are", "refine options:",
+                      *option_lines(RefineOptions, OPTION_HELP),
                       "Needs the run's kept states (train.keep_states, default true); runs in one process."])
 
 

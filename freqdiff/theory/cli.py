@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
-import typing
 
 from freqdiff.core.config import split_argv
-from freqdiff.core.registry import FreqdiffError, build_params, range_text, type_name
+from freqdiff.core.registry import FreqdiffError, build_params, option_lines
 from freqdiff.theory.config import TheoryConfig
 from freqdiff.theory.study import run_study
 
@@ -25,11 +24,9 @@ QUICK = {"psi_p": "32,1024", "psi_n": "2,4,8,16", "t": "0.01,0.1", "draws": "4",
 
 def options_help() -> str:
     """USAGE, the --quick preset and every setting of TheoryConfig with its type, default and range."""
-    hints = typing.get_type_hints(TheoryConfig)
-    lines = [USAGE, "", "--quick sets: " + " ".join(f"--{k} {v}" for k, v in QUICK.items()), "", "settings:"]
-    for f in dataclasses.fields(TheoryConfig):
-        lines.append(f"  --{f.name} {type_name(hints[f.name])} = {f.default!r}{range_text(f)}: {f.metadata['help']}")
-    return "\n".join(lines)
+    notes = {f.name: f.metadata["help"] for f in dataclasses.fields(TheoryConfig)}
+    return "\n".join([USAGE, "", "--quick sets: " + " ".join(f"--{k} {v}" for k, v in QUICK.items()), "", "settings:",
+                      *option_lines(TheoryConfig, notes)])
 
 
 def parse(argv: list[str]) -> TheoryConfig:

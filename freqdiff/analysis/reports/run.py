@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from freqdiff.analysis.reading.window import Window, read_window
 from freqdiff.analysis.reports.plots import plot_run
 from freqdiff.core.checkpoint import check_run_layout
 from freqdiff.core.io import RunLock, one_line_errors, read_json, write_json
-from freqdiff.core.registry import range_text
+from freqdiff.core.registry import option_lines
 
 
 @dataclass(frozen=True)
@@ -70,9 +69,7 @@ def window_main(run_dir: Path, **options: Any) -> Window:
 
 def window_options_help() -> str:
     """The detection rules' options, each with its type, default and valid range (window and compare)."""
-    hints = typing.get_type_hints(WindowRule)
-    return "\n".join(["window options:", *(f"  --{f.name} {hints[f.name].__name__} = {f.default!r}{range_text(f)}"
-                                          for f in dataclasses.fields(WindowRule)),
+    return "\n".join(["window options:", *option_lines(WindowRule),
                       "tau_gen: where the fitted FD comes within tol x its 2-sigma error of its plateau (95% bootstrap);",
                       "tau_mem: where the expected copy fraction reaches threshold (95% profile likelihood), for the",
                       "paper's f_mem and the copy measure robust to residual noise; the calibrated quality gate",
