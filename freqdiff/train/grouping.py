@@ -61,11 +61,12 @@ def planned_group_size(cfg: RunConfig, runs: int, ensemble: int = 0, recorded: o
     return size
 
 
-def changes_forward(cfg: RunConfig) -> bool:
-    """Whether the run's regularizer changes the network or the optimizer (members.check_shared_forward): then runs
-    may share a stack only with equal regularizer settings. Building the regularizer once tells."""
-    regularizer = init_pipeline(cfg).regularizer
-    return wraps_model(regularizer) or bool(regularizer.optimizer_options())
+def stack_traits(cfg: RunConfig) -> tuple[bool, bool]:
+    """Whether the run's regularizer changes the network or the optimizer (then runs share a stack only with equal
+    regularizer settings), and whether its process derives values from the data (then only with equal data): both
+    members.check_shared_forward's rules, told by building the run's pipeline once."""
+    pipe = init_pipeline(cfg)
+    return wraps_model(pipe.regularizer) or bool(pipe.regularizer.optimizer_options()), bool(pipe.process.derived())
 
 
 def stack_key(cfg: RunConfig) -> str:
@@ -78,20 +79,19 @@ def stack_key(cfg: RunConfig) -> str:
 
 def group_runs(configs: Sequence[RunConfig], size: int) -> list[list[int]]:
     """Indices of the runs, in groups of at most `size` that can share a stack (same batch size, same settings but
-    n, seed, steps and numeric regularizer parameters, the same regularizer settings where changes_forward, and the
-    same data where the process derives values from it, e.g. EDM's sigma_data; runs in order). Each distinct
-    regularizer and process setting is built once."""
-    shared: dict[str, bool] = {}
-    derives: dict[str, bool] = {}
+    n, seed, steps and numeric regularizer parameters, the same regularizer settings where it changes the forward,
+    the same data where the process derives values from it, e.g. EDM's sigma_data; runs in order). Each distinct
+    pair of regularizer and process settings is built once (stack_traits)."""
+    traits: dict[str, tuple[bool, bool]] = {}
     by_key: dict[tuple[int, str, str, str], list[int]] = {}
     for i, cfg in enumerate(configs):
-        regularizer = json.dumps(cfg.to_dict()["regularizer"], sort_keys=True)
-        if regularizer not in shared:
-            shared[regularizer] = changes_forward(cfg)
-        process = json.dumps(cfg.to_dict()["process"], sort_keys=True)
-        if process not in derives:
-            derives[process] = bool(init_pipeline(cfg).process.derived())
-        data = f"{cfg.data.n}/{cfg.data.subset_index}" if derives[process] else ""  # members.check_shared_forward
-        key = (batch_size(cfg), stack_key(cfg), regularizer if shared[regularizer] else "", data)
+        resolved = cfg.to_dict()
+        regularizer = json.dumps(resolved["regularizer"], sort_keys=True)
+        settings = json.dumps([resolved["regularizer"], resolved["process"]], sort_keys=True)
+        if settings not in traits:
+            traits[settings] = stack_traits(cfg)
+        shared, derives = traits[settings]
+        data = f"{cfg.data.n}/{cfg.data.subset_index}" if derives else ""
+        key = (batch_size(cfg), stack_key(cfg), regularizer if shared else "", data)
         by_key.setdefault(key, []).append(i)
     return [group[j:j + size] for group in by_key.values() for j in range(0, len(group), size)]
