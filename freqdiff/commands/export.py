@@ -28,6 +28,7 @@ from freqdiff.core.checkpoint import (checkpoint_path, config_run_hash, list_che
                                       load_run_config)
 from freqdiff.core.config import RunConfig, split_argv
 from freqdiff.core.io import TEMP_MARK, make_dir, write_json
+from freqdiff.commands.external import BETA_SCHEDULES
 from freqdiff.core.registry import FreqdiffError, build_params, option_lines, param
 from freqdiff.models.diffusers_unet import DiffusersUNet, import_diffusers
 from freqdiff.models.preconditioned import Preconditioned
@@ -99,14 +100,16 @@ def trained_unet(pipe: Pipeline, cfg: RunConfig, run_dir: Path, step: int) -> tu
     return net.unet.eval(), which
 
 
+DIFFUSERS_SCHEDULES = {schedule: name for name, schedule in BETA_SCHEDULES.items()}  # freqdiff ddpm's -> diffusers'
+
+
 def scheduler_config(cfg: RunConfig, pipe: Pipeline) -> dict[str, Any]:
     """The DDPMScheduler arguments of the run's process and sampler (see the module docstring)."""
     process = cfg.to_dict()["process"]["params"]
-    cosine = process["schedule"] == "cosine"
     low, high = pipe.split.x0_range
     clip = bool(cfg.to_dict()["sampler"]["params"].get("clip_x0", False))
     return dict(num_train_timesteps=process["T"], beta_start=process["beta_start"], beta_end=process["beta_end"],
-                beta_schedule="squaredcos_cap_v2" if cosine else "linear", prediction_type="epsilon",
+                beta_schedule=DIFFUSERS_SCHEDULES[process["schedule"]], prediction_type="epsilon",
                 variance_type="fixed_small", clip_sample=clip, clip_sample_range=max(abs(low), abs(high)),
                 timestep_spacing="trailing")
 
