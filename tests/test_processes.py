@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import build_context, tiny_config
-from freqdiff.commands.recipes import RECIPES
+from freqdiff.commands.recipes import RECIPES, study_base
 from freqdiff.core.config import RunConfig, apply_flags
 from freqdiff.core.spectral import dct_2d, idct_2d
 from freqdiff.data import make_split
@@ -297,8 +297,8 @@ def test_band_errors_run_on_every_process_and_the_memorizer_matches_itself(name:
 
 @pytest.mark.parametrize("name, sampler", [("edm", "heun"), ("blurring", "ddpm"), ("equal_snr", "ddim")])
 def test_process_recipes_are_the_baseline_with_the_process_and_sampler_swapped(name: str, sampler: str) -> None:
-    base, recipe = RECIPES.build("baseline"), RECIPES.build(name)
-    assert dataclasses.replace(recipe, flags=base.flags, n_grid=base.n_grid) == base
+    base, recipe = study_base(), RECIPES.build(name)
+    assert dataclasses.replace(recipe, flags=base.flags) == base
     changed = {key for key in base.flags.keys() | recipe.flags.keys() if base.flags.get(key) != recipe.flags.get(key)}
     assert changed <= {"process", "sampler", "sampler.steps"} and recipe.flags["process"] == name
     cfg = apply_flags(RunConfig(), {**recipe.flags, "n": "4"})

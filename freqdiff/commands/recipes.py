@@ -89,16 +89,26 @@ STUDY_N = (128,)
 STUDY_SEEDS = (0, 1, 2, 3, 4)
 
 
+# The strength and process studies train 28 n steps (n = 128: the 4000-step floor), enough for tau_mem at n = 128.
+STUDY_STEPS_PER_N = 28
+
+
 @RECIPES.register("baseline", NoParams)
 def baseline(params: NoParams, **_: object) -> Recipe:
-    """The paper's recipe (plain MSE) in the window regime of the CPU scale: n = 128..256, all above n* (74), 5 seeds."""
-    return Recipe(flags=CPU_MLP, n_grid=(128, 160, 200, 256), seeds=STUDY_SEEDS, steps_per_n=28)
+    """The paper's recipe (plain MSE) over a factor 4 in n: 128, 256, 512 (n* lies in (128, 256]), 6 seeds, 40 n steps
+    (the one-seed map copied nothing at n = 512 by step 13267 = 26 n)."""
+    return Recipe(flags=CPU_MLP, n_grid=(128, 256, 512), seeds=tuple(range(6)), steps_per_n=40)
+
+
+def study_base() -> Recipe:
+    """The baseline as the strength and process studies run it: STUDY_N, STUDY_SEEDS, STUDY_STEPS_PER_N."""
+    return replace(baseline(NoParams()), n_grid=STUDY_N, seeds=STUDY_SEEDS, steps_per_n=STUDY_STEPS_PER_N)
 
 
 def strength_study(flags: dict[str, str], vary: tuple[str, tuple[str, ...]]) -> Recipe:
-    """The baseline at STUDY_N with extra flags, one run flag varied (its first value equivalent to the baseline)."""
-    base = baseline(NoParams())
-    return replace(base, flags={**base.flags, **flags}, n_grid=STUDY_N, vary=vary)
+    """The study base with extra flags, one run flag varied (its first value equivalent to the baseline)."""
+    base = study_base()
+    return replace(base, flags={**base.flags, **flags}, vary=vary)
 
 
 @RECIPES.register("fourier_penalty", NoParams)
@@ -124,11 +134,11 @@ def frequency_weighted(params: NoParams, **_: object) -> Recipe:
 
 
 def with_process(recipe: Recipe, process: str, sampler: dict[str, str] | None = None) -> Recipe:
-    """`recipe` at STUDY_N with another process and, when given, another sampler (replacing every sampler flag)."""
+    """`recipe` with another process and, when given, another sampler (replacing every sampler flag)."""
     flags = recipe.flags
     if sampler is not None:
         flags = {key: value for key, value in flags.items() if key != "sampler" and not key.startswith("sampler.")}
-    return replace(recipe, flags={**flags, "process": process, **(sampler or {})}, n_grid=STUDY_N)
+    return replace(recipe, flags={**flags, "process": process, **(sampler or {})})
 
 
 def heun_levels(recipe: Recipe) -> str:
@@ -139,21 +149,21 @@ def heun_levels(recipe: Recipe) -> str:
 @RECIPES.register("edm", NoParams)
 def edm(params: NoParams, **_: object) -> Recipe:
     """The baseline with EDM's process and Heun's sampler on its rho = 7 grid, at the baseline's network evaluations."""
-    base = baseline(params)
+    base = study_base()
     return with_process(base, "edm", {"sampler": "heun", "sampler.steps": heun_levels(base)})
 
 
 @RECIPES.register("blurring", NoParams)
 def blurring(params: NoParams, **_: object) -> Recipe:
     """The baseline with blurring diffusion (DCT heat dissipation + cosine log-SNR) and its ancestral sampler."""
-    base = baseline(params)
+    base = study_base()
     return with_process(base, "blurring", {"sampler": "ddpm", "sampler.steps": base.flags["sampler.steps"]})
 
 
 @RECIPES.register("equal_snr", NoParams)
 def equal_snr(params: NoParams, **_: object) -> Recipe:
     """The baseline with DDPM's noise shaped per DCT frequency to the training subset's variance (equal SNR)."""
-    return with_process(baseline(params), "equal_snr")
+    return with_process(study_base(), "equal_snr")
 
 
 @RECIPES.register("paper_celeba", NoParams)
