@@ -1,4 +1,5 @@
-"""The figure of `freqdiff compare`: each recipe's window against n, and its quality at the window's start."""
+"""The figure of `freqdiff compare`: each recipe's window against n, its scale-free width, and its quality at the
+window's start."""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -10,6 +11,7 @@ from freqdiff.analysis.reading.comparison import Comparison
 from freqdiff.analysis.reading.pooling import Recipe
 from freqdiff.analysis.reading.scaling import Spread
 from freqdiff.analysis.reports.plots import TAU_LABEL, fid_label
+from freqdiff.metrics.statistics import t_interval
 
 
 def _bars(spreads: Sequence[Spread]) -> np.ndarray:
@@ -57,18 +59,52 @@ def _draw_quality(ax: Any, recipe: Recipe, color: str, shift: float) -> None:
                     fmt="o-", color=color, label=f"{recipe.label} ({recipe.extractor or 'unknown'})")
 
 
+def _mean_width(w: np.ndarray) -> tuple[float, float, float]:
+    """Mean of the seeds' scale-free widths and its 95% Student-t interval over seeds."""
+    center = float(w.mean())
+    return (center, *t_interval(center, float(w.std(ddof=1) / np.sqrt(w.size)), w.size - 1))
+
+
+def _draw_width(ax: Any, recipe: Recipe, color: str, shift: float) -> None:
+    """w = log(tau_mem / tau_gen) per seed (dots; triangles: a bound, pointing the way it may move) and, where every
+    seed's w is exact and there are >= 2, their mean with its 95% t interval, joined across n."""
+    means: list[tuple[float, float, float, float]] = []
+    label: str | None = f"{recipe.label}: seeds"
+    for n in sorted({run.window.n for run in recipe.runs if run.window.n is not None}):
+        windows = [w for w in recipe.at(n) if w.ratio is not None and w.ratio > 0]
+        w = np.log([x.ratio for x in windows])
+        for marker, bound in (("o", ""), ("^", ">="), ("v", "<=")):
+            picked = w[[x.bound == bound for x in windows]] if windows else w
+            if picked.size:
+                ax.plot(np.full(picked.size, n * shift), picked, marker, ms=3.5, mfc="none" if bound else color,
+                        color=color, alpha=0.6, label=label)
+                label = None
+        if len(windows) >= 2 and all(x.bound == "" for x in windows):
+            means.append((n * shift, *_mean_width(w)))
+    if means:
+        x, center, low, high = np.array(means).T
+        ax.errorbar(x, center, yerr=[center - low, high - center], fmt="s-", ms=6, capsize=3, color=color,
+                    label=f"{recipe.label}: mean over seeds, 95% t interval")
+
+
 def comparison_figure(comparison: Comparison) -> Figure:
-    """Left: tau_gen and tau_mem against n per recipe (log-log), window shaded, censored tau_mem open,
-    no-generation points crossed. Right: the FD at tau_gen against n with its 2-sigma error.
+    """Left: the scale-free width against n per recipe, with intervals over seeds. Middle: tau_gen and tau_mem against
+    n (log-log), window shaded, censored tau_mem open, no-generation points crossed. Right: the FD at tau_gen against
+    n with its 2-sigma error.
     """
-    fig = Figure(figsize=(12, 4.5))
-    ax, fid_ax = fig.subplots(1, 2)
+    fig = Figure(figsize=(17, 4.8))
+    width_ax, ax, fid_ax = fig.subplots(1, 3)
     ax.set_yscale("log")
     for i, recipe in enumerate(comparison.recipes):
+        _draw_width(width_ax, recipe, f"C{i % 10}", 1.04 ** i)
         _draw_window(ax, recipe, f"C{i % 10}", 1.04 ** i)
         _draw_quality(fid_ax, recipe, f"C{i % 10}", 1.04 ** i)
+    width_ax.axhline(0, color="0.5", lw=0.8)
+    width_ax.set_ylabel("scale-free width w = log(tau_mem / tau_gen)")
+    width_ax.set_title("width per seed (o exact, ^ lower bound, v upper bound; < 0: closed) and\n"
+                       "the mean over seeds with its 95% t interval where every seed is exact", fontsize=9)
     ns = sorted({row.group.n for r in comparison.recipes for row in r.rows})
-    for axis in (ax, fid_ax):
+    for axis in (width_ax, ax, fid_ax):
         axis.set_xscale("log")
         axis.set_xticks(ns, [str(n) for n in ns])
         axis.minorticks_off()
@@ -79,9 +115,9 @@ def comparison_figure(comparison: Comparison) -> Figure:
     extractors = {r.extractor for r in comparison.recipes}
     fid_ax.set_ylabel(f"{fid_label(extractors.pop()) if len(extractors) == 1 else 'FD (features differ)'} at tau_gen")
     fid_ax.set_title("quality at the window's start (mean over seeds ± 2 sigma)", fontsize=9)
-    for axis in (ax, fid_ax):
-        if axis.get_legend_handles_labels()[0]:
-            axis.legend(fontsize=7)
+    for axis in (width_ax, ax, fid_ax):
+        if axis.get_legend_handles_labels()[0]:  # below the panel: no data hidden
+            axis.legend(fontsize=6, loc="upper left", bbox_to_anchor=(0, -0.14), frameon=False)
     if not fid_ax.get_legend_handles_labels()[0]:
         fid_ax.text(0.5, 0.5, "no recipe reaches tau_gen at any n", ha="center", transform=fid_ax.transAxes)
     return fig
