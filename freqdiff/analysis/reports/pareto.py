@@ -22,6 +22,7 @@ from freqdiff.analysis.reading.equivalence import COMPARABLE
 from freqdiff.analysis.reading.factors import Factor
 from freqdiff.analysis.reading.pooling import data_settings
 from freqdiff.analysis.reading.verdicts import confidence_text
+from freqdiff.analysis.reports.bands import bands_section
 from freqdiff.analysis.reports.plots import fid_label
 from freqdiff.analysis.reports.report import markdown_table
 from freqdiff.core.config import split_argv
@@ -192,7 +193,7 @@ def write_pareto(dirs: Sequence[Path], out: Path, reference: str | None = None, 
                                        "absolute width factor (tau_mem - tau_gen) [95% interval]"), shown), "",
                       f"Intervals: {INTERVALS}", "",
                       "## Verdict", "", sentence, "", "![pareto](pareto.png)", "",
-                      *(f"- {v.verdict}" for v in comparison.versus), ""])
+                      *(f"- {v.verdict}" for v in comparison.versus), "", *bands_section(comparison, out)])
     write_text(out / "pareto.md", text)
     return sentence
 
