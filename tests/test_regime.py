@@ -222,3 +222,17 @@ def test_write_regime_refuses_two_recipes_and_empty_dirs(tmp_path, monkeypatch):
     with pytest.raises(FreqdiffError, match="no run directories"):
         write_regime(tmp_path / "empty")
     assert main([str(tmp_path / "empty")]) == 2 and main(["--help"]) == 0
+
+
+def test_a_map_pools_run_directories_from_several_scans_and_counts_each_n_and_seed_once(tmp_path, monkeypatch):
+    use_test_gate(monkeypatch)
+    write_scan(tmp_path / "small", [(n, 0, tau_mem(n), split_index(n)) for n in (32, 64, 128)])
+    write_scan(tmp_path / "large", [(n, 0, tau_mem(n), split_index(n)) for n in (128, 256)])
+    with pytest.raises(FreqdiffError, match="are both n = 128, seed 0: a regime map counts each"):
+        write_regime([tmp_path / "small", tmp_path / "large"], tmp_path / "map")
+    with pytest.raises(FreqdiffError, match="2 directories pooled need --out"):
+        write_regime([tmp_path / "small", tmp_path / "large"])
+    runs = [tmp_path / "small" / "n00032-seed0", tmp_path / "small" / "n00064-seed0", tmp_path / "large"]
+    assert main([*map(str, runs), "--out", str(tmp_path / "map")]) == 0
+    with open(tmp_path / "map" / "regime.csv", newline="") as fh:
+        assert sorted(int(r["n"]) for r in csv.DictReader(fh)) == [32, 64, 128, 256]

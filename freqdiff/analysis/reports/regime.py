@@ -41,25 +41,31 @@ def onset_of(point: RunPoint, quantity: str) -> Onset:
     return point.split if quantity == "split" else point.tau_mem(quantity)
 
 
-def load_points(root: Path, **options: Any) -> tuple[list[RunPoint], dict[int, Curves], dict[str, Any]]:
-    """Every run under root read (window with WindowRule `options`, split onset); one curve per n for the figure;
-    the config of the first run. Runs of several recipes are refused: a regime map is one recipe's scan."""
+def load_points(roots: Sequence[Path], **options: Any) -> tuple[list[RunPoint], dict[int, Curves], dict[str, Any]]:
+    """Every run under the roots read (window with WindowRule `options`, split onset); one curve per n for the figure;
+    the config of the first run. Runs of several recipes, or one (n, seed) twice, are refused: a regime map is one
+    recipe's scan, each (n, seed) counted once."""
     build_params(WindowRule, options, "window")
-    runs = find_runs(Path(root))
+    runs = sorted({run for root in roots for run in find_runs(Path(root))})
     if not runs:
-        raise FreqdiffError(f"{root}: no run directories (config.json + metrics.csv) found")
-    points, curves, configs = [], {}, {}
+        raise FreqdiffError(f"{', '.join(map(str, roots))}: no run directories (config.json + metrics.csv) found")
+    points, curves, configs, seen = [], {}, {}, {}
     for run_dir in runs:
         config, run_curves = load_run(run_dir)
         n = config.get("data", {}).get("n")
         if not n:
             raise FreqdiffError(f"{run_dir / 'config.json'}: no data.n; not a run of a scan of n")
+        seed = config.get("train", {}).get("seed")
+        if (n, seed) in seen:
+            raise FreqdiffError(f"{seen[n, seed]} and {run_dir} are both n = {n}, seed {seed}: a regime map counts "
+                                "each (n, seed) once; name the run directories to use")
+        seen[n, seed] = run_dir
         configs.setdefault(recipe_of(config), config)
         window = read_window(run_curves, n=n, **options)
-        points.append(RunPoint(n, config.get("train", {}).get("seed"), window, split_onset(run_curves)))
+        points.append(RunPoint(n, seed, window, split_onset(run_curves)))
         curves.setdefault(n, run_curves)
     if len(configs) > 1:
-        raise FreqdiffError(f"{root}: runs of {len(configs)} recipes ({', '.join(sorted(configs))}); "
+        raise FreqdiffError(f"{', '.join(map(str, roots))}: runs of {len(configs)} recipes ({', '.join(sorted(configs))}); "
                             "a regime map scans n with one recipe")
     return points, curves, next(iter(configs.values()))
 
@@ -193,10 +199,15 @@ def markdown(points: Sequence[RunPoint], crossings: dict[str, Crossing], fits: S
     return "\n".join(lines)
 
 
-def write_regime(root: Path, out: Path | None = None, **options: Any) -> Path:
-    """Read the scan under root, write regime.png, regime.csv and regime.md into out (default root)."""
-    out = Path(out or root)
-    points, curves, config = load_points(Path(root), **options)
+def write_regime(roots: Path | Sequence[Path], out: Path | None = None, **options: Any) -> Path:
+    """Read the scan under the roots (one DIR, or run directories and DIRs to pool), write regime.png, regime.csv and
+    regime.md into out (default: the one root)."""
+    roots = [Path(roots)] if isinstance(roots, (str, Path)) else [Path(r) for r in roots]
+    if out is None and len(roots) != 1:
+        raise FreqdiffError(f"regime: {len(roots)} directories pooled need --out DIR")
+    out = Path(out or roots[0])
+    points, curves, config = load_points(roots, **options)
+    out.mkdir(parents=True, exist_ok=True)
     crossings = {m: locate_crossing(points, m) for m in MEM_MEASURES}
     fits = slopes(points, crossings[HEADLINE])
     rows = csv_rows(points)
@@ -208,8 +219,9 @@ def write_regime(root: Path, out: Path | None = None, **options: Any) -> Path:
     return path
 
 
-USAGE = ("usage: python -m freqdiff.analysis.reports.regime DIR [--out DIR] [window options]\n"
-         "  the regime map of the runs under DIR (one recipe scanned over n) -> regime.png, regime.csv, regime.md")
+USAGE = ("usage: python -m freqdiff.analysis.reports.regime DIR... [--out DIR] [window options]\n"
+         "  the regime map of the runs under each DIR (one recipe scanned over n; each (n, seed) once)\n"
+         "  -> regime.png, regime.csv, regime.md (in DIR, or --out, which several DIRs need)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -220,10 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         positional, flags = split_argv(argv)
-        if len(positional) != 1:
-            raise FreqdiffError(f"regime: expected one directory, got {len(positional)} arguments")
+        if not positional:
+            raise FreqdiffError("regime: expected one or more directories")
         out = flags.pop("out", None)
-        print(write_regime(Path(positional[0]), Path(out) if out else None, **flags))
+        print(write_regime([Path(p) for p in positional], Path(out) if out else None, **flags))
     except FreqdiffError as err:
         print(f"regime: error: {err}", file=sys.stderr)
         return 2
