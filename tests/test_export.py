@@ -14,7 +14,7 @@ from conftest import tiny_config
 from freqdiff.cli import main
 from freqdiff.commands.export import scheduler_config
 from freqdiff.core.checkpoint import load_weights, run_record
-from freqdiff.core.io import write_json
+from freqdiff.core.io import TEMP_MARK, write_json
 from freqdiff.pipeline.build import Pipeline, build_pipeline
 from freqdiff.samplers.base import Denoiser
 from freqdiff.samplers.ddim import ddim
@@ -32,8 +32,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_export_loads_in_both_pipelines_and_matches_freqdiff(run: Path, tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "pipe"
+    killed = tmp_path / f".pipe.999999999-abcd1234{TEMP_MARK}"  # the folder of an export killed mid-write
+    (killed / "unet").mkdir(parents=True)
     assert main(["export", str(run), "--out", str(out), "--step", "10"]) == 0
-    assert "step 10 (ema weights)" in capsys.readouterr().out
+    assert "step 10 (ema weights)" in capsys.readouterr().out and not killed.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
     record = json.loads((out / "export.json").read_text())
     assert record["step"] == 10 and record["weights"] == "ema" and len(record["mean"]) == 1
     for pipeline in (DDPMPipeline, DDIMPipeline):

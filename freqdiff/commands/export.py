@@ -27,7 +27,7 @@ from typing import Any
 from freqdiff.core.checkpoint import (checkpoint_path, config_run_hash, list_checkpoints, load_checkpoint, load_into,
                                       load_run_config)
 from freqdiff.core.config import RunConfig, split_argv
-from freqdiff.core.io import TEMP_MARK, make_dir, write_json
+from freqdiff.core.io import TEMP_MARK, make_dir, remove_leftovers, write_json
 from freqdiff.commands.external import BETA_SCHEDULES
 from freqdiff.core.registry import FreqdiffError, build_params, option_lines, param
 from freqdiff.models.diffusers_unet import DiffusersUNet, import_diffusers
@@ -127,6 +127,7 @@ def export_run(run_dir: Path, out: Path, step: int = 0) -> dict[str, Any]:
     record = {"run": str(run_dir), "run_hash": config_run_hash(run_dir), "step": step, "weights": which,
               "pixels": "2 * image - 1 + mean", "mean": pipe.split.mean.flatten().tolist()}
     make_dir(out.parent, "--out ")
+    remove_leftovers(out)  # a killed export's folder
     tmp = out.parent / f".{out.name}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_MARK}"  # the umask's permissions
     try:
         tmp.mkdir()

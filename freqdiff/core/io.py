@@ -21,6 +21,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 import socket
 import stat
 import tempfile
@@ -185,8 +186,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     target, tmp = check_writable(path), None
     make_dir(target.parent)
     try:
-        for leftover in target.parent.glob(f".{glob.escape(target.name)}.*{TEMP_MARK}*"):
-            _remove_if_orphan(leftover)
+        remove_leftovers(target)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}-",
                                    suffix=f"{TEMP_MARK}{target.suffix}")
         os.close(fd)
@@ -211,12 +211,24 @@ def _alive(pid: int) -> bool:
 
 
 def _remove_if_orphan(path: Path) -> bool:
-    """Delete a temporary of atomic_path whose writer process is gone; True if it was one."""
+    """Delete a temporary (a file, or a folder such as export's) whose writer process is gone; True if it was one.
+    A link is removed as a link, never followed."""
     match = _TEMP_NAME.match(path.name)
-    if match is None or not path.is_file() or _alive(int(match.group(1))):
+    if match is None or _alive(int(match.group(1))):
         return False
-    path.unlink(missing_ok=True)
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    elif path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        return False
     return True
+
+
+def remove_leftovers(target: Path) -> None:
+    """Delete the temporaries of `target` left by killed writers (named .TARGET.PID-...TEMP_MARK...)."""
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*{TEMP_MARK}*"):
+        _remove_if_orphan(leftover)
 
 
 def remove_orphan_temps(directory: str | os.PathLike[str]) -> list[Path]:
