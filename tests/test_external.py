@@ -181,3 +181,16 @@ def test_help_lists_its_own_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["import", "--help"]) == 0
     shown = capsys.readouterr().out
     assert all(f"--{name}" in shown for name in ("data", "held_out", "out", "n", "final_step", "process"))
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_an_npz_is_counted_from_its_header_without_loading_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              compressed: bool) -> None:
+    from freqdiff.data import external
+    path = tmp_path / "set.npz"
+    (np.savez_compressed if compressed else np.savez)(path, images=np.zeros((37, 8, 8), np.float32))
+    params = external.ExternalParams(train=str(path))
+    monkeypatch.setattr(external, "_npz", lambda *_: pytest.fail("the array was loaded to count it"))
+    assert external.image_count(str(path), params, "train") == 37
+    with pytest.raises(pytest.fail.Exception):  # a missing key is read in full, so that the loader names it
+        external.image_count(str(path), external.ExternalParams(train=str(path), key="pixels"), "train")

@@ -9,9 +9,11 @@ move every training image away from the copies that f_mem looks for.
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -62,10 +64,22 @@ def _npz(path: str, params: ExternalParams) -> Tensor:
                                 "channels_last": params.channels_last})
 
 
+def _npz_length(path: str, params: ExternalParams) -> int:
+    """The length of an .npz's array from its .npy header, not decompressed; a damaged file or a missing key is
+    read in full, so that the loader names the problem."""
+    headers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(f"{params.key}.npy") as member:
+            shape = headers[np.lib.format.read_magic(member)](member)[0]
+        return int(shape[0])
+    except (OSError, KeyError, ValueError, IndexError, zipfile.BadZipFile):
+        return len(_npz(path, params))
+
+
 def image_count(path: str, params: ExternalParams, what: str) -> int:
-    """How many images a set holds: a folder's image files (not decoded), an array's length."""
+    """How many images a set holds: a folder's image files (not decoded), an array's length (not loaded)."""
     source = _source(path, what)
-    count = len(image_files(source)) if source.is_dir() else len(_npz(path, params))
+    count = len(image_files(source)) if source.is_dir() else _npz_length(path, params)
     if not count:
         raise FreqdiffError(f"{WHERE}.{what}: no images in {path}")
     return count
