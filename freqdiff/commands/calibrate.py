@@ -28,8 +28,9 @@ from torch import Tensor
 from freqdiff.analysis.reading.equivalence import LOWER_IS_BETTER, MARGINS_KEY, MEASURES, Margins, margins_entry
 from freqdiff.core.checkpoint import list_checkpoints, load_run_config, load_weights
 from freqdiff.core.config import EvalConfig
-from freqdiff.core.io import (check_own_file, check_writable, claim_output_dir, one_line_errors, read_json, save_figure,
-                              write_csv, write_json, write_text)
+from freqdiff.core.figures import save_figure
+from freqdiff.core.io import (check_own_file, check_writable, claim_output_dir, one_line_errors, read_json, write_csv,
+                              write_json, write_text)
 from freqdiff.core.registry import FreqdiffError
 from freqdiff.data import Split
 from freqdiff.metrics.extractors import Extractor, get_extractor

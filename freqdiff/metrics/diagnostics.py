@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from freqdiff.core.io import save_figure
+from freqdiff.core.figures import save_figure
 from freqdiff.core.registry import check_choice
 from freqdiff.core.spectral import band_edges, radial_band_power
 from freqdiff.models.optimal_score import in_basis, optimal_x0

@@ -14,7 +14,7 @@ from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import NullLocator  # noqa: E402
 
-from freqdiff.core.io import save_figure  # noqa: E402
+from freqdiff.core.figures import save_figure  # noqa: E402
 from freqdiff.theory.results import Setting, StudyResult  # noqa: E402
 from freqdiff.theory.tables import READOUTS, Analysis, families  # noqa: E402
 

@@ -15,7 +15,7 @@ from matplotlib.ticker import NullFormatter
 from freqdiff.analysis.reading.bands import METRIC, BandRatio, at_step, band_ratios, reference_taus, significant
 from freqdiff.analysis.reading.comparison import Comparison
 from freqdiff.analysis.reports.report import markdown_table
-from freqdiff.core.io import save_figure
+from freqdiff.core.figures import save_figure
 
 HOW = (f"{METRIC} (eps_hat against the training set's exact memorizer, power per Fourier coefficient in a radial "
        "band, on held-out images noised to the OU time) of each strength over the reference's: exp of the mean over "

@@ -14,7 +14,7 @@ from freqdiff.analysis.reading.baselines import (ONE_POINT, BaselineRun, Equival
                                                  sigma_by_fmem, sigma_by_profile, spectral_profiles)
 from freqdiff.analysis.reading.curves import Curves, load_run
 from freqdiff.analysis.reports.plots import fid_label, nearest_figure
-from freqdiff.core.io import save_figure
+from freqdiff.core.figures import save_figure
 from freqdiff.core.registry import FreqdiffError
 
 SIGMA_LABEL = "smoothing sigma (units of x_t: centered pixels)"

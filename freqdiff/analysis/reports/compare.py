@@ -25,8 +25,9 @@ from freqdiff.analysis.reports.comparison_figure import comparison_figure
 from freqdiff.analysis.reports.report import fit_text, markdown_table
 from freqdiff.analysis.reports.run import window_options_help
 from freqdiff.core.config import split_argv
-from freqdiff.core.io import (check_own_file, claim_output_dir, one_line_errors, read_json, save_figure, write_csv,
-                              write_json, write_text)
+from freqdiff.core.figures import save_figure
+from freqdiff.core.io import (check_own_file, claim_output_dir, one_line_errors, read_json, write_csv, write_json,
+                              write_text)
 from freqdiff.core.registry import FreqdiffError, check_choice
 from freqdiff.metrics.statistics import PowerLaw
 

@@ -26,7 +26,8 @@ from freqdiff.analysis.reports.bands import bands_section
 from freqdiff.analysis.reports.plots import fid_label
 from freqdiff.analysis.reports.report import markdown_table
 from freqdiff.core.config import split_argv
-from freqdiff.core.io import check_own_file, claim_output_dir, one_line_errors, save_figure, write_csv, write_text
+from freqdiff.core.figures import save_figure
+from freqdiff.core.io import check_own_file, claim_output_dir, one_line_errors, write_csv, write_text
 from freqdiff.core.registry import FreqdiffError
 
 # width: the scale-free width (the factor on tau_mem/tau_gen); absolute_width: on tau_mem - tau_gen

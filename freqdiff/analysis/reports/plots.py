@@ -1,7 +1,7 @@
 """Figures of the window: per run (curves, losses, nearest neighbours) and across n (collapse, scaling).
 
 Figures are built on matplotlib's object API (no pyplot state, no display needed) and saved
-atomically with freqdiff.core.io.save_figure.
+atomically with freqdiff.core.figures.save_figure.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from freqdiff.analysis.reading.curves import Curves
 from freqdiff.analysis.reading.scaling import collapse_curve, exact_tau_mem
 from freqdiff.analysis.reading.window import Window
-from freqdiff.core.io import save_figure
+from freqdiff.core.figures import save_figure
 from freqdiff.core.registry import FreqdiffError
 from freqdiff.metrics.statistics import PowerLaw
 

@@ -25,7 +25,8 @@ from freqdiff.analysis.reports.plots import TAU_LABEL
 from freqdiff.analysis.reports.report import markdown_table
 from freqdiff.analysis.reports.run import window_options_help
 from freqdiff.core.config import split_argv
-from freqdiff.core.io import save_figure, write_csv, write_text
+from freqdiff.core.figures import save_figure
+from freqdiff.core.io import write_csv, write_text
 from freqdiff.core.registry import FreqdiffError, build_params
 
 HEADLINE = "fmem_robust"  # the copy measure n* is headlined with (the issue: the quality gate and the robust measure)

@@ -14,7 +14,8 @@ from freqdiff.analysis.reading.window import Window, WindowRule, interval_text
 from freqdiff.analysis.reports.baselines import baseline_section
 from freqdiff.analysis.reports.plots import collapse_figure, nearest_roles, scaling_figure
 from freqdiff.analysis.reports.run import RunAnalysis, analyse_run
-from freqdiff.core.io import check_own_file, check_writable, one_line_errors, save_figure, write_text, writing_into
+from freqdiff.core.figures import save_figure
+from freqdiff.core.io import check_own_file, check_writable, one_line_errors, write_text, writing_into
 from freqdiff.core.registry import FreqdiffError, build_params
 from freqdiff.metrics.statistics import PowerLaw
 
