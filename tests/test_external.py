@@ -105,6 +105,9 @@ def test_imported_run_is_measured_by_eval_and_window(trained: dict[str, Path], t
     assert "tau_gen" in json.loads((run / "window.json").read_text())
     assert main(import_args(trained, run, *EVAL)) == 0  # again: the same checkpoints, nothing changes
     assert "0 of 3 steps" in capsys.readouterr().out
+    assert main(["refine", str(run)]) == 2 and not (run / "refine").exists()
+    assert "imported from diffusers (import.json): refine resumes freqdiff's kept training states" in \
+        capsys.readouterr().err
 
 
 def pipeline_only(paths: dict[str, Path], where: Path, **scheduler: object) -> Path:

@@ -29,6 +29,7 @@ from typing import Any, Sequence
 from freqdiff.analysis.reading.curves import load_run
 from freqdiff.analysis.reading.onsets import Onset, WindowRule
 from freqdiff.analysis.reading.window import Window, read_window
+from freqdiff.commands.external import RECORD as IMPORT_RECORD
 from freqdiff.commands.refine_segment import REFINE, segment_grid, state_at, train_segment, weights_dir
 from freqdiff.core.checkpoint import checkpoint_steps, holds_run_lock, list_checkpoints, load_run_config
 from freqdiff.core.config import EvalConfig, RunConfig, section_from_values, split_argv
@@ -265,6 +266,10 @@ def refine_run(run_dir: Path, options: RefineOptions = RefineOptions(), progress
     the summary table, and return refine.json's content (that of the run's earlier refines when nothing was done)."""
     check_one_process()
     run_dir = Path(run_dir)
+    if (run_dir / IMPORT_RECORD).exists():
+        raise FreqdiffError(f"{run_dir}: imported from diffusers ({IMPORT_RECORD}): refine resumes freqdiff's kept "
+                            "training states, which an imported run has none of; import a denser checkpoint series "
+                            "(diffusers' --checkpointing_steps) to measure between checkpoints")
     cfg = measuring_config(run_dir, options.samples)
     budget = options.budget or cfg.train.steps
     report_path = run_dir / REFINE / "refine.json"
