@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import math
 import re
 from pathlib import Path
 
@@ -201,3 +202,17 @@ def test_analysis_layers_import_one_way_without_cycles():
 
     for name in graph:
         visit(name, ())
+
+
+def test_the_width_slope_is_the_tau_mem_slope_minus_the_tau_gen_slope_over_exact_ratios():
+    from types import SimpleNamespace
+
+    from freqdiff.analysis.reading.scaling import fit_width
+    rng = np.random.default_rng(0)
+    windows = [SimpleNamespace(n=n, ratio=(300 * n ** 1.0 / (800 * n ** 0.25)) * math.exp(0.05 * rng.standard_normal()),
+                               bound="") for n in (128, 256, 512) for _ in range(6)]
+    windows += [SimpleNamespace(n=1024, ratio=0.5, bound=">=")]  # a bound: left out, or it would pull the slope down
+    fit, count = fit_width(windows)
+    assert count == 18 and fit.slope == pytest.approx(0.75, abs=0.05)
+    assert fit.interval[0] < fit.slope < fit.interval[1] and fit.interval[1] - fit.interval[0] < 0.2
+    assert fit_width(windows[:6]) is None

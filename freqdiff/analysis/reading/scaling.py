@@ -107,6 +107,15 @@ def fit_tau_mem(windows: Iterable[Window], bootstrap: int = 0) -> PowerLaw | Non
     return fit_power_law(n, tau, bootstrap=bootstrap)
 
 
+def fit_width(windows: Iterable[Window]) -> tuple[PowerLaw, int] | None:
+    """tau_mem/tau_gen ~ n^slope over the windows whose ratio is exact, and their count: the slope is d w / d ln n of the
+    scale-free width w = log(tau_mem/tau_gen), the tau_mem slope minus the tau_gen slope; None below 2 distinct n."""
+    points = [(w.n, w.ratio) for w in windows if w.n and w.ratio and w.ratio > 0 and not w.bound]
+    if len({n for n, _ in points}) < 2:
+        return None
+    return fit_power_law(*zip(*points)), len(points)
+
+
 def spread(values: Sequence[float], bound: str = "") -> Spread:
     """Mean, std, min and max of per-seed values carrying the given bound."""
     a = np.asarray(values, float)

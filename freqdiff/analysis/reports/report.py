@@ -8,8 +8,8 @@ from typing import Any
 
 from freqdiff.analysis.reading.baselines import is_baseline_run
 from freqdiff.analysis.reading.curves import find_runs
-from freqdiff.analysis.reading.scaling import (WindowGroup, component_label, exact_tau_mem, fit_tau_mem, group_windows,
-                                               recipe_of, tau_gen_flatness)
+from freqdiff.analysis.reading.scaling import (WindowGroup, component_label, exact_tau_mem, fit_tau_mem, fit_width,
+                                               group_windows, recipe_of, tau_gen_flatness)
 from freqdiff.analysis.reading.window import Window, WindowRule, interval_text
 from freqdiff.analysis.reports.baselines import baseline_section
 from freqdiff.analysis.reports.plots import collapse_figure, nearest_roles, scaling_figure
@@ -127,6 +127,18 @@ def fit_text(fit: PowerLaw | None, count: int) -> str:
             "largest n are censored.")
 
 
+def width_fit_text(windows: list[Window]) -> str:
+    """One sentence on the slope of the scale-free width w = log(tau_mem/tau_gen) against log n."""
+    fitted = fit_width(windows)
+    if fitted is None:
+        return "Scale-free width against n: no fit (fewer than 2 values of n with an exact tau_mem/tau_gen)."
+    fit, count = fitted
+    interval = ("interval undefined (2 points)" if fit.interval is None
+                else f"95% t interval [{fit.interval[0]:.2f}, {fit.interval[1]:.2f}]")
+    return (f"Scale-free width against n: d log(tau_mem/tau_gen) / d log n = {fit.slope:.2f}, {interval}, over {count} "
+            "runs with an exact ratio (the paper: 1, tau_mem ~ n with tau_gen flat); runs with a bound are excluded.")
+
+
 def flatness_text(groups: list[WindowGroup]) -> str:
     """One sentence on tau_gen across n (the paper: independent of n) and on the window at every n."""
     ratio = tau_gen_flatness(groups)
@@ -158,7 +170,7 @@ def _scaling_sections(runs: list[RunAnalysis], root: Path) -> list[str]:
                    f"{stem}_scaling.png": scaling_figure(windows, fit, recipe)}
         for rel, fig in figures.items():
             save_figure(fig, root / rel)
-        lines += [f"### {recipe}", "", fit_text(fit, len(exact_tau_mem(windows))), "",
+        lines += [f"### {recipe}", "", fit_text(fit, len(exact_tau_mem(windows))), "", width_fit_text(windows), "",
                   flatness_text(group_windows((recipe, _seed(r), r.window) for r in members)), "",
                   *(f"![{Path(rel).stem}]({rel})" for rel in figures), ""]
     return ["## Scaling with n", "", *lines] if lines else []
