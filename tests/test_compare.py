@@ -455,3 +455,22 @@ def test_different_x0_clipping_is_named_in_the_verdict(two, tmp_path):
     assert "Caution: sampled differently (clipped: ddim, x0 clipped; plain: ddim, x0 not clipped)" in v.verdict
     (same,) = compare(two).versus
     assert "sampled differently" not in same.verdict
+
+
+def test_the_width_panel_draws_a_mean_only_where_every_seed_has_an_exact_width():
+    from types import SimpleNamespace
+
+    from matplotlib.figure import Figure
+
+    from freqdiff.analysis.reports.comparison_figure import _draw_width
+
+    def recipe(ratios):
+        runs = [SimpleNamespace(window=SimpleNamespace(n=n, ratio=r, bound=b)) for n, r, b in ratios]
+        return SimpleNamespace(label="r", runs=runs, at=lambda n: [x.window for x in runs if x.window.n == n])
+
+    exact = [(64, 3.0, ""), (64, 4.0, ""), (128, 5.0, ""), (128, 6.0, "")]
+    for ratios, means in ((exact, 2), (exact + [(128, None, "")], 1), (exact + [(64, 2.0, ">=")], 1)):
+        ax = Figure().subplots()
+        _draw_width(ax, recipe(ratios), "C0", 1.0)
+        drawn = [c for c in ax.containers]  # one errorbar container: the means joined across n
+        assert len(drawn) == 1 and len(drawn[0].lines[0].get_xdata()) == means

@@ -66,12 +66,14 @@ def _mean_width(w: np.ndarray) -> tuple[float, float, float]:
 
 
 def _draw_width(ax: Any, recipe: Recipe, color: str, shift: float) -> None:
-    """w = log(tau_mem / tau_gen) per seed (dots; triangles: a bound, pointing the way it may move) and, where every
-    seed's w is exact and there are >= 2, their mean with its 95% t interval, joined across n."""
+    """w = log(tau_mem / tau_gen) per seed (dots; triangles: a bound, pointing the way it may move; a seed without a
+    width is not drawn) and, where every seed has an exact w and there are >= 2, their mean with its 95% t interval,
+    joined across n."""
     means: list[tuple[float, float, float, float]] = []
     label: str | None = f"{recipe.label}: seeds"
     for n in sorted({run.window.n for run in recipe.runs if run.window.n is not None}):
-        windows = [w for w in recipe.at(n) if w.ratio is not None and w.ratio > 0]
+        seeds = recipe.at(n)
+        windows = [w for w in seeds if w.ratio is not None and w.ratio > 0]
         w = np.log([x.ratio for x in windows])
         for marker, bound in (("o", ""), ("^", ">="), ("v", "<=")):
             picked = w[[x.bound == bound for x in windows]] if windows else w
@@ -79,7 +81,7 @@ def _draw_width(ax: Any, recipe: Recipe, color: str, shift: float) -> None:
                 ax.plot(np.full(picked.size, n * shift), picked, marker, ms=3.5, mfc="none" if bound else color,
                         color=color, alpha=0.6, label=label)
                 label = None
-        if len(windows) >= 2 and all(x.bound == "" for x in windows):
+        if len(seeds) == len(windows) >= 2 and all(x.bound == "" for x in windows):
             means.append((n * shift, *_mean_width(w)))
     if means:
         x, center, low, high = np.array(means).T
@@ -95,10 +97,12 @@ def comparison_figure(comparison: Comparison) -> Figure:
     fig = Figure(figsize=(17, 4.8))
     width_ax, ax, fid_ax = fig.subplots(1, 3)
     ax.set_yscale("log")
+    middle = (len(comparison.recipes) - 1) / 2
     for i, recipe in enumerate(comparison.recipes):
-        _draw_width(width_ax, recipe, f"C{i % 10}", 1.04 ** i)
-        _draw_window(ax, recipe, f"C{i % 10}", 1.04 ** i)
-        _draw_quality(fid_ax, recipe, f"C{i % 10}", 1.04 ** i)
+        shift = 1.03 ** (i - middle)  # side by side around each n
+        _draw_width(width_ax, recipe, f"C{i % 10}", shift)
+        _draw_window(ax, recipe, f"C{i % 10}", shift)
+        _draw_quality(fid_ax, recipe, f"C{i % 10}", shift)
     width_ax.axhline(0, color="0.5", lw=0.8)
     width_ax.set_ylabel("scale-free width w = log(tau_mem / tau_gen)")
     width_ax.set_title("width per seed (o exact, ^ lower bound, v upper bound; < 0: closed) and\n"
