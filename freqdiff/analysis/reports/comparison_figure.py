@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from freqdiff.analysis.reading.comparison import Comparison
@@ -19,7 +20,7 @@ def _bars(spreads: Sequence[Spread]) -> np.ndarray:
     return np.array([[s.mean - s.low for s in spreads], [s.high - s.mean for s in spreads]])
 
 
-def _draw_window(ax: Any, recipe: Recipe, color: str, shift: float) -> None:
+def _draw_window(ax: Any, recipe: Recipe, color: Any, shift: float) -> None:
     """Window band from tau_gen to tau_mem where the gate says every seed generates; tau_mem alone elsewhere."""
     rows = [r for r in recipe.rows if r.group.tau_mem]
     if not rows:
@@ -49,7 +50,7 @@ def _draw_window(ax: Any, recipe: Recipe, color: str, shift: float) -> None:
                 label=f"{recipe.label}: no generation (no window)")
 
 
-def _draw_quality(ax: Any, recipe: Recipe, color: str, shift: float) -> None:
+def _draw_quality(ax: Any, recipe: Recipe, color: Any, shift: float) -> None:
     """The FD at tau_gen (mean over seeds ± its 2-sigma error) where tau_gen is reached."""
     rows = [r for r in recipe.rows if "fid" in r.at_gen]
     if rows:
@@ -65,7 +66,7 @@ def _mean_width(w: np.ndarray) -> tuple[float, float, float]:
     return (center, *t_interval(center, float(w.std(ddof=1) / np.sqrt(w.size)), w.size - 1))
 
 
-def _draw_width(ax: Any, recipe: Recipe, color: str, shift: float) -> None:
+def _draw_width(ax: Any, recipe: Recipe, color: Any, shift: float) -> None:
     """w = log(tau_mem / tau_gen) per seed (dots; triangles: a bound, pointing the way it may move; a seed without a
     width is not drawn) and, where every seed has an exact w and there are >= 2, their mean with its 95% t interval,
     joined across n."""
@@ -100,9 +101,10 @@ def comparison_figure(comparison: Comparison) -> Figure:
     middle = (len(comparison.recipes) - 1) / 2
     for i, recipe in enumerate(comparison.recipes):
         shift = 1.03 ** (i - middle)  # side by side around each n
-        _draw_width(width_ax, recipe, f"C{i % 10}", shift)
-        _draw_window(ax, recipe, f"C{i % 10}", shift)
-        _draw_quality(fid_ax, recipe, f"C{i % 10}", shift)
+        color = f"C{i}" if len(comparison.recipes) <= 10 else colormaps["tab20"](i % 20)  # no two recipes alike
+        _draw_width(width_ax, recipe, color, shift)
+        _draw_window(ax, recipe, color, shift)
+        _draw_quality(fid_ax, recipe, color, shift)
     width_ax.axhline(0, color="0.5", lw=0.8)
     width_ax.set_ylabel("scale-free width w = log(tau_mem / tau_gen)")
     width_ax.set_title("width per seed (o exact, ^ lower bound, v upper bound; < 0: closed) and\n"
