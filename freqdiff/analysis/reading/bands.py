@@ -59,20 +59,21 @@ def paired_log_ratio(mine: np.ndarray, ref: np.ndarray) -> tuple[float, float, f
     return math.exp(center), math.exp(low), math.exp(high)
 
 
-def _by_seed(recipe: Recipe, n: int) -> dict[object, dict[Key, float]]:
-    """The band errors of each seed of `recipe` at n that has a spectral.csv."""
-    runs = {run.seed: band_errors(run.path)[0] for run in recipe.runs if run.window.n == n}
-    return {seed: errors for seed, errors in runs.items() if errors}
+def _by_seed(recipe: Recipe, n: int) -> dict[object, tuple[dict[Key, float], dict[int, tuple[float, float]]]]:
+    """The band errors and band edges of each seed of `recipe` at n that has a spectral.csv."""
+    runs = {run.seed: band_errors(run.path) for run in recipe.runs if run.window.n == n}
+    return {seed: read for seed, read in runs.items() if read[0]}
 
 
 def versus_reference(mine: Recipe, ref: Recipe, n: int) -> list[BandRatio]:
     """`mine` over `ref` at n in every (OU time, band), at the checkpoints both measured in every common seed."""
-    a, r = _by_seed(mine, n), _by_seed(ref, n)
-    seeds = sorted(set(a) & set(r), key=str)
+    read_mine, read_ref = _by_seed(mine, n), _by_seed(ref, n)
+    seeds = sorted(set(read_mine) & set(read_ref), key=str)
     if not seeds:
         return []
-    keys = set.intersection(*(set(errors) for errors in [*(a[s] for s in seeds), *(r[s] for s in seeds)]))
-    edges = band_errors(next(run.path for run in ref.runs if run.seed == seeds[0] and run.window.n == n))[1]
+    a, r = ({s: read[s][0] for s in seeds} for read in (read_mine, read_ref))
+    keys = set.intersection(*(set(errors) for errors in [*a.values(), *r.values()]))
+    edges = read_ref[seeds[0]][1]
     out = []
     for ou_time, band in sorted({(k[0], k[1]) for k in keys}):
         taus = sorted(k[2] for k in keys if k[:2] == (ou_time, band))
@@ -97,12 +98,13 @@ def at_step(ratio: BandRatio, tau: float) -> tuple[int, float, float, float]:
     return ratio.tau[i], ratio.ratio[i], ratio.low[i], ratio.high[i]
 
 
-def reference_taus(comparison: Comparison, n: int) -> dict[str, tuple[float, str]]:
-    """The reference's tau_gen and tau_mem at n, mean over seeds with its bound ('>=', '<=' or ''), for the marks."""
+def reference_taus(comparison: Comparison, n: int) -> dict[str, float]:
+    """The reference's tau_gen and tau_mem at n, mean over seeds (a bound's mean where seeds are bounds one way), for
+    the marks; none where the seeds' bounds are mixed."""
     ref = next(r for r in comparison.recipes if r.label == comparison.reference)
     group = ref.row(n).group
     marks = {"tau_gen": group.tau_gen, "tau_mem": group.tau_mem}
-    return {name: (s.mean, s.bound) for name, s in marks.items() if s is not None and s.bound != "mixed"}
+    return {name: s.mean for name, s in marks.items() if s is not None and s.bound != "mixed"}
 
 
 def significant(ratios: Sequence[BandRatio]) -> list[tuple[BandRatio, int]]:

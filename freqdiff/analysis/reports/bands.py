@@ -33,7 +33,7 @@ def _cell(ratio: BandRatio, tau: float) -> str:
     return f"{value:.3g}{interval} (step {step})"
 
 
-def bands_figure(ratios: Sequence[BandRatio], marks: dict[int, dict[str, tuple[float, str]]]) -> Figure:
+def bands_figure(ratios: Sequence[BandRatio], marks: dict[int, dict[str, float]]) -> Figure:
     """One panel per (n, OU time) row and band column: each strength's ratio against tau with its 95% band; dashed
     and dotted verticals at the reference's mean tau_mem and tau_gen."""
     rows = sorted({(r.n, r.ou_time) for r in ratios})
@@ -49,7 +49,7 @@ def bands_figure(ratios: Sequence[BandRatio], marks: dict[int, dict[str, tuple[f
                 ax.fill_between(r.tau, r.low, r.high, color=f"C{k % 10}", alpha=0.18, lw=0)
         for name, style in (("tau_mem", "--"), ("tau_gen", ":")):
             if name in marks.get(n, {}):
-                ax.axvline(marks[n][name][0], color="0.4", ls=style, lw=0.9)
+                ax.axvline(marks[n][name], color="0.4", ls=style, lw=0.9)
         ax.axhline(1, color="0.5", lw=0.7)
         ax.set(xscale="log", title=f"n={n}, OU t={ou_time:.2g}, |f| {band[0]:.2f}-{band[1]:.2f}")
         ax.xaxis.set_minor_formatter(NullFormatter())
@@ -77,7 +77,7 @@ def bands_section(comparison: Comparison, out: Path) -> list[str]:
     for r in ratios:
         gen, mem = marks[r.n].get("tau_gen"), marks[r.n].get("tau_mem")
         table.append([r.recipe, str(r.n), f"{r.ou_time:.2g}", _band_text(r),
-                      _cell(r, gen[0]) if gen else "—", _cell(r, mem[0]) if mem else "—", _cell(r, r.tau[-1]),
+                      _cell(r, gen) if gen else "—", _cell(r, mem) if mem else "—", _cell(r, r.tau[-1]),
                       str(since.get(id(r), "never"))])
     return ["## Mechanism: the error against the empirical score, per band", "", HOW, "",
             *markdown_table(("strength", "n", "OU t", "band (cycles/px)", "at the reference's tau_gen",

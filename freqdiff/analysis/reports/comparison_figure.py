@@ -77,7 +77,7 @@ def _draw_width(ax: Any, recipe: Recipe, color: Any, shift: float) -> None:
         windows = [w for w in seeds if w.ratio is not None and w.ratio > 0]
         w = np.log([x.ratio for x in windows])
         for marker, bound in (("o", ""), ("^", ">="), ("v", "<=")):
-            picked = w[[x.bound == bound for x in windows]] if windows else w
+            picked = w[[x.bound == bound for x in windows]]
             if picked.size:
                 ax.plot(np.full(picked.size, n * shift), picked, marker, ms=3.5, mfc="none" if bound else color,
                         color=color, alpha=0.6, label=label)

@@ -47,9 +47,10 @@ def load_points(roots: Sequence[Path], **options: Any) -> tuple[list[RunPoint], 
     the config of the first run. Runs of several recipes, or one (n, seed) twice, are refused: a regime map is one
     recipe's scan, each (n, seed) counted once."""
     build_params(WindowRule, options, "window")
+    where = ", ".join(map(str, roots))
     runs = sorted({run for root in roots for run in find_runs(Path(root))})
     if not runs:
-        raise FreqdiffError(f"{', '.join(map(str, roots))}: no run directories (config.json + metrics.csv) found")
+        raise FreqdiffError(f"{where}: no run directories (config.json + metrics.csv) found")
     points, curves, configs, seen = [], {}, {}, {}
     for run_dir in runs:
         config, run_curves = load_run(run_dir)
@@ -66,7 +67,7 @@ def load_points(roots: Sequence[Path], **options: Any) -> tuple[list[RunPoint], 
         points.append(RunPoint(n, seed, window, split_onset(run_curves)))
         curves.setdefault(n, run_curves)
     if len(configs) > 1:
-        raise FreqdiffError(f"{', '.join(map(str, roots))}: runs of {len(configs)} recipes ({', '.join(sorted(configs))}); "
+        raise FreqdiffError(f"{where}: runs of {len(configs)} recipes ({', '.join(sorted(configs))}); "
                             "a regime map scans n with one recipe")
     return points, curves, next(iter(configs.values()))
 
