@@ -8,7 +8,7 @@ import pytest
 from test_compare import read_each_curve_once  # noqa: F401 (a fixture)
 from test_pareto import gate_lookup, strengths  # noqa: F401 (a fixture)
 
-from freqdiff.analysis.reading.bands import band_ratios, paired_log_ratio, significant
+from freqdiff.analysis.reading.bands import band_ratios, paired_ratio, significant
 from freqdiff.analysis.reading.comparison import compare
 from freqdiff.analysis.reports.pareto import write_pareto
 from freqdiff.core.io import write_csv
@@ -58,6 +58,6 @@ def test_pareto_writes_the_mechanism_section_and_figure(study, tmp_path):
     assert (tmp_path / "bands.png").stat().st_size > 5000
 
 
-def test_a_paired_log_ratio_of_one_seed_has_no_interval():
-    ratio, low, high = paired_log_ratio(np.array([2.0]), np.array([1.0]))
+def test_a_paired_ratio_of_one_seed_has_no_interval():
+    ratio, low, high = paired_ratio(np.array([2.0]), np.array([1.0]))
     assert ratio == pytest.approx(2.0) and math.isnan(low) and math.isnan(high)

@@ -302,7 +302,7 @@ def test_predicted_rho_2_law_gives_the_numerical_tau_gen():
     assert predicted == pytest.approx(numerical, rel=0.05)
 
 
-def test_interval_over_draws_covers_the_true_slope():
+def test_the_t_interval_over_draws_covers_the_true_slope():
     rng = np.random.default_rng(5)
     psi_n = [2.0, 4.0, 8.0, 16.0]
     hits, widths = 0, []

@@ -94,6 +94,14 @@ def t_interval(center: float, se: float, dof: int, level: float = LEVEL) -> tupl
     return center - half, center + half
 
 
+def mean_t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, tuple[float, float] | None]:
+    """Mean of per-seed (per-draw) values and its Student-t interval over them (None for a single value)."""
+    a = np.asarray(values, float)
+    if a.size < 2:
+        return float(a.mean()), None
+    return float(a.mean()), t_interval(float(a.mean()), float(a.std(ddof=1)) / math.sqrt(a.size), a.size - 1, level)
+
+
 class PowerLaw(NamedTuple):
     """tau ~ 10**intercept * n**slope; interval is the 95% interval of the slope, None when undefined."""
 

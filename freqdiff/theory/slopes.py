@@ -7,13 +7,12 @@ is not reached at some psi_n (censored) is left out of that slope and counted.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from freqdiff.metrics.statistics import slope, t_interval
+from freqdiff.metrics.statistics import mean_t_interval, slope
 
 LINEAR_BAND = (0.8, 1.25)  # a slope whose whole interval lies here is called linear in psi_n
 
@@ -32,14 +31,6 @@ class DrawSlope:
                 "censored": self.censored}
 
 
-def interval_over_draws(values: Sequence[float], level: float = 0.95) -> tuple[float, tuple[float, float] | None]:
-    """Mean of per-draw values and its Student-t interval over the draws (None for a single draw)."""
-    a = np.asarray(values, float)
-    if a.size < 2:
-        return float(a.mean()), None
-    return float(a.mean()), t_interval(float(a.mean()), float(a.std(ddof=1)) / math.sqrt(a.size), a.size - 1, level)
-
-
 def draw_slope(psi_n: Sequence[float], tau: Sequence[Sequence[float | None]]) -> DrawSlope | None:
     """Slope of log tau on log psi_n per draw (tau[k][i]: draw k at psi_n[i]), summarized over draws; None if no draw
     reaches the readout at every psi_n."""
@@ -48,7 +39,7 @@ def draw_slope(psi_n: Sequence[float], tau: Sequence[Sequence[float | None]]) ->
         return None
     x = np.log10(np.asarray(psi_n, float))
     per_draw = slope(np.broadcast_to(x, (len(complete), x.size)), np.log10(np.asarray(complete, float)))
-    mean, interval = interval_over_draws(per_draw)
+    mean, interval = mean_t_interval(per_draw)
     return DrawSlope(mean=mean, interval=interval, per_draw=tuple(float(v) for v in per_draw),
                      censored=len(tau) - len(complete))
 

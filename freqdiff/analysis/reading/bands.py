@@ -14,10 +14,10 @@ from typing import Sequence
 
 import numpy as np
 
+from freqdiff.analysis.inference.log_ratio import log_ratio_interval
 from freqdiff.analysis.reading.comparison import Comparison
 from freqdiff.analysis.reading.pooling import Recipe
 from freqdiff.core.io import read_csv
-from freqdiff.metrics.statistics import t_interval
 
 METRIC = "model_vs_memorizer"
 Key = tuple[float, int, int]  # (OU time, band, tau)
@@ -49,14 +49,14 @@ def band_errors(run_dir: Path) -> tuple[dict[Key, float], dict[int, tuple[float,
     return errors, edges
 
 
-def paired_log_ratio(mine: np.ndarray, ref: np.ndarray) -> tuple[float, float, float]:
-    """exp of the mean over seeds of log(mine / ref) and its 95% t interval (nan with one seed)."""
-    d = np.log(mine / ref)
-    center = float(d.mean())
-    if d.size < 2:
-        return math.exp(center), math.nan, math.nan
-    low, high = t_interval(center, float(d.std(ddof=1) / math.sqrt(d.size)), d.size - 1)
-    return math.exp(center), math.exp(low), math.exp(high)
+def paired_ratio(mine: np.ndarray, ref: np.ndarray) -> tuple[float, float, float]:
+    """mine / ref as exp of the mean over seeds of log(mine / ref) and its 95% t interval (inference.log_ratio, paired
+    by seed): nan where it is undefined (one seed, or no spread), 0 or inf at an end beyond exp's range."""
+    ratio = log_ratio_interval(mine, ref, paired=True)
+    if ratio.interval is None:
+        return ratio.estimate, math.nan, math.nan
+    low, high = ratio.interval
+    return ratio.estimate, 0.0 if low is None else low, math.inf if high is None else high
 
 
 def _by_seed(recipe: Recipe, n: int) -> dict[object, tuple[dict[Key, float], dict[int, tuple[float, float]]]]:
@@ -77,7 +77,7 @@ def versus_reference(mine: Recipe, ref: Recipe, n: int) -> list[BandRatio]:
     out = []
     for ou_time, band in sorted({(k[0], k[1]) for k in keys}):
         taus = sorted(k[2] for k in keys if k[:2] == (ou_time, band))
-        cells = [paired_log_ratio(np.array([a[s][(ou_time, band, tau)] for s in seeds]),
+        cells = [paired_ratio(np.array([a[s][(ou_time, band, tau)] for s in seeds]),
                                   np.array([r[s][(ou_time, band, tau)] for s in seeds])) for tau in taus]
         ratio, low, high = (tuple(c[i] for c in cells) for i in range(3))
         out.append(BandRatio(mine.label, n, ou_time, edges[band], tuple(taus), ratio, low, high, len(seeds)))

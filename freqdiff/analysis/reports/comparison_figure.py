@@ -12,7 +12,7 @@ from freqdiff.analysis.reading.comparison import Comparison
 from freqdiff.analysis.reading.pooling import Recipe
 from freqdiff.analysis.reading.scaling import Spread
 from freqdiff.analysis.reports.plots import TAU_LABEL, fid_label
-from freqdiff.metrics.statistics import t_interval
+from freqdiff.metrics.statistics import mean_t_interval
 
 
 def _bars(spreads: Sequence[Spread]) -> np.ndarray:
@@ -60,12 +60,6 @@ def _draw_quality(ax: Any, recipe: Recipe, color: Any, shift: float) -> None:
                     fmt="o-", color=color, label=f"{recipe.label} ({recipe.extractor or 'unknown'})")
 
 
-def _mean_width(w: np.ndarray) -> tuple[float, float, float]:
-    """Mean of the seeds' scale-free widths and its 95% Student-t interval over seeds."""
-    center = float(w.mean())
-    return (center, *t_interval(center, float(w.std(ddof=1) / np.sqrt(w.size)), w.size - 1))
-
-
 def _draw_width(ax: Any, recipe: Recipe, color: Any, shift: float) -> None:
     """w = log(tau_mem / tau_gen) per seed (dots; triangles: a bound, pointing the way it may move; a seed without a
     width is not drawn) and, where every seed has an exact w and there are >= 2, their mean with its 95% t interval,
@@ -83,7 +77,8 @@ def _draw_width(ax: Any, recipe: Recipe, color: Any, shift: float) -> None:
                         color=color, alpha=0.6, label=label)
                 label = None
         if len(seeds) == len(windows) >= 2 and all(x.bound == "" for x in windows):
-            means.append((n * shift, *_mean_width(w)))
+            center, interval = mean_t_interval(w)
+            means.append((n * shift, center, *interval))
     if means:
         x, center, low, high = np.array(means).T
         ax.errorbar(x, center, yerr=[center - low, high - center], fmt="s-", ms=6, capsize=3, color=color,
