@@ -168,6 +168,17 @@ def test_example_run():
         assert word in onset.how
 
 
+def test_early_checkpoints_at_the_noise_level_keep_the_start():
+    """Refinement adds checkpoints before the first at the FD of pure noise: the fit still starts at 507."""
+    early = np.array([[1, 12.3, 1.4], [4, 12.3, 1.4], [13, 12.3, 1.4], [48, 12.0, 1.4], [175, 10.0, 0.8]])
+    step, fd, err = np.concatenate([early, EXAMPLE]).T
+    assert (fd[9] - fd.min()) / (fd.max() - fd.min()) < 0.5  # the peak at 507 stands below half the range
+    onset, fit = fit_tau_gen(step, fd, err)
+    plain, _ = fit_tau_gen(*EXAMPLE.T)
+    assert decline_start(fd) == 9 and fit.params["start"] == 507
+    assert onset.estimate == plain.estimate
+
+
 def test_larger_tolerance_is_reached_earlier_and_same_seed_repeats():
     step, fd, err = EXAMPLE.T
     estimates = [fit_tau_gen(step, fd, err, tol=tol)[0].estimate for tol in (0.5, 1.0, 2.0)]
