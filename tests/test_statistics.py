@@ -101,7 +101,9 @@ def test_power_law_exact_and_two_points():
     fit = fit_power_law(n, 300 * n)
     assert fit.slope == pytest.approx(1) and fit.intercept == pytest.approx(np.log10(300))
     assert fit.interval == pytest.approx((1, 1))
+    assert fit.interval_text() == "95% interval [1.00, 1.00]"
     assert fit_power_law([128, 256], [1e4, 2e4]).interval is None
+    assert fit_power_law([128, 256], [1e4, 2e4]).interval_text() == "interval undefined (2 points)"
     with pytest.raises(FreqdiffError, match="distinct"):
         fit_power_law([128, 128], [1e4, 2e4])
     with pytest.raises(FreqdiffError, match="several seeds"):

@@ -109,6 +109,12 @@ class PowerLaw(NamedTuple):
     intercept: float
     interval: tuple[float, float] | None
 
+    def interval_text(self) -> str:
+        """The slope's interval as every report writes it."""
+        if self.interval is None:
+            return "interval undefined (2 points)"
+        return f"95% interval [{self.interval[0]:.2f}, {self.interval[1]:.2f}]"
+
 
 def slope(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Least-squares slope of y on x along the last axis (vectorized over bootstrap draws)."""

@@ -183,9 +183,7 @@ class Slope:
     def __str__(self) -> str:
         if self.fit is None:
             return f"no fit ({self.runs} runs read exactly, fewer than 2 distinct n)"
-        interval = ("interval undefined (2 points)" if self.fit.interval is None
-                    else f"95% interval [{self.fit.interval[0]:.2f}, {self.fit.interval[1]:.2f}]")
-        return f"slope {self.fit.slope:.2f}, {interval}, over {self.runs} runs ({self.excluded} bounded, left out)"
+        return f"slope {self.fit.slope:.2f}, {self.fit.interval_text()}, over {self.runs} runs ({self.excluded} bounded, left out)"
 
 
 def fit_slope(quantity: str, onsets: Sequence[tuple[int, Onset]]) -> Slope:

@@ -257,10 +257,7 @@ def collapse_figure(runs: Sequence[tuple[int, Curves]], title: str) -> Figure:
 
 def _fit_label(fit: PowerLaw) -> str:
     """Legend text of a slope fit with its interval, or why there is none."""
-    if fit.interval is None:
-        return f"fit: slope {fit.slope:.2f} (interval undefined: 2 points)"
-    low, high = fit.interval
-    return f"fit: slope {fit.slope:.2f}, 95% interval [{low:.2f}, {high:.2f}]"
+    return f"fit: slope {fit.slope:.2f}, {fit.interval_text()}"
 
 
 def scaling_figure(windows: Sequence[Window], fit: PowerLaw | None, title: str) -> Figure:
