@@ -1,0 +1,57 @@
+"""The refinement report (freqdiff.analysis.reports.refined) on hand-made runs whose refined curve is known."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from test_report import make_run
+from test_window import STEPS, TAU_MEM, copy_fraction, fd_curve, metrics, use_test_gate
+
+from freqdiff.analysis.reports.refined import main, write_refined
+from freqdiff.core.io import read_csv, write_csv
+
+
+@pytest.fixture(autouse=True)
+def gate_lookup(monkeypatch):
+    """The hand-set gate for digits_cnn features."""
+    use_test_gate(monkeypatch)
+
+
+def refine_rows(run_dir: Path, seed: int, stretch: float) -> None:
+    """RUN/refine/metrics.csv: the run's copies re-measured with 4x the samples, its FD approach `stretch` x slower."""
+    rows = metrics(STEPS, fd_curve(STEPS / stretch, seed=seed), copy_fraction(TAU_MEM, seed=seed),
+                   samples=2048)
+    (run_dir / "refine").mkdir()
+    write_csv(run_dir / "refine" / "metrics.csv", rows, list(rows[0]))
+
+
+def table_row(text: str, run: str) -> list[str]:
+    line = next(line for line in text.splitlines() if line.startswith(f"| {run} |"))
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def test_a_slower_refined_fd_moves_tau_gen_out_of_the_unrefined_interval(tmp_path: Path) -> None:
+    for seed, stretch in ((0, 1.0), (1, 2.0), (2, 2.0)):
+        make_run(tmp_path / f"n64-seed{seed}", 64, seed, TAU_MEM)
+        refine_rows(tmp_path / f"n64-seed{seed}", seed, stretch)
+    make_run(tmp_path / "unrefined", 64, 3, TAU_MEM)  # no refine/: left out
+    text = write_refined(tmp_path).read_text()
+    assert "3 refined runs" in text and "| unrefined |" not in text
+    same, slower = table_row(text, "n64-seed0"), table_row(text, "n64-seed1")
+    assert same[1] == "512 -> 2048" and same[6:8] == ["yes", "yes"]
+    assert slower[6:8] == ["no", "yes"]  # the FD twice as slow: tau_gen out, tau_mem (same copies) in
+    factor = float(re.search(r"tau_gen, refined / unrefined: (\S+)x", text).group(1))
+    assert 1.4 < factor < 1.8  # exp(mean log(1, 2, 2)) = 1.59
+    assert re.search(r"tau_mem_earlier, refined / unrefined: 1x", text)
+    rows = read_csv(tmp_path / "refined.csv")
+    assert len(rows) == 6 and (tmp_path / "refined.png").stat().st_size > 0
+    assert {r["covered"] for r in rows if r["tau"] == "tau_mem_earlier"} == {"yes"}
+
+
+def test_no_refined_run_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_run(tmp_path / "n64", 64, 0, TAU_MEM)
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no refined run" in err and not (tmp_path / "refined.md").exists()
+    assert main(["--help"]) == 0 and "--out" in capsys.readouterr().out
