@@ -130,6 +130,7 @@ def refined_figure(runs: Sequence[Refined]) -> Figure:
                 if onset.estimate:
                     ax.plot(onset.estimate, row + offset, "o", color=shade, ms=4)
         ax.set_xscale("log")
+        ax.tick_params(which="both", labelsize=6)
         ax.set_yticks(range(len(runs)), [r.name for r in runs], fontsize=7)
         ax.set_xlabel(f"{tau} (steps): grey unrefined, colour refined")
     fig.tight_layout()
