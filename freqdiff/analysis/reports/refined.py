@@ -105,7 +105,7 @@ def markdown(runs: Sequence[Refined]) -> str:
         "checkpoint re-measured with the refinement's sample count, denser checkpoints where the taus fall). "
         "Intervals are 95%; tau_mem is the earlier copy measure; '(±x%)' is the interval's half-width over the estimate. "
         "'covered': the unrefined interval holds the refined estimate.", "",
-        *markdown_table(columns, table), "",
+        *markdown_table(columns, table), "", "![each tau's interval before and after](refined.png)", "",
         *(f"- {tau}: the unrefined interval covers the refined estimate in {covered[tau]} of {len(runs)} runs"
           for tau in TAUS),
         *(factor_line(runs, tau) for tau in TAUS), "",
