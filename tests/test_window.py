@@ -2,6 +2,7 @@
 the sensitivity over gate levels and tolerances, window.json, refined rows and bad run directories."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -255,6 +256,19 @@ def test_refined_rows_replace_the_runs_and_tau_gen_reads_one_sample_count(tmp_pa
     assert inside(refined.tau_mem, TAU_MEM) and width(refined.tau_mem) < width(plain.tau_mem)
     mixed = metrics() + [r for r in rows if int(r["step"]) in set(dense) - set(STEPS)]
     assert read_window(mixed, gate=GATE).tau_gen == plain.tau_gen  # the last row is the run's: its 512-sample FDs
+
+
+def test_a_refined_curve_keeps_the_runs_tolerance_so_more_samples_read_the_same_tau_gen(tmp_path, gate_lookup):
+    """The FD re-measured with 4x the samples: the same values, half the error; tau_gen must not move."""
+    write_run(tmp_path, metrics())
+    rows = metrics(fid_err=ERR / 2, samples=4 * SAMPLES)
+    write_csv(tmp_path / "refine" / "metrics.csv", rows, list(rows[0]))
+    _, curves = load_run(tmp_path)
+    assert curves.tolerance_samples == SAMPLES and set(curves["n_samples"]) == {4.0 * SAMPLES}
+    refined, plain, alone = window_main(tmp_path), read_window(metrics(), gate=GATE), read_window(rows, gate=GATE)
+    assert refined.tau_gen == dataclasses.replace(plain.tau_gen, how=refined.tau_gen.how)
+    assert "x 2 (scaled to the run's own sample count)" in refined.tau_gen.how and refined.fid_err == ERR
+    assert alone.tau_gen.estimate > plain.tau_gen.estimate  # read with its own, halved error it comes later
 
 
 def test_missing_columns_error_names_them_and_overwrites_nothing(tmp_path, gate_lookup):

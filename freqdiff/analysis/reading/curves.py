@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import math
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -75,6 +75,7 @@ class Curves:
     values: dict[str, np.ndarray]  # every VALUE_COLUMNS column; all nan where the table lacks it
     extractor: str  # the feature extractor behind every finite FD ('' when no FD was computed)
     absent: tuple[str, ...] = ()  # METRICS_COLUMNS the table lacks (written before they existed)
+    tolerance_samples: float | None = None  # refined runs: the run's own sample count, whose FD error is tau_gen's tol
 
     def __getitem__(self, column: str) -> np.ndarray:
         """The values of one metrics column, by name."""
@@ -176,8 +177,15 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], Curves]:
         raise FreqdiffError(f"{run_dir}: a baseline run measured over {config[AXIS].get('parameter') or 'one point'}, "
                             "not over training steps: it has no window (`freqdiff report` shows it)")
     RunConfig.from_dict(config, str(run_dir / "config.json"))  # a damaged config.json is named, nothing computed
-    return config, curves_from_rows(read_metrics_csv(run_dir / "metrics.csv") + load_refined(run_dir),
-                                    str(run_dir / "metrics.csv"))
+    own, refined = read_metrics_csv(run_dir / "metrics.csv"), load_refined(run_dir)
+    curves = curves_from_rows(own + refined, str(run_dir / "metrics.csv"))
+    return config, replace(curves, tolerance_samples=own_samples(own)) if refined else curves
+
+
+def own_samples(rows: Sequence[Mapping[str, Any]]) -> float | None:
+    """The sample count of a run's own evaluation (its last row that has one), None when not recorded."""
+    counts = [float(r["n_samples"]) for r in rows if not _not_computed(r.get("n_samples"))]
+    return counts[-1] if counts else None
 
 
 def load_refined(run_dir: Path) -> list[dict[str, str]]:
