@@ -264,10 +264,10 @@ def test_a_refined_curve_keeps_the_runs_tolerance_so_more_samples_read_the_same_
     rows = metrics(fid_err=ERR / 2, samples=4 * SAMPLES)
     write_csv(tmp_path / "refine" / "metrics.csv", rows, list(rows[0]))
     _, curves = load_run(tmp_path)
-    assert curves.tolerance_samples == SAMPLES and set(curves["n_samples"]) == {4.0 * SAMPLES}
+    assert set(curves.own["n_samples"]) == {SAMPLES} and set(curves["n_samples"]) == {4.0 * SAMPLES}
     refined, plain, alone = window_main(tmp_path), read_window(metrics(), gate=GATE), read_window(rows, gate=GATE)
     assert refined.tau_gen == dataclasses.replace(plain.tau_gen, how=refined.tau_gen.how)
-    assert "x 2 (scaled to the run's own sample count)" in refined.tau_gen.how and refined.fid_err == ERR
+    assert "the run's own tolerance" in refined.tau_gen.how and refined.fid_err == ERR
     assert alone.tau_gen.estimate > plain.tau_gen.estimate  # read with its own, halved error it comes later
 
 

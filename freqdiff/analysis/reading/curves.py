@@ -75,7 +75,7 @@ class Curves:
     values: dict[str, np.ndarray]  # every VALUE_COLUMNS column; all nan where the table lacks it
     extractor: str  # the feature extractor behind every finite FD ('' when no FD was computed)
     absent: tuple[str, ...] = ()  # METRICS_COLUMNS the table lacks (written before they existed)
-    tolerance_samples: float | None = None  # refined runs: the run's own sample count, whose FD error is tau_gen's tol
+    own: Curves | None = None  # a refined run's own curve: its FD error stays tau_gen's tolerance
 
     def __getitem__(self, column: str) -> np.ndarray:
         """The values of one metrics column, by name."""
@@ -179,13 +179,7 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], Curves]:
     RunConfig.from_dict(config, str(run_dir / "config.json"))  # a damaged config.json is named, nothing computed
     own, refined = read_metrics_csv(run_dir / "metrics.csv"), load_refined(run_dir)
     curves = curves_from_rows(own + refined, str(run_dir / "metrics.csv"))
-    return config, replace(curves, tolerance_samples=own_samples(own)) if refined else curves
-
-
-def own_samples(rows: Sequence[Mapping[str, Any]]) -> float | None:
-    """The sample count of a run's own evaluation (its last row that has one), None when not recorded."""
-    counts = [float(r["n_samples"]) for r in rows if not _not_computed(r.get("n_samples"))]
-    return counts[-1] if counts else None
+    return config, replace(curves, own=curves_from_rows(own, str(run_dir / "metrics.csv"))) if refined else curves
 
 
 def load_refined(run_dir: Path) -> list[dict[str, str]]:

@@ -31,8 +31,8 @@ before they fall, which neither shape can follow.
 
 err: the median fid_err (a 2-sigma sampling error) over the plateau checkpoints, the last third of the
 fitted ones (at least 3). With no finite fid_err there, 2 x the checkpoint-to-checkpoint noise sd
-estimated from the residuals stands in; that is much smaller, so tau_gen then reads later. err falls as
-1/sqrt(samples), so a refined curve (re-measured with more) scales it back to the run's own count (err_scale):
+estimated from the residuals stands in; that is much smaller, so tau_gen then reads later. A refined curve
+(re-measured with more samples, so a smaller error) is read with its run's own err instead (argument err):
 refinement then measures the same tau_gen, not a later one.
 
 Interval: a parametric bootstrap, N_DRAWS = 1000 draws of the fitted curve plus Gaussian AR(1) noise,
@@ -300,11 +300,11 @@ def _display(estimate: float | None, low: float | None, high: float | None, s: n
 
 
 def fit_tau_gen(step: np.ndarray, fd: np.ndarray, fd_err: np.ndarray | None, tol: float = 1.0,
-                level: float = 0.95, seed: int = 0, err_scale: float = 1.0) -> tuple[Onset, PlateauFit | None]:
+                level: float = 0.95, seed: int = 0, err: tuple[float, str] | None = None) -> tuple[Onset, PlateauFit | None]:
     """tau_gen of one run: where the fitted FD comes within tol x err of its plateau L, with an interval.
 
-    step, fd, fd_err: one run's checkpoints (nan: not computed). err_scale multiplies err (a refined curve's
-    error scaled to the run's own sample count). Returns the Onset (estimate, low, high in steps; a None end is
+    step, fd, fd_err: one run's checkpoints (nan: not computed). err: (value, why) to use instead of the
+    plateau's fid_err (a refined curve keeps its run's own tolerance). Returns the Onset (estimate, low, high in steps; a None end is
     censored; estimate None when the fit puts tau_gen outside the checkpoints) and the fit; (undefined Onset,
     None) with fewer than MIN_POINTS finite FD values.
     """
@@ -325,9 +325,7 @@ def fit_tau_gen(step: np.ndarray, fd: np.ndarray, fd_err: np.ndarray | None, tol
     curve = y - fit["resid"][:, 0]
     noise_model = calibrate_noise(grid, s, curve, fit["resid"][:, 0], rng)
     sigma, rho = float(noise_model.sd(noise_model.rho)), noise_model.rho
-    err, err_text = plateau_err(e_all[start:], sigma)
-    if err_scale != 1.0:
-        err, err_text = err * err_scale, f"{err_text} x {err_scale:.3g} (scaled to the run's own sample count)"
+    err, err_text = err or plateau_err(e_all[start:], sigma)
     estimate = float(tau_of(fit, tol * err)[0])
 
     L, m = float(fit["L"][0]), float(fit["m"][0])
