@@ -9,7 +9,6 @@ t interval on the log ratios (freqdiff.analysis.inference.log_ratio).
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,8 +21,7 @@ from freqdiff.analysis.reading.curves import REFINED, curves_from_rows, find_run
 from freqdiff.analysis.reading.onsets import Onset
 from freqdiff.analysis.reading.window import Window, interval_text, read_window
 from freqdiff.analysis.reports.report import markdown_table
-from freqdiff.analysis.reports.run import window_options_help
-from freqdiff.core.config import split_argv
+from freqdiff.analysis.reports.run import directory_report_main
 from freqdiff.core.figures import save_figure
 from freqdiff.core.io import write_csv, write_text
 from freqdiff.core.registry import FreqdiffError
@@ -157,21 +155,8 @@ USAGE = ("usage: python -m freqdiff.analysis.reports.refined DIR [--out DIR] [wi
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: the refinement report of one directory."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(f"{USAGE}\n{window_options_help()}")
-        return 0
-    try:
-        positional, flags = split_argv(argv)
-        if len(positional) != 1:
-            raise FreqdiffError(f"refined: expected one directory, got {len(positional)}")
-        out = flags.pop("out", None)
-        print(write_refined(Path(positional[0]), Path(out) if out else None, **flags))
-    except FreqdiffError as err:
-        print(f"refined: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    """Command line: the refined report."""
+    return directory_report_main("refined", USAGE, write_refined, argv)
 
 
 if __name__ == "__main__":

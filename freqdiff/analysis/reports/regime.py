@@ -8,7 +8,6 @@ tau, their split marked), regime.csv (one row per run, every value with its boun
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,8 +22,7 @@ from freqdiff.analysis.reading.scaling import component_label, onset_spread, rec
 from freqdiff.analysis.reading.window import read_window
 from freqdiff.analysis.reports.plots import TAU_LABEL
 from freqdiff.analysis.reports.report import markdown_table
-from freqdiff.analysis.reports.run import window_options_help
-from freqdiff.core.config import split_argv
+from freqdiff.analysis.reports.run import directory_report_main
 from freqdiff.core.figures import save_figure
 from freqdiff.core.io import write_csv, write_text
 from freqdiff.core.registry import FreqdiffError, build_params
@@ -227,21 +225,8 @@ USAGE = ("usage: python -m freqdiff.analysis.reports.regime DIR... [--out DIR] [
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: the regime map of one directory."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(f"{USAGE}\n{window_options_help()}")
-        return 0
-    try:
-        positional, flags = split_argv(argv)
-        if not positional:
-            raise FreqdiffError("regime: expected one or more directories")
-        out = flags.pop("out", None)
-        print(write_regime([Path(p) for p in positional], Path(out) if out else None, **flags))
-    except FreqdiffError as err:
-        print(f"regime: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    """Command line: the regime report."""
+    return directory_report_main("regime", USAGE, write_regime, argv, pooled=True)
 
 
 if __name__ == "__main__":

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from freqdiff.analysis.reading.curves import REFINED, Curves, load_run
 from freqdiff.analysis.reading.onsets import WindowRule
 from freqdiff.analysis.reading.window import Window, read_window
 from freqdiff.analysis.reports.plots import plot_run
 from freqdiff.core.checkpoint import check_run_layout
+from freqdiff.core.config import split_argv
 from freqdiff.core.io import RunLock, one_line_errors, read_json, write_json
-from freqdiff.core.registry import option_lines
+from freqdiff.core.registry import FreqdiffError, option_lines
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,28 @@ def window_options_help() -> str:
                       "tau_mem: where the expected copy fraction reaches threshold (95% profile likelihood), for the",
                       "paper's f_mem and the copy measure robust to residual noise; the calibrated quality gate",
                       "(confirm = following checkpoints that must also pass) decides whether the run generates."])
+
+
+def directory_report_main(name: str, usage: str, write: Callable[..., Path], argv: Sequence[str] | None,
+                          pooled: bool = False) -> int:
+    """The command line of a report over run directories (`python -m freqdiff.analysis.reports.NAME`): --help,
+    then write(DIR or [DIR, ...] when pooled, out, **window options), printing the path it wrote; errors are one line."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(f"{usage}\n{window_options_help()}")
+        return 0
+    try:
+        positional, flags = split_argv(argv)
+        if not positional or (not pooled and len(positional) != 1):
+            raise FreqdiffError(f"{name}: expected {'one or more directories' if pooled else 'one directory'}, "
+                                f"got {len(positional)}")
+        out = flags.pop("out", None)
+        roots = [Path(p) for p in positional]
+        print(write(roots if pooled else roots[0], Path(out) if out else None, **flags))
+    except FreqdiffError as err:
+        print(f"{name}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def window_help() -> str:
