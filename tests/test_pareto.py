@@ -66,6 +66,15 @@ def test_matched_but_unchanged_reads_not_wider(tmp_path):
     assert float(largest.group(2)) < 1 < float(largest.group(3).rstrip("]"))
 
 
+def test_a_strength_identical_to_the_reference_is_flagged(tmp_path):
+    """The same runs under another setting (a floor that never binds): pareto says the setting changed nothing."""
+    dirs = strengths(tmp_path, **{"weight-0.5": (1000, {}), "weight-1": (4000, {})})
+    sentence = write_pareto(dirs, tmp_path)
+    assert ("Caution: weight-0 and weight-0.5 have byte-identical metrics.csv in all 6 shared runs: the varied "
+            "setting changed nothing") in sentence
+    assert "weight-1 have byte-identical" not in sentence and sentence in (tmp_path / "pareto.md").read_text()
+
+
 def test_a_closed_reference_window_still_has_a_scale_free_width_and_tau_mem_speaks(tmp_path):
     """The reference copies before its FD plateau in one seed: no absolute width there, but the scale-free width
     log(tau_mem/tau_gen) (negative for that seed) is compared, and the tau_mem factor is measured."""

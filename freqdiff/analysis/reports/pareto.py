@@ -11,6 +11,7 @@ then the tau_mem factors speak), or no setting at matched quality.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -166,6 +167,19 @@ def sweep_strengths(variants: Sequence[Path], out: Path, configs: Sequence[Mappi
     return f"strengths (-> {out / 'pareto.md'}): {write_pareto(variants, out)}"
 
 
+def identical_strengths(dirs: Sequence[Path]) -> list[str]:
+    """Pairs of DIRs whose every shared run has a byte-identical metrics.csv: the varied setting changed nothing (a
+    floor that never binds, say), so their verdicts are one and the same and neither is evidence for the setting."""
+    runs = {Path(d): {p.parent.name: p.read_bytes() for p in sorted(Path(d).glob("*/metrics.csv"))} for d in dirs}
+    same = []
+    for a, b in itertools.combinations(runs, 2):
+        shared = runs[a].keys() & runs[b].keys()
+        if shared and all(runs[a][k] == runs[b][k] for k in shared):
+            same.append(f"{a.name} and {b.name} have byte-identical metrics.csv in all {len(shared)} shared runs: "
+                        "the varied setting changed nothing")
+    return same
+
+
 def write_pareto(dirs: Sequence[Path], out: Path, reference: str | None = None, claim: bool = False) -> str:
     """Compare every DIR to the reference, write pareto.md, pareto.png and pareto.csv under `out`; return the verdict.
 
@@ -182,7 +196,7 @@ def write_pareto(dirs: Sequence[Path], out: Path, reference: str | None = None, 
     extractor = next((r.extractor for r in comparison.recipes if r.extractor), "")
     save_figure(pareto_figure(table, extractor), out / "pareto.png")
     write_csv(out / "pareto.csv", table, COLUMNS)
-    sentence = verdict(comparison)
+    sentence = " Caution: ".join([verdict(comparison), *identical_strengths(dirs)])
     shown = [[str(r["variant"]), str(r["n"]), str(r["status"]),
               "—" if r["fid"] is None else f"{r['fid']:.3g} ± {r['fid_err']:.2g}",
               _factor_cell(r, "tau_mem"), _factor_cell(r, "width"), _factor_cell(r, "absolute_width")] for r in table]
