@@ -300,13 +300,14 @@ def _display(estimate: float | None, low: float | None, high: float | None, s: n
 
 
 def fit_tau_gen(step: np.ndarray, fd: np.ndarray, fd_err: np.ndarray | None, tol: float = 1.0,
-                level: float = 0.95, seed: int = 0, err: tuple[float, str] | None = None) -> tuple[Onset, PlateauFit | None]:
+                level: float = 0.95, seed: int = 0,
+                err: tuple[float, str] | None = None) -> tuple[Onset, PlateauFit | None]:
     """tau_gen of one run: where the fitted FD comes within tol x err of its plateau L, with an interval.
 
     step, fd, fd_err: one run's checkpoints (nan: not computed). err: (value, why) to use instead of the
-    plateau's fid_err (a refined curve keeps its run's own tolerance). Returns the Onset (estimate, low, high in steps; a None end is
-    censored; estimate None when the fit puts tau_gen outside the checkpoints) and the fit; (undefined Onset,
-    None) with fewer than MIN_POINTS finite FD values.
+    plateau's fid_err (a refined curve keeps its run's own tolerance). Returns the Onset (estimate, low, high in
+    steps; a None end is censored; estimate None when the fit puts tau_gen outside the checkpoints) and the fit;
+    (undefined Onset, None) with fewer than MIN_POINTS finite FD values.
     """
     step = np.asarray(step, dtype=float)
     fd = np.asarray(fd, dtype=float)

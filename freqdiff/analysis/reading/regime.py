@@ -183,7 +183,8 @@ class Slope:
     def __str__(self) -> str:
         if self.fit is None:
             return f"no fit ({self.runs} runs read exactly, fewer than 2 distinct n)"
-        return f"slope {self.fit.slope:.2f}, {self.fit.interval_text()}, over {self.runs} runs ({self.excluded} bounded, left out)"
+        return (f"slope {self.fit.slope:.2f}, {self.fit.interval_text()}, over {self.runs} runs "
+                f"({self.excluded} bounded, left out)")
 
 
 def fit_slope(quantity: str, onsets: Sequence[tuple[int, Onset]]) -> Slope:

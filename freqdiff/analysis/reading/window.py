@@ -178,8 +178,8 @@ def read_tau_gen(curves: Curves, tol: float) -> tuple[Onset, PlateauFit | None, 
     last = curves["n_samples"][np.flatnonzero(np.isfinite(fd))[-1]]
     rows = np.isfinite(fd) & ((curves["n_samples"] == last) | np.isnan(last))
     own_fit = read_tau_gen(curves.own, tol)[1] if curves.own is not None else None
-    onset, fit = fit_tau_gen(curves.step[rows], fd[rows], curves["fid_err"][rows], tol=tol,
-                             err=(own_fit.err, "the run's own tolerance, from its unrefined curve") if own_fit else None)
+    own_err = (own_fit.err, "the run's own tolerance, from its unrefined curve") if own_fit else None
+    onset, fit = fit_tau_gen(curves.step[rows], fd[rows], curves["fid_err"][rows], tol=tol, err=own_err)
     if fit is None:
         return onset, None, [f"too_few_checkpoints: {onset.how}"]
     flags = []

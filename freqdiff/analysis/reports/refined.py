@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from freqdiff.analysis.inference.log_ratio import log_ratio_interval
-from freqdiff.analysis.reading.curves import REFINED, curves_from_rows, find_runs, load_run, read_metrics_csv
+from freqdiff.analysis.reading.curves import REFINED, find_runs, load_run
 from freqdiff.analysis.reading.onsets import Onset
 from freqdiff.analysis.reading.window import Window, interval_text, read_window
 from freqdiff.analysis.reports.report import markdown_table
@@ -42,7 +42,9 @@ class Refined:
 def read_refined(run_dir: Path, **options: Any) -> Refined:
     """Both readings of one refined run, with the same window options."""
     config, merged = load_run(run_dir)
-    own = curves_from_rows(read_metrics_csv(run_dir / "metrics.csv"), str(run_dir / "metrics.csv"))
+    own = merged.own  # load_run keeps a refined run's own curve beside the merged one
+    if own is None:
+        raise FreqdiffError(f"{run_dir}: not refined (no {REFINED}/metrics.csv)")
     n = config.get("data", {}).get("n")
     samples = (float(np.nanmax(own["n_samples"])), float(np.nanmax(merged["n_samples"])))
     return Refined(run_dir.name, read_window(own, n=n, **options), read_window(merged, n=n, **options), samples)
@@ -50,7 +52,7 @@ def read_refined(run_dir: Path, **options: Any) -> Refined:
 
 def covers(before: Onset, after: Onset) -> str:
     """Whether the unrefined 95% interval holds the refined estimate ('yes', 'no', or '—' without both)."""
-    if before.estimate is None and before.low is None and before.high is None or after.estimate is None:
+    if after.estimate is None or (before.estimate is None and before.low is None and before.high is None):
         return "—"
     low, high = before.low or 0.0, before.high or np.inf
     return "yes" if low <= after.estimate <= high else "no"
@@ -92,7 +94,8 @@ def markdown(runs: Sequence[Refined]) -> str:
     table = [[r.name, f"{r.samples[0]:.0f} -> {r.samples[1]:.0f}",
               *(f"{interval_text(getattr(w, tau))} ({half_width(getattr(w, tau))})" for tau in TAUS
                 for w in (r.before, r.after)),
-              *(covers(getattr(r.before, tau), getattr(r.after, tau)) for tau in TAUS), f"{r.before.state} -> {r.after.state}"]
+              *(covers(getattr(r.before, tau), getattr(r.after, tau)) for tau in TAUS),
+              f"{r.before.state} -> {r.after.state}"]
              for r in runs]
     columns = ("run", "samples", "tau_gen before", "tau_gen refined", "tau_mem before", "tau_mem refined",
                "tau_gen covered", "tau_mem covered", "window")
@@ -101,8 +104,8 @@ def markdown(runs: Sequence[Refined]) -> str:
         "# Refined windows", "",
         f"{len(runs)} refined runs, each read off its own curve (before) and off its refined curve (after: every "
         "checkpoint re-measured with the refinement's sample count, denser checkpoints where the taus fall). "
-        "Intervals are 95%; tau_mem is the earlier copy measure; '(±x%)' is the interval's half-width over the estimate. "
-        "'covered': the unrefined interval holds the refined estimate.", "",
+        "Intervals are 95%; tau_mem is the earlier copy measure; '(±x%)' is the interval's half-width over the "
+        "estimate. 'covered': the unrefined interval holds the refined estimate.", "",
         *markdown_table(columns, table), "", "![each tau's interval before and after](refined.png)", "",
         *(f"- {tau}: the unrefined interval covers the refined estimate in {covered[tau]} of {len(runs)} runs"
           for tau in TAUS),
@@ -151,7 +154,8 @@ def write_refined(root: Path, out: Path | None = None, **options: Any) -> Path:
 
 
 USAGE = ("usage: python -m freqdiff.analysis.reports.refined DIR [--out DIR] [window options]\n"
-         "  every refined run under DIR read before and after `freqdiff refine` -> refined.md, refined.csv, refined.png")
+         "  every refined run under DIR read before and after `freqdiff refine`\n"
+         "  -> refined.md, refined.csv, refined.png")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

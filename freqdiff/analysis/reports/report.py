@@ -120,8 +120,8 @@ def fit_text(fit: PowerLaw | None, count: int) -> str:
     """One sentence on the tau_mem ~ n^slope fit."""
     if fit is None:
         return "No fit: fewer than 2 values of n with a tau_mem that is no bound."
-    return (f"tau_mem ~ n^slope: slope {fit.slope:.2f}, {fit.interval_text()}, over {count} runs whose tau_mem is no bound "
-            "(the paper: slope 1). Censored runs are excluded, which biases the slope low when the "
+    return (f"tau_mem ~ n^slope: slope {fit.slope:.2f}, {fit.interval_text()}, over {count} runs whose tau_mem is "
+            "no bound (the paper: slope 1). Censored runs are excluded, which biases the slope low when the "
             "largest n are censored.")
 
 
@@ -131,8 +131,9 @@ def width_fit_text(windows: list[Window]) -> str:
     if fitted is None:
         return "Scale-free width against n: no fit (fewer than 2 values of n with an exact tau_mem/tau_gen)."
     fit, count = fitted
-    return (f"Scale-free width against n: d log(tau_mem/tau_gen) / d log n = {fit.slope:.2f}, {fit.interval_text()}, over {count} "
-            "runs with an exact ratio (the paper: 1, tau_mem ~ n with tau_gen flat); runs with a bound are excluded.")
+    return (f"Scale-free width against n: d log(tau_mem/tau_gen) / d log n = {fit.slope:.2f}, {fit.interval_text()}, "
+            f"over {count} runs with an exact ratio (the paper: 1, tau_mem ~ n with tau_gen flat); runs with a bound "
+            "are excluded.")
 
 
 def flatness_text(groups: list[WindowGroup]) -> str:

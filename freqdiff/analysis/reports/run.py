@@ -81,7 +81,8 @@ def window_options_help() -> str:
 def directory_report_main(name: str, usage: str, write: Callable[..., Path], argv: Sequence[str] | None,
                           pooled: bool = False) -> int:
     """The command line of a report over run directories (`python -m freqdiff.analysis.reports.NAME`): --help,
-    then write(DIR or [DIR, ...] when pooled, out, **window options), printing the path it wrote; errors are one line."""
+    then write(DIR or [DIR, ...] when pooled, out, **window options), printing the path it wrote; errors are one
+    line."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(f"{usage}\n{window_options_help()}")
