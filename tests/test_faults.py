@@ -155,7 +155,8 @@ def test_two_concurrent_trains_into_one_out(tmp_path: Path) -> None:
     assert codes == [0, 2], results
     (winner_lr,) = [lr for (code, _), lr in zip(results, ("0.001", "0.002")) if code == 0]
     (message,) = [err.strip().splitlines()[-1] for code, err in results if code == 2]
-    assert "is being written by pid" in message or "made with a different config (differs in train.lr)" in message
+    # the loser may flock in the instant before the winner names itself in the lock: then the holder is unnamed
+    assert "is being written by" in message or "made with a different config (differs in train.lr)" in message
     assert f'"lr": {winner_lr}' in (run / "config.json").read_text()
     assert len((run / "log.jsonl").read_text().splitlines()) == 20 // 5  # one writer's records, not two
 

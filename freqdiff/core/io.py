@@ -358,8 +358,8 @@ class RunLock:
                                     "wait for it to finish, or stop it") from None
             raise FreqdiffError(f"{self.path}: cannot lock ({err.strerror}); this filesystem has no file locks") from None
         with contextlib.suppress(OSError):  # a full disk: the lock holds, its holder is not named
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode(), 0)
+            name = f"pid {os.getpid()} on host {socket.gethostname()}\n".encode()
+            os.ftruncate(fd, os.pwrite(fd, name, 0))  # write, then cut: the file is never empty in between
         _HELD[self.key] = [fd, 1, os.path.abspath(self.directory)]
         _ROOTS.append(_HELD[self.key][2])
         self.held = True
