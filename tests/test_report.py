@@ -141,6 +141,19 @@ def test_report_fits_slope_across_n(tmp_path):
     text = write_report(tmp_path).read_text()
     slope = re.search(r"slope (\S+), interval undefined \(2 points\), over 2 runs whose tau_mem is no bound", text)
     assert slope and float(slope.group(1)) == pytest.approx(1.0, abs=0.1)
+    assert "With the censored runs counted" not in text  # nothing censored: the least-squares fit is the whole story
+
+
+def test_report_counts_censored_runs_in_a_second_slope(tmp_path):
+    for n, seed in ((64, 0), (64, 1), (128, 0), (128, 1)):  # tau_mem = 25 n: 1600 and 3200
+        make_run(tmp_path / f"n{n}-{seed}", n, seed, 25.0 * n, samples=8192)
+    make_run(tmp_path / "n512", 512, 0)  # never copies: censored, so the least-squares fit leaves it out
+    text = write_report(tmp_path).read_text()
+    assert "over 4 runs whose tau_mem is no bound" in text
+    counted = re.search(r"With the censored runs counted \(1 of 5 runs censored\): slope (\S+), \[(\S+), (\S+)\], "
+                        r"95% Wald interval of an interval-censored log-normal AFT regression on log n \(lifelines\), "
+                        r"5 runs", text)
+    assert counted and float(counted.group(2)) < float(counted.group(1)) < float(counted.group(3))
 
 
 def test_fid_label_names_extractor():

@@ -10,6 +10,8 @@ low == high for a point estimate.
 
 - aft.py, `aft_factor`: the tau_mem factor (recipe / reference) from an interval-censored accelerated-failure-time
   model fitted by lifelines, with a Wald interval.
+- censored_slope.py, `aft_slope`: tau ~ n^slope from an interval-censored log-normal AFT regression on log n, so
+  runs censored at the largest n count instead of dropping out (which biases a least-squares slope low).
 - permutation.py, `permutation_test`: an exact two-sided permutation test over every relabeling of the pooled
   seeds, with the Gehan score (valid for censored values).
 - log_ratio.py, `log_ratio_interval`: exp(mean log ratio) with a Student-t interval (paired by seed, else Welch);

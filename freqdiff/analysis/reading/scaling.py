@@ -13,6 +13,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from freqdiff.analysis.inference.base import Inference
+from freqdiff.analysis.inference.censored_slope import aft_slope
 from freqdiff.analysis.reading.curves import Curves
 from freqdiff.analysis.reading.onsets import Onset
 from freqdiff.analysis.reading.sensitivity import OPEN
@@ -105,6 +107,15 @@ def fit_tau_mem(windows: Iterable[Window], bootstrap: int = 0) -> PowerLaw | Non
         return None
     n, tau = zip(*points)
     return fit_power_law(n, tau, bootstrap=bootstrap)
+
+
+def fit_tau_mem_censored(windows: Iterable[Window]) -> Inference | None:
+    """tau_mem against n with the censored runs counted (`aft_slope`); None where no run's tau_mem is a bound."""
+    onsets = [(w.n, w.tau_mem_earlier) for w in windows if w.n and w.tau_mem_earlier.step]
+    if not any(o.bound for _, o in onsets):
+        return None
+    return aft_slope([n for n, _ in onsets], [(None if o.bound == "<=" else o.step, None if o.bound == ">=" else o.step)
+                                              for _, o in onsets])
 
 
 def fit_width(windows: Iterable[Window]) -> tuple[PowerLaw, int] | None:

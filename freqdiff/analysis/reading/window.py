@@ -154,7 +154,7 @@ def verdict(gen: Onset, mem: Onset, onsets: Mapping[str, Onset], generation: Gen
         return generation.how
     if not gen.reached:
         return "tau_gen not reached: the gate passes but the FD never settles on its plateau while it does"
-    return f"generalized: generates from tau_gen {gen}; no copies up to the last checkpoint {last}"
+    return f"generalized: generates from tau_gen {gen}; copying not established by the last checkpoint {last}"
 
 
 def _final(curves: Curves, measure: str) -> tuple[float, float | None, float | None] | None:

@@ -8,8 +8,9 @@ from typing import Any
 
 from freqdiff.analysis.reading.baselines import is_baseline_run
 from freqdiff.analysis.reading.curves import find_runs
-from freqdiff.analysis.reading.scaling import (WindowGroup, component_label, exact_tau_mem, fit_tau_mem, fit_width,
-                                               group_windows, recipe_of, tau_gen_flatness)
+from freqdiff.analysis.reading.scaling import (WindowGroup, component_label, exact_tau_mem, fit_tau_mem,
+                                               fit_tau_mem_censored, fit_width, group_windows, recipe_of,
+                                               tau_gen_flatness)
 from freqdiff.analysis.reading.window import Window, WindowRule, interval_text
 from freqdiff.analysis.reports.baselines import baseline_section
 from freqdiff.analysis.reports.plots import collapse_figure, nearest_roles, scaling_figure
@@ -125,6 +126,17 @@ def fit_text(fit: PowerLaw | None, count: int) -> str:
             "largest n are censored.")
 
 
+def censored_fit_text(windows: list[Window]) -> str:
+    """One sentence on the tau_mem ~ n^slope fit that counts the censored runs; '' where none is censored."""
+    fit = fit_tau_mem_censored(windows)
+    if fit is None:
+        return ""
+    if fit.estimate is None:
+        return f"With the censored runs counted: {fit.note}."
+    return (f"With the censored runs counted ({fit.note}): slope {fit.estimate:.2f}, [{fit.interval[0]:.2f}, "
+            f"{fit.interval[1]:.2f}], {fit.method}; a straight power law through n where the law may bend.")
+
+
 def width_fit_text(windows: list[Window]) -> str:
     """One sentence on the slope of the scale-free width w = log(tau_mem/tau_gen) against log n."""
     fitted = fit_width(windows)
@@ -167,7 +179,9 @@ def _scaling_sections(runs: list[RunAnalysis], root: Path) -> list[str]:
                    f"{stem}_scaling.png": scaling_figure(windows, fit, recipe)}
         for rel, fig in figures.items():
             save_figure(fig, root / rel)
-        lines += [f"### {recipe}", "", fit_text(fit, len(exact_tau_mem(windows))), "", width_fit_text(windows), "",
+        censored = censored_fit_text(windows)
+        lines += [f"### {recipe}", "", fit_text(fit, len(exact_tau_mem(windows))), "",
+                  *([censored, ""] if censored else []), width_fit_text(windows), "",
                   flatness_text(group_windows((recipe, _seed(r), r.window) for r in members)), "",
                   *(f"![{Path(rel).stem}]({rel})" for rel in figures), ""]
     return ["## Scaling with n", "", *lines] if lines else []
