@@ -102,6 +102,7 @@ def test_n_star_located_where_curves_built_to_cross():
     assert str(crossing) == f"in (64, 128] (interpolated {crossing.estimate:.0f})" and not crossing.notes
     slope = fit_slope("tau_mem", [(p.n, p.tau_mem("fmem")) for p in scan])
     assert slope.fit.slope == pytest.approx(1.0, abs=0.03) and slope.runs == 7 and slope.excluded == 0
+    assert slope.censored is None and "bounded runs counted" not in str(slope)  # nothing bounded: no second fit
     assert slope.fit.interval[0] < 1 < slope.fit.interval[1]
 
 
@@ -118,6 +119,7 @@ def test_censored_tau_mem_at_large_n_is_open_and_kept_out_of_the_slope():
     assert crossing.states[256] == OPEN and (crossing.low, crossing.high) == (64, 128)
     slope = fit_slope("tau_mem", [(p.n, p.tau_mem("fmem_robust")) for p in scan])
     assert slope.runs == 2 and slope.excluded == 1 and slope.fit.interval is None
+    assert slope.censored is not None and "; with the bounded runs counted: " in str(slope)  # counted, not dropped
 
 
 def test_every_n_closed_puts_n_star_above_the_scan():

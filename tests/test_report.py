@@ -150,9 +150,9 @@ def test_report_counts_censored_runs_in_a_second_slope(tmp_path):
     make_run(tmp_path / "n512", 512, 0)  # never copies: censored, so the least-squares fit leaves it out
     text = write_report(tmp_path).read_text()
     assert "over 4 runs whose tau_mem is no bound" in text
-    counted = re.search(r"With the censored runs counted \(1 of 5 runs censored\): slope (\S+), \[(\S+), (\S+)\], "
-                        r"95% Wald interval of an interval-censored log-normal AFT regression on log n \(lifelines\), "
-                        r"5 runs", text)
+    counted = re.search(r"With the censored runs counted: slope (\S+), \[(\S+), (\S+)\] \(95% Wald interval of an "
+                        r"interval-censored log-normal AFT regression on log n \(lifelines\), 5 runs; 1 of 5 runs "
+                        r"censored\)", text)
     assert counted and float(counted.group(2)) < float(counted.group(1)) < float(counted.group(3))
 
 

@@ -65,3 +65,10 @@ def aft_slope(n: Sequence[float], taus: Sequence[Bracket], level: float = LEVEL)
     q = float(stats.t.ppf(0.5 + level / 2, k - 2))
     censored = int((~pinned | (b[:, 0] != b[:, 1])).sum())
     return Inference(coef, (coef - q * se, coef + q * se), label, f"{censored} of {k} runs censored")
+
+
+def slope_text(fit: Inference) -> str:
+    """'slope b, [low, high] (method; k of m runs censored)', or why the slope is undefined."""
+    if fit.estimate is None or fit.interval is None:
+        return fit.note
+    return f"slope {fit.estimate:.2f}, [{fit.interval[0]:.2f}, {fit.interval[1]:.2f}] ({fit.method}; {fit.note})"

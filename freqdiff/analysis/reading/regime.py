@@ -18,8 +18,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from freqdiff.analysis.inference.base import Inference
+from freqdiff.analysis.inference.censored_slope import slope_text
 from freqdiff.analysis.reading.curves import Curves
 from freqdiff.analysis.reading.onsets import Onset
+from freqdiff.analysis.reading.scaling import censored_slope
 from freqdiff.analysis.reading.window import Window
 from freqdiff.core.registry import FreqdiffError
 from freqdiff.metrics.statistics import PowerLaw, fit_power_law
@@ -179,19 +182,22 @@ class Slope:
     fit: PowerLaw | None  # None: fewer than 2 distinct n read exactly
     runs: int  # runs behind the fit
     excluded: int  # runs left out because their value is a bound or undefined
+    censored: Inference | None = None  # the fit with the bounded runs counted; None where no run is bounded
 
     def __str__(self) -> str:
+        counted = f"; with the bounded runs counted: {slope_text(self.censored)}" if self.censored else ""
         if self.fit is None:
-            return f"no fit ({self.runs} runs read exactly, fewer than 2 distinct n)"
+            return f"no fit ({self.runs} runs read exactly, fewer than 2 distinct n){counted}"
         return (f"slope {self.fit.slope:.2f}, {self.fit.interval_text()}, over {self.runs} runs "
-                f"({self.excluded} bounded, left out)")
+                f"({self.excluded} bounded, left out){counted}")
 
 
 def fit_slope(quantity: str, onsets: Sequence[tuple[int, Onset]]) -> Slope:
     """tau ~ n^slope over the (n, onset) pairs read exactly (no bound, positive step)."""
     exact = [(n, o.step) for n, o in onsets if o.step and not o.bound]
     excluded = len(onsets) - len(exact)
+    counted = censored_slope(onsets)
     if len({n for n, _ in exact}) < 2:
-        return Slope(quantity, None, len(exact), excluded)
+        return Slope(quantity, None, len(exact), excluded, counted)
     n, tau = zip(*exact)
-    return Slope(quantity, fit_power_law(n, tau), len(exact), excluded)
+    return Slope(quantity, fit_power_law(n, tau), len(exact), excluded, counted)

@@ -109,13 +109,18 @@ def fit_tau_mem(windows: Iterable[Window], bootstrap: int = 0) -> PowerLaw | Non
     return fit_power_law(n, tau, bootstrap=bootstrap)
 
 
-def fit_tau_mem_censored(windows: Iterable[Window]) -> Inference | None:
-    """tau_mem against n with the censored runs counted (`aft_slope`); None where no run's tau_mem is a bound."""
-    onsets = [(w.n, w.tau_mem_earlier) for w in windows if w.n and w.tau_mem_earlier.step]
-    if not any(o.bound for _, o in onsets):
+def censored_slope(onsets: Sequence[tuple[int, Onset]]) -> Inference | None:
+    """tau ~ n^slope with the bounded onsets counted as censored (`aft_slope`); None where none is a bound."""
+    read = [(n, o) for n, o in onsets if n and o.step]
+    if not any(o.bound for _, o in read):
         return None
-    return aft_slope([n for n, _ in onsets], [(None if o.bound == "<=" else o.step, None if o.bound == ">=" else o.step)
-                                              for _, o in onsets])
+    return aft_slope([n for n, _ in read], [(None if o.bound == "<=" else o.step, None if o.bound == ">=" else o.step)
+                                            for _, o in read])
+
+
+def fit_tau_mem_censored(windows: Iterable[Window]) -> Inference | None:
+    """tau_mem against n with the censored runs counted; None where no run's tau_mem is a bound."""
+    return censored_slope([(w.n, w.tau_mem_earlier) for w in windows])
 
 
 def fit_width(windows: Iterable[Window]) -> tuple[PowerLaw, int] | None:

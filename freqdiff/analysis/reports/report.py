@@ -6,6 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from freqdiff.analysis.inference.censored_slope import slope_text
 from freqdiff.analysis.reading.baselines import is_baseline_run
 from freqdiff.analysis.reading.curves import find_runs
 from freqdiff.analysis.reading.scaling import (WindowGroup, component_label, exact_tau_mem, fit_tau_mem,
@@ -131,10 +132,8 @@ def censored_fit_text(windows: list[Window]) -> str:
     fit = fit_tau_mem_censored(windows)
     if fit is None:
         return ""
-    if fit.estimate is None:
-        return f"With the censored runs counted: {fit.note}."
-    return (f"With the censored runs counted ({fit.note}): slope {fit.estimate:.2f}, [{fit.interval[0]:.2f}, "
-            f"{fit.interval[1]:.2f}], {fit.method}; a straight power law through n where the law may bend.")
+    return (f"With the censored runs counted: {slope_text(fit)}; a straight power law through every n, where the law "
+            "may bend.")
 
 
 def width_fit_text(windows: list[Window]) -> str:
