@@ -20,7 +20,7 @@ import freqdiff.analysis.reading.pooling as pooling
 from freqdiff.analysis.inference.aft import aft_factor
 from freqdiff.analysis.inference.permutation import permutation_test
 from freqdiff.analysis.reading.comparison import compare
-from freqdiff.analysis.reading.factors import tau_of
+from freqdiff.analysis.reading.onsets import tau_of
 from freqdiff.analysis.reading.window import read_window
 from freqdiff.analysis.reports.compare import compare_main, render
 from freqdiff.core.io import write_csv, write_json

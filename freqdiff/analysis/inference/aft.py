@@ -107,9 +107,10 @@ def _inverse_hessian(x: np.ndarray, sd: float) -> np.ndarray:
     return (inverse + inverse.T) / 2  # scipy refuses a matrix that is not exactly symmetric
 
 
-def _fit_once(kind: str, quick: bool, low: np.ndarray, high: np.ndarray,
-              x: np.ndarray) -> tuple[float, float, list[str]] | str:
-    """(coef, se, lifelines' warnings) of the recipe covariate, or why the fit failed."""
+def fit_aft(kind: str, quick: bool, low: np.ndarray, high: np.ndarray,
+            x: np.ndarray) -> tuple[float, float, list[str]] | str:
+    """(coef, se, lifelines' warnings) of the one covariate x, or why the fit failed. quick: start from the moments
+    of a 0/1 recipe indicator (aft_factor); a continuous x (aft_slope's log n) takes lifelines' own start."""
     import pandas as pd
     from lifelines.exceptions import ConvergenceError
 
@@ -193,7 +194,7 @@ def aft_factor(recipe: Sequence[Bracket], reference: Sequence[Bracket], level: f
     attempts: list[str] = []  # what went wrong in each fit tried before (or instead of) the one used
     fits: list[tuple[str, float, float, list[str]]] = []
     for kind, quick in FITS:
-        result = _fit_once(kind, quick, low, high, x)
+        result = fit_aft(kind, quick, low, high, x)
         if isinstance(result, str):
             attempts.append(result)
             continue

@@ -4,39 +4,17 @@
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Sequence
 
 import numpy as np
 from scipy import stats
 
+from freqdiff.analysis.inference.aft import fit_aft
 from freqdiff.analysis.inference.base import Bracket, Inference, brackets
 from freqdiff.core.registry import FreqdiffError
 from freqdiff.metrics.statistics import LEVEL
 
 METHOD = "Wald interval of an interval-censored log-normal AFT regression on log n (lifelines)"
-
-
-def _fit(low: np.ndarray, high: np.ndarray, log_n: np.ndarray) -> tuple[float, float] | str:
-    """(coef, se) of log n, or why the fit failed or warned."""
-    import pandas as pd
-    from lifelines import LogNormalAFTFitter
-    from lifelines.exceptions import ConvergenceError
-
-    frame = pd.DataFrame({"low": low, "high": high, "log_n": log_n})
-    fitter = LogNormalAFTFitter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            fitter.fit_interval_censoring(frame, "low", "high")
-        except (ConvergenceError, np.linalg.LinAlgError, ValueError, FloatingPointError, TypeError) as err:
-            return f"fit failed ({type(err).__name__}: {str(err).strip().splitlines()[0]})"
-    problems = sorted({str(w.message).strip().splitlines()[0] for w in caught
-                       if w.category.__module__.startswith("lifelines")})
-    coef, se = float(fitter.params_[("mu_", "log_n")]), float(fitter.standard_errors_[("mu_", "log_n")])
-    if problems or not (math.isfinite(coef) and math.isfinite(se) and se > 0):
-        return f"fit did not converge ({'; '.join(problems) or f'standard error {se:g}'})"
-    return coef, se
 
 
 def aft_slope(n: Sequence[float], taus: Sequence[Bracket], level: float = LEVEL) -> Inference:
@@ -57,10 +35,12 @@ def aft_slope(n: Sequence[float], taus: Sequence[Bracket], level: float = LEVEL)
         return Inference(None, None, label, "undefined: needs 3 runs and 2 values of n with a tau between two ends")
     ends = b[(b > 0) & np.isfinite(b)]
     unit = float(np.exp(np.log(ends).mean()))  # only the intercept moves
-    fitted = _fit(np.maximum(b[:, 0] / unit, ends.min() / unit * 1e-9), b[:, 1] / unit, x - x.mean())
-    if isinstance(fitted, str):
-        return Inference(None, None, label, f"undefined: {fitted}")
-    coef, se = fitted
+    fitted = fit_aft("log-normal", False, np.maximum(b[:, 0] / unit, ends.min() / unit * 1e-9), b[:, 1] / unit,
+                     x - x.mean())
+    if isinstance(fitted, str) or fitted[2]:
+        why = fitted if isinstance(fitted, str) else f"log-normal fit did not converge ({'; '.join(fitted[2])})"
+        return Inference(None, None, label, f"undefined: {why}")
+    coef, se, _ = fitted
     se *= math.sqrt(k / (k - 2))
     q = float(stats.t.ppf(0.5 + level / 2, k - 2))
     censored = int((~pinned | (b[:, 0] != b[:, 1])).sum())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from freqdiff.analysis.inference.base import Bracket, seeds_text
 from freqdiff.analysis.inference.log_ratio import ZERO_SPREAD, log_ratio_interval, scale_free_width, width_difference
 from freqdiff.analysis.inference.permutation import permutation_test
 from freqdiff.analysis.reading.matching import Match
-from freqdiff.analysis.reading.onsets import Onset
+from freqdiff.analysis.reading.onsets import tau_of
 from freqdiff.analysis.reading.pooling import Recipe
 from freqdiff.analysis.reading.window import Window
 from freqdiff.core.registry import FreqdiffError
@@ -45,38 +45,6 @@ class Factor:
     p: float | None = None  # exact two-sided permutation test (Gehan score) beside it; None: none made
     test: str = ""  # that test: relabelings, seeds, smallest attainable p
     log_difference: float | None = None  # width: mean log(tau_mem/tau_gen), recipe - reference, in log units
-
-
-class Tau(NamedTuple):
-    """One seed's tau: its interval-censored (low, high), a point value and the side the true value lies on."""
-
-    low: float | None  # None: before the first checkpoint (left-censored)
-    high: float | None  # None: not reached by the last checkpoint (right-censored)
-    point: float  # the estimate where both ends are known, else the known end
-    side: str  # '': both ends known; '>=': right-censored (point = low); '<=': left-censored (point = high)
-
-
-def tau_of(onset: Onset) -> Tau | None:
-    """One seed's tau for the models across seeds; None: not computed.
-
-    An estimated tau is an exact observation at its estimate: its 95% interval is measurement uncertainty, not
-    censoring, and the seed-to-seed scatter the models fit already contains it. A right-censored one is the
-    open interval (low, inf), a left-censored one (0, high]. Without an estimate, the checkpoint bracket: a
-    reached step is the point, a censored one ('>=') the low end of an open interval, one at the first
-    checkpoint ('<=') the high end of (0, step].
-    """
-    if onset.step is None:
-        return None
-    if onset.low is not None or onset.high is not None:
-        low, high = onset.low, onset.high
-        if high is None:
-            return Tau(low, None, float(low), ">=")
-        if low is None:
-            return Tau(None, high, float(high), "<=")
-        point = float(onset.estimate if onset.estimate is not None else onset.step)
-        return Tau(point, point, point, "")
-    point = float(onset.estimate if onset.estimate is not None and not onset.bound else onset.step)
-    return Tau(None if onset.bound == "<=" else point, None if onset.bound == ">=" else point, point, onset.bound)
 
 
 def _seeded(recipe: Recipe, n: int) -> list[tuple[Any, Window]]:

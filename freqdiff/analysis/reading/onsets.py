@@ -3,11 +3,13 @@
 An Onset is an estimate with a 95% interval in optimizer steps (tau_gen: fd_plateau.py; tau_mem:
 copy_onset.py). An end the data allow to lie past the last checkpoint is right-censored ('>=' its lower
 end); one that may lie before the first checkpoint is left-censored ('<=' its upper end). Neither is ever
-replaced by an invented number.
+replaced by an invented number. `tau_of` turns an Onset into the interval-censored bracket that the models
+across seeds (tau_mem factors) and across n (censored slopes) read.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -90,3 +92,35 @@ def earlier(a: Onset, b: Onset) -> Onset:
         step, bound = estimate if estimate is not None else high, ""
     how = a.how if a.how == b.how else f"{a.how}; and {b.how}"
     return Onset(int(round(step)), bound, how, estimate, low, high)
+
+
+class Tau(NamedTuple):
+    """One seed's tau: its interval-censored (low, high), a point value and the side the true value lies on."""
+
+    low: float | None  # None: before the first checkpoint (left-censored)
+    high: float | None  # None: not reached by the last checkpoint (right-censored)
+    point: float  # the estimate where both ends are known, else the known end
+    side: str  # '': both ends known; '>=': right-censored (point = low); '<=': left-censored (point = high)
+
+
+def tau_of(onset: Onset) -> Tau | None:
+    """One seed's tau for the models across seeds; None: not computed.
+
+    An estimated tau is an exact observation at its estimate: its 95% interval is measurement uncertainty, not
+    censoring, and the seed-to-seed scatter the models fit already contains it. A right-censored one is the
+    open interval (low, inf), a left-censored one (0, high]. Without an estimate, the checkpoint bracket: a
+    reached step is the point, a censored one ('>=') the low end of an open interval, one at the first
+    checkpoint ('<=') the high end of (0, step].
+    """
+    if onset.step is None:
+        return None
+    if onset.low is not None or onset.high is not None:
+        low, high = onset.low, onset.high
+        if high is None:
+            return Tau(low, None, float(low), ">=")
+        if low is None:
+            return Tau(None, high, float(high), "<=")
+        point = float(onset.estimate if onset.estimate is not None else onset.step)
+        return Tau(point, point, point, "")
+    point = float(onset.estimate if onset.estimate is not None and not onset.bound else onset.step)
+    return Tau(None if onset.bound == "<=" else point, None if onset.bound == ">=" else point, point, onset.bound)

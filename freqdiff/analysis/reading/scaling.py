@@ -16,7 +16,7 @@ import numpy as np
 from freqdiff.analysis.inference.base import Inference
 from freqdiff.analysis.inference.censored_slope import aft_slope
 from freqdiff.analysis.reading.curves import Curves
-from freqdiff.analysis.reading.onsets import Onset
+from freqdiff.analysis.reading.onsets import Onset, tau_of
 from freqdiff.analysis.reading.sensitivity import OPEN
 from freqdiff.analysis.reading.window import Window
 from freqdiff.metrics.statistics import PowerLaw, fit_power_law
@@ -110,12 +110,12 @@ def fit_tau_mem(windows: Iterable[Window], bootstrap: int = 0) -> PowerLaw | Non
 
 
 def censored_slope(onsets: Sequence[tuple[int, Onset]]) -> Inference | None:
-    """tau ~ n^slope with the bounded onsets counted as censored (`aft_slope`); None where none is a bound."""
-    read = [(n, o) for n, o in onsets if n and o.step]
-    if not any(o.bound for _, o in read):
+    """tau ~ n^slope with the bounded onsets counted as censored (`aft_slope`, brackets by `tau_of`); None where none is a bound."""
+    taus = [(n, tau_of(o)) for n, o in onsets if n]
+    read = [(n, t) for n, t in taus if t is not None]
+    if not any(t.side for _, t in read):
         return None
-    return aft_slope([n for n, _ in read], [(None if o.bound == "<=" else o.step, None if o.bound == ">=" else o.step)
-                                            for _, o in read])
+    return aft_slope([n for n, _ in read], [(t.low, t.high) for _, t in read])
 
 
 def fit_tau_mem_censored(windows: Iterable[Window]) -> Inference | None:
