@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from freqdiff.analysis.reading.fd_plateau import decline_start, fit_tau_gen
+from freqdiff.analysis.reading.fd_plateau import decline_start, fit_tau_gen, plateau_tolerance
 
 STEPS = 250 * 1.19 ** np.arange(20)
 ERR = 1.3
@@ -150,6 +150,17 @@ def test_nan_errors_use_the_residual_noise():
     partial[::2] = np.nan  # some errors missing: the finite ones set err
     _, fit_partial = fit_tau_gen(step, fd, partial)
     assert "not computed" not in fit_partial.method and np.isfinite(fit_partial.err)
+
+
+def test_plateau_tolerance_is_the_fits_err():
+    """A refined curve's tolerance, read without the bootstrap, is the err the full fit uses, with or without
+    fid_err, and undefined where the fit is."""
+    step, fd, err = EXAMPLE.T
+    partial = err.copy()
+    partial[::2] = np.nan
+    for fd_err in (err, partial, np.full(step.size, np.nan), None):
+        assert plateau_tolerance(step, fd, fd_err) == fit_tau_gen(step, fd, fd_err)[1].err
+    assert plateau_tolerance(step[:4], fd[:4], err[:4]) is None
 
 
 def test_example_run():

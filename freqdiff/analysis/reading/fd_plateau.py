@@ -51,6 +51,7 @@ Coverage is checked on synthetic curves with a known tau_gen in tests/test_fd_pl
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -299,6 +300,30 @@ def _display(estimate: float | None, low: float | None, high: float | None, s: n
     return round(estimate), ""
 
 
+def _fitted_rows(step: np.ndarray, fd: np.ndarray, fd_err: np.ndarray | None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
+    """The finite checkpoints in step order (step, FD, fid_err) and the index where the fit starts (the decline's
+    start); None with fewer than MIN_POINTS."""
+    step, fd = np.asarray(step, dtype=float), np.asarray(fd, dtype=float)
+    fd_err = np.full(step.shape, np.nan) if fd_err is None else np.asarray(fd_err, dtype=float)
+    ok = np.isfinite(fd) & np.isfinite(step) & (step > 0)
+    if ok.sum() < MIN_POINTS:
+        return None
+    order = np.argsort(step[ok], kind="stable")
+    s_all, y_all, e_all = step[ok][order], fd[ok][order], fd_err[ok][order]
+    return s_all, y_all, e_all, min(decline_start(y_all), s_all.size - MIN_POINTS)
+
+
+def plateau_tolerance(step: np.ndarray, fd: np.ndarray, fd_err: np.ndarray | None) -> float | None:
+    """The err fit_tau_gen would use on these checkpoints (PlateauFit.err), without its bootstrap where fid_err
+    gives it: a refined curve's tolerance, read off its run's own curve. None where no plateau fit is possible."""
+    rows = _fitted_rows(step, fd, fd_err)
+    if rows is None:
+        return None
+    err = plateau_err(rows[2][rows[3]:], math.nan)[0]
+    return err if math.isfinite(err) else fit_tau_gen(step, fd, fd_err)[1].err
+
+
 def fit_tau_gen(step: np.ndarray, fd: np.ndarray, fd_err: np.ndarray | None, tol: float = 1.0,
                 level: float = 0.95, seed: int = 0,
                 err: tuple[float, str] | None = None) -> tuple[Onset, PlateauFit | None]:
@@ -309,15 +334,10 @@ def fit_tau_gen(step: np.ndarray, fd: np.ndarray, fd_err: np.ndarray | None, tol
     steps; a None end is censored; estimate None when the fit puts tau_gen outside the checkpoints) and the fit;
     (undefined Onset, None) with fewer than MIN_POINTS finite FD values.
     """
-    step = np.asarray(step, dtype=float)
-    fd = np.asarray(fd, dtype=float)
-    fd_err = np.full(step.shape, np.nan) if fd_err is None else np.asarray(fd_err, dtype=float)
-    ok = np.isfinite(fd) & np.isfinite(step) & (step > 0)
-    if ok.sum() < MIN_POINTS:
+    rows = _fitted_rows(step, fd, fd_err)
+    if rows is None:
         return Onset(None, "", f"fewer than {MIN_POINTS} checkpoints with an FD: no plateau fit"), None
-    order = np.argsort(step[ok], kind="stable")
-    s_all, y_all, e_all = step[ok][order], fd[ok][order], fd_err[ok][order]
-    start = min(decline_start(y_all), s_all.size - MIN_POINTS)
+    s_all, y_all, e_all, start = rows
     s, y = s_all[start:], y_all[start:]
 
     grid = _grid(s)

@@ -19,7 +19,7 @@ import numpy as np
 
 from freqdiff.analysis.reading.copy_onset import read_tau_mem
 from freqdiff.analysis.reading.curves import Curves, as_curves
-from freqdiff.analysis.reading.fd_plateau import PlateauFit, fit_tau_gen
+from freqdiff.analysis.reading.fd_plateau import PlateauFit, fit_tau_gen, plateau_tolerance
 from freqdiff.analysis.reading.onsets import (COPY_MEASURES, Onset, WindowRule, earlier, first_confirmed, gate_passes,
                                               gate_text)
 from freqdiff.analysis.reading.sensitivity import (CLOSED, NO_GENERATION, TOLERANCES, Reading, open_range, read_over,
@@ -168,6 +168,22 @@ def _final(curves: Curves, measure: str) -> tuple[float, float | None, float | N
     return float(curves[measure][j]), low, high
 
 
+def _fd_rows(curves: Curves) -> np.ndarray:
+    """The checkpoints whose FD was measured with the last FD's sample count (the FD's bias depends on it)."""
+    fd = curves["fid"]
+    last = curves["n_samples"][np.flatnonzero(np.isfinite(fd))[-1]]
+    return np.isfinite(fd) & ((curves["n_samples"] == last) | np.isnan(last))
+
+
+def _own_tolerance(own: Curves) -> tuple[float, str] | None:
+    """A refined curve's tau_gen tolerance: the plateau error of its run's own, unrefined curve."""
+    if not np.isfinite(own["fid"]).any():
+        return None
+    rows = _fd_rows(own)
+    err = plateau_tolerance(own.step[rows], own["fid"][rows], own["fid_err"][rows])
+    return None if err is None else (err, "the run's own tolerance, from its unrefined curve")
+
+
 def read_tau_gen(curves: Curves, tol: float) -> tuple[Onset, PlateauFit | None, list[str]]:
     """tau_gen off the FD rows measured with the last row's sample count (the FD's bias depends on it); a refined
     curve keeps its run's own tolerance (the error of the run's own evaluation), so refinement measures the same
@@ -175,10 +191,8 @@ def read_tau_gen(curves: Curves, tol: float) -> tuple[Onset, PlateauFit | None, 
     fd = curves["fid"]
     if not np.isfinite(fd).any():
         return Onset(None, "", "no FD computed"), None, ["no_fid: no checkpoint has an FD; tau_gen undefined"]
-    last = curves["n_samples"][np.flatnonzero(np.isfinite(fd))[-1]]
-    rows = np.isfinite(fd) & ((curves["n_samples"] == last) | np.isnan(last))
-    own_fit = read_tau_gen(curves.own, tol)[1] if curves.own is not None else None
-    own_err = (own_fit.err, "the run's own tolerance, from its unrefined curve") if own_fit else None
+    rows = _fd_rows(curves)
+    own_err = _own_tolerance(curves.own) if curves.own is not None else None
     onset, fit = fit_tau_gen(curves.step[rows], fd[rows], curves["fid_err"][rows], tol=tol, err=own_err)
     if fit is None:
         return onset, None, [f"too_few_checkpoints: {onset.how}"]
