@@ -50,6 +50,21 @@ def test_a_slower_refined_fd_moves_tau_gen_out_of_the_unrefined_interval(tmp_pat
     assert {r["covered"] for r in rows if r["tau"] == "tau_mem_earlier"} == {"yes"}
 
 
+def test_runs_of_several_n_get_their_own_factors_and_half_widths(tmp_path: Path) -> None:
+    for n in (64, 128):
+        for seed, stretch in ((0, 2.0), (1, 2.0)):
+            make_run(tmp_path / f"n{n}-seed{seed}", n, seed, TAU_MEM)
+            refine_rows(tmp_path / f"n{n}-seed{seed}", seed, stretch if n == 64 else 1.0)
+    text = write_refined(tmp_path).read_text()
+    at64 = float(re.search(r"tau_gen at n = 64, refined / unrefined: (\S+)x", text).group(1))
+    at128 = float(re.search(r"tau_gen at n = 128, refined / unrefined: (\S+)x", text).group(1))
+    pooled = float(re.search(r"tau_gen, refined / unrefined: (\S+)x .* over 4 runs", text).group(1))
+    assert at64 > 1.5 and abs(at128 - 1) < 0.1 and at128 < pooled < at64
+    spread = re.search(r"tau_mem_earlier at n = 64, half-width: ±(\S+)-(\S+)% before, ±(\S+)-(\S+)% refined", text)
+    before, after = float(spread.group(2)), float(spread.group(4))
+    assert after < before  # 4x the samples narrow tau_mem's interval
+
+
 def test_no_refined_run_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make_run(tmp_path / "n64", 64, 0, TAU_MEM)
     assert main([str(tmp_path)]) == 2

@@ -78,15 +78,35 @@ def csv_rows(runs: Sequence[Refined]) -> list[dict[str, Any]]:
     return rows
 
 
-def factor_line(runs: Sequence[Refined], tau: str) -> str:
+def factor_line(runs: Sequence[Refined], tau: str, where: str = "") -> str:
     """The paired factor refined / unrefined of one tau over the runs with both estimates."""
     pairs = [(getattr(r.after, tau).estimate, getattr(r.before, tau).estimate) for r in runs]
     pairs = [(a, b) for a, b in pairs if a and b]
     if len(pairs) < 2:
-        return f"- {tau}, refined / unrefined: fewer than 2 runs with both estimates"
+        return f"- {tau}{where}, refined / unrefined: fewer than 2 runs with both estimates"
     result = log_ratio_interval([a for a, _ in pairs], [b for _, b in pairs], paired=True)
     interval = "no interval" if result.interval is None else f"[{result.interval[0]:.3g}, {result.interval[1]:.3g}]"
-    return f"- {tau}, refined / unrefined: {result.estimate:.3g}x {interval} over {len(pairs)} runs ({result.method})"
+    return (f"- {tau}{where}, refined / unrefined: {result.estimate:.3g}x {interval} over {len(pairs)} runs "
+            f"({result.method})")
+
+
+def spread_line(runs: Sequence[Refined], tau: str, where: str = "") -> str:
+    """The range of one tau's interval half-widths over the runs, before and after (censored ones counted apart)."""
+    def spread(windows: Sequence[Window]) -> str:
+        widths = [(o.high - o.low) / 2 / o.estimate for o in (getattr(w, tau) for w in windows)
+                  if o.estimate and o.low and o.high]
+        rest = len(windows) - len(widths)
+        shown = f"±{100 * min(widths):.1f}-{100 * max(widths):.1f}%" if widths else "none exact"
+        return shown + (f" ({rest} with a censored end or no estimate)" if rest else "")
+    return (f"- {tau}{where}, half-width: {spread([r.before for r in runs])} before, "
+            f"{spread([r.after for r in runs])} refined")
+
+
+def by_n(runs: Sequence[Refined]) -> list[tuple[str, list[Refined]]]:
+    """(' at n = N', its runs) per training-set size when the runs span several, then ('', all runs)."""
+    sizes = sorted({r.after.n for r in runs}, key=lambda n: (n is None, n or 0))
+    groups = [(f" at n = {n}", [r for r in runs if r.after.n == n]) for n in sizes] if len(sizes) > 1 else []
+    return [*groups, ("", list(runs))]
 
 
 def markdown(runs: Sequence[Refined]) -> str:
@@ -109,7 +129,8 @@ def markdown(runs: Sequence[Refined]) -> str:
         *markdown_table(columns, table), "", "![each tau's interval before and after](refined.png)", "",
         *(f"- {tau}: the unrefined interval covers the refined estimate in {covered[tau]} of {len(runs)} runs"
           for tau in TAUS),
-        *(factor_line(runs, tau) for tau in TAUS), "",
+        *(line(group, tau, where) for tau in TAUS for where, group in by_n(runs) for line in (spread_line, factor_line)),
+        "",
         f"Both readings use the window rule {runs[0].after.rule}: tau_gen off the fitted FD approach "
         "(freqdiff.analysis.reading.fd_plateau), tau_mem off the copy counts (copy_onset).", ""])
 
