@@ -73,17 +73,20 @@ def fd_approach(tau_gen=TAU_GEN, level=L, seed=0, noise=0.05):
     return level + A / (1 + (steps / s_c) ** BETA) + np.random.default_rng(seed).normal(0, noise, len(steps))
 
 
-def make_run(run_dir, cfg, onset, tau_gen=TAU_GEN, fd_level=L, recall=0.8, coverage=0.8, **quality):
-    """metrics.csv whose FD reaches its plateau `fd_level` at `tau_gen` and whose copy fraction reaches q at step
-    `onset` (tau_mem; never when None), with recall and coverage (± 0.02) at every checkpoint beside the FD and
-    recognizable, for the quality equivalence test. The noise is drawn from the run's (n, seed)."""
+def make_run(run_dir, cfg, onset, tau_gen=TAU_GEN, fd_level=L, recall=0.8, coverage=0.8, file="metrics.csv",
+             **quality):
+    """metrics.csv (or `file`: refine/metrics.csv) whose FD reaches its plateau `fd_level` at `tau_gen` and whose copy
+    fraction reaches q at step `onset` (tau_mem; never when None), with recall and coverage (± 0.02) at every
+    checkpoint beside the FD and recognizable, for the quality equivalence test. The noise is drawn from the run's
+    (n, seed)."""
     write_json(run_dir / "config.json", cfg)
+    (run_dir / file).parent.mkdir(exist_ok=True)
     draw = 1000 * cfg["data"]["n"] + cfg["train"]["seed"]
     copies = [0.0] * len(STEPS) if onset is None else copy_fraction(onset, STEPS, COPY_SLOPE, draw, SAMPLES)
     rows = metrics(STEPS, fd_approach(tau_gen, fd_level, draw), copies, samples=SAMPLES, **quality)
     for row in rows:
         row.update(recall=str(recall), recall_err="0.02", coverage=str(coverage), coverage_err="0.02")
-    write_csv(run_dir / "metrics.csv", rows, list(rows[0]))
+    write_csv(run_dir / file, rows, list(rows[0]))
 
 
 def onset_of(base, n, seed, spread=0.5):
@@ -267,6 +270,30 @@ def test_a_strength_study_dir_is_read_as_one_recipe_per_strength(two, tmp_path):
     c = compare([plain, study])
     assert [r.label for r in c.recipes] == ["plain", "weight-0", "weight-1"]
     assert c.versus[1].verdict.startswith("weight-1 widens the window against plain")
+
+
+def refine_at(root, n, seeds=(0, 1), later=2.0, **run):
+    """RUN/refine/metrics.csv for root's runs at n: the same FD, copies from `later` x the run's onset on."""
+    for seed in seeds:
+        cfg = json.loads((root / f"n{n:05d}-seed{seed}" / "config.json").read_text())
+        make_run(root / f"n{n:05d}-seed{seed}", cfg, later * onset_of(1000, n, seed), file="refine/metrics.csv", **run)
+
+
+def test_refined_curves_are_read_only_where_every_run_of_every_dir_is_refined(two):
+    plain, wide = two
+    refine_at(plain, 64)
+    refine_at(plain, 16, seeds=(0,))
+    mixed = compare([plain, wide])
+    tau_mem = {(r.window.n, r.seed): r.window.tau_mem_earlier for r in mixed.recipes[0].runs}
+    assert inside(tau_mem[(64, 0)], onset_of(1000, 64, 0), 0.05)  # wide is not refined: plain's own curve is read
+    assert mixed.refined == ((), (16, 64))
+    assert "each run's own curve at n = 16, 64" in render(mixed) and "refined curves" not in render(mixed)
+    refine_at(wide, 64, later=4.0)
+    both = compare([plain, wide])
+    tau_mem = {(r.window.n, r.seed): r.window.tau_mem_earlier for r in both.recipes[0].runs}
+    assert inside(tau_mem[(64, 0)], 2 * onset_of(1000, 64, 0), 0.05)  # refined on both sides: the refined curve
+    assert inside(tau_mem[(16, 0)], onset_of(1000, 16, 0), 0.05)  # n = 16: plain's seed 1 and wide are not refined
+    assert "refined curves (`freqdiff refine`) at n = 64" in render(both)
 
 
 def test_reference_flag_reverses_direction(two):

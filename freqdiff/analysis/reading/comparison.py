@@ -24,7 +24,8 @@ from freqdiff.analysis.reading.equivalence import COMPARABLE
 from freqdiff.analysis.reading.factors import Factor, not_compared, pooled_factor, tau_mem_factor, width_factors
 from freqdiff.analysis.reading.matching import Match, match
 from freqdiff.analysis.reading.onsets import WindowRule
-from freqdiff.analysis.reading.pooling import DIFFERENT_DATA, Recipe, data_settings, read_recipe, require_same
+from freqdiff.analysis.reading.pooling import (DIFFERENT_DATA, Recipe, data_settings, read_recipe, refined_sizes,
+                                               require_same)
 from freqdiff.analysis.reading.verdicts import basis_of, verdict
 from freqdiff.core.registry import FreqdiffError, build_params
 
@@ -61,6 +62,7 @@ class Comparison:
     reference: str
     versus: tuple[Versus, ...]
     rule: dict[str, Any]
+    refined: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())  # refined_sizes of the DIRs, sorted
 
 
 def versus(mine: Recipe, ref: Recipe) -> Versus:
@@ -147,7 +149,8 @@ def compare(dirs: Sequence[str | Path], reference: str | None = None, **options:
     repeated = [str(p) for p, q in zip(paths, resolved) if resolved.count(q) > 1]
     if repeated:
         raise FreqdiffError(f"compare: the same DIR given twice: {', '.join(repeated)}")
-    loaded = [read_recipe(p, label, options) for p, label in zip(paths, _labels(paths))]
+    refined = refined_sizes(paths)
+    loaded = [read_recipe(p, label, options, refined[0]) for p, label in zip(paths, _labels(paths))]
     require_same([(str(run.path), data_settings(config)) for recipe, configs in loaded
                   for run, config in zip(recipe.runs, configs)], f"compare: {DIFFERENT_DATA}")
     recipes = tuple(recipe for recipe, _ in loaded)
@@ -156,4 +159,16 @@ def compare(dirs: Sequence[str | Path], reference: str | None = None, **options:
     if reference is not None and reference not in labels:
         raise FreqdiffError(f"compare: unknown --reference {reference!r}; choices: {', '.join(labels)}")
     ref = recipes[labels.index(reference)] if reference is not None else recipes[0]
-    return Comparison(recipes, ref.label, tuple(versus(r, ref) for r in recipes if r is not ref), rule)
+    return Comparison(recipes, ref.label, tuple(versus(r, ref) for r in recipes if r is not ref), rule,
+                      (tuple(sorted(refined[0])), tuple(sorted(refined[1]))))
+
+
+def refinement_text(comparison: Comparison) -> str:
+    """Which n were read off refined curves (every run of every DIR refined there) and which were not ('' if none
+    was refined): like is compared with like."""
+    every, some = comparison.refined
+    parts = ([f"refined curves (`freqdiff refine`) at n = {', '.join(map(str, every))}, where every run of every "
+              "DIR is refined"] if every else [])
+    parts += [f"each run's own curve at n = {', '.join(map(str, some))}, where only some runs are refined (a "
+              "refined and an unrefined reading differ: refined tau_mem reads a few % later)"] if some else []
+    return f"Read off {'; '.join(parts)}." if parts else ""

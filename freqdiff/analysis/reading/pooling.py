@@ -9,16 +9,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import AbstractSet, Any, Mapping, Sequence
 
 import numpy as np
 
-from freqdiff.analysis.reading.curves import Curves, find_runs, load_run
+from freqdiff.analysis.reading.curves import REFINED, Curves, find_runs, load_run
 from freqdiff.analysis.reading.equivalence import MEASURES as EQUIVALENCE_MEASURES
 from freqdiff.analysis.reading.equivalence import Level
 from freqdiff.analysis.reading.scaling import (DERIVED, RUN_KEYS, Spread, WindowGroup, component_label, exact_tau_mem,
                                                fit_tau_mem, group_windows, recipe_of, spread)
 from freqdiff.analysis.reading.window import Window, read_window
+from freqdiff.core.io import read_json
 from freqdiff.core.registry import FreqdiffError
 from freqdiff.metrics.quality import Gate
 from freqdiff.metrics.statistics import PowerLaw, mean_of_measurements
@@ -131,8 +132,24 @@ def quality_at_gen(curves: Curves, window: Window) -> dict[str, tuple[float, flo
             if math.isfinite(curves[c][i])}
 
 
-def _read_dir(path: Path, options: Mapping[str, Any]) -> tuple[list[Run], list[dict[str, Any]], list[str]]:
-    """The readable runs of a DIR with their configs, and one line per run that could not be read."""
+def refined_sizes(paths: Sequence[Path]) -> tuple[frozenset[int], frozenset[int]]:
+    """(the n at which every run of every DIR is refined, the n at which only some are). A comparison reads refined
+    curves only at the first, so both sides of a factor are measured alike (refined tau_mem reads a few % later)."""
+    status: dict[int, list[bool]] = {}
+    for run_dir in (run for path in paths if path.is_dir() for run in find_runs(path)):
+        try:
+            n = read_json(run_dir / "config.json")["data"]["n"]
+        except (ValueError, OSError, KeyError, TypeError):
+            continue  # an unreadable run is named when the DIR is read
+        status.setdefault(n, []).append((run_dir / REFINED / "metrics.csv").is_file())
+    return (frozenset(n for n, refined in status.items() if all(refined)),
+            frozenset(n for n, refined in status.items() if any(refined) and not all(refined)))
+
+
+def _read_dir(path: Path, options: Mapping[str, Any], refined: AbstractSet[int] = frozenset()
+              ) -> tuple[list[Run], list[dict[str, Any]], list[str]]:
+    """The readable runs of a DIR with their configs, and one line per run that could not be read; a refined run is
+    read off its refined curve at the n in `refined`, off its own curve elsewhere."""
     if not path.is_dir():
         raise FreqdiffError(f"{path}: no such directory")
     found = find_runs(path)
@@ -142,7 +159,9 @@ def _read_dir(path: Path, options: Mapping[str, Any]) -> tuple[list[Run], list[d
     for run_dir in found:
         try:
             config, curves = load_run(run_dir)
-            window = read_window(curves, n=config.get("data", {}).get("n"), **options)
+            n = config.get("data", {}).get("n")
+            curves = curves if curves.own is None or n in refined else curves.own
+            window = read_window(curves, n=n, **options)
         except FreqdiffError as err:
             skipped.append(f"{run_dir}: {err}")
             continue
@@ -208,9 +227,11 @@ def sampling_of(config: Mapping[str, Any]) -> str:
     return f"{sampler.get('name', 'unknown')}, x0 {'clipped' if clipped else 'not clipped'}"
 
 
-def read_recipe(path: Path, label: str, options: Mapping[str, Any]) -> tuple[Recipe, list[dict[str, Any]]]:
-    """Read, check and pool one DIR; also return its runs' configs for the data check across DIRs."""
-    runs, configs, skipped = _read_dir(path, options)
+def read_recipe(path: Path, label: str, options: Mapping[str, Any], refined: AbstractSet[int] = frozenset()
+                ) -> tuple[Recipe, list[dict[str, Any]]]:
+    """Read, check and pool one DIR (refined curves at the n in `refined`); also return its runs' configs for the
+    data check across DIRs."""
+    runs, configs, skipped = _read_dir(path, options, refined)
     extractor = _check_dir(path, runs, configs)
     name = recipe_of(configs[0])
     groups = group_windows((name, r.seed, r.window) for r in runs)

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from freqdiff.analysis.reading.comparison import INTERVALS, Comparison, Versus, compare
+from freqdiff.analysis.reading.comparison import INTERVALS, Comparison, Versus, compare, refinement_text
 from freqdiff.analysis.reading.equivalence import COMPARABLE
 from freqdiff.analysis.reading.factors import Factor
 from freqdiff.analysis.reading.onsets import gate_text
@@ -123,7 +123,8 @@ def render(comparison: Comparison) -> str:
     """The comparison as markdown: gates, windows table, matches and factors, slopes, verdicts."""
     recipes = [[r.label, str(r.path), r.recipe, r.regularizer, str(len(r.runs)), str(len(r.skipped))]
                for r in comparison.recipes]
-    lines = ["# freqdiff comparison", "", f"Reference: {comparison.reference}. {INTRO}", "",
+    lines = ["# freqdiff comparison", "", " ".join(filter(None, (f"Reference: {comparison.reference}.", INTRO,
+                                                               refinement_text(comparison)))), "",
              *markdown_table(("recipe", "directory", "recipe id", "regularizer", "runs", "skipped"), recipes), "",
              "Quality gates:", "", *_gates(comparison), "",
              "## Windows", "", "Mean ± sample std [min, max] over seeds. Quality at tau_gen: each measure at the "

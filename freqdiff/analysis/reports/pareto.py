@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 
 from matplotlib.figure import Figure
 
-from freqdiff.analysis.reading.comparison import INTERVALS, Comparison, Versus, compare
+from freqdiff.analysis.reading.comparison import INTERVALS, Comparison, Versus, compare, refinement_text
 from freqdiff.analysis.reading.equivalence import COMPARABLE
 from freqdiff.analysis.reading.factors import Factor
 from freqdiff.analysis.reading.pooling import data_settings
@@ -200,8 +200,9 @@ def write_pareto(dirs: Sequence[Path], out: Path, reference: str | None = None, 
     shown = [[str(r["variant"]), str(r["n"]), str(r["status"]),
               "—" if r["fid"] is None else f"{r['fid']:.3g} ± {r['fid_err']:.2g}",
               _factor_cell(r, "tau_mem"), _factor_cell(r, "width"), _factor_cell(r, "absolute_width")] for r in table]
-    text = "\n".join([HEADING, "", f"Reference: {comparison.reference}. "
-                      f"FD in {extractor or 'unknown'} features at tau_gen, mean ± 2 sigma over seeds.", "",
+    text = "\n".join([HEADING, "", " ".join(filter(None, (
+                          f"Reference: {comparison.reference}. FD in {extractor or 'unknown'} features at tau_gen, "
+                          "mean ± 2 sigma over seeds.", refinement_text(comparison)))), "",
                       *markdown_table(("strength", "n", "quality match", "FD at tau_gen",
                                        "tau_mem factor [95% interval], permutation p",
                                        "scale-free width factor (tau_mem/tau_gen) [95% interval], permutation p",
