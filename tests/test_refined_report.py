@@ -65,6 +65,14 @@ def test_runs_of_several_n_get_their_own_factors_and_half_widths(tmp_path: Path)
     assert after < before  # 4x the samples narrow tau_mem's interval
 
 
+def test_runs_of_two_strengths_are_named_by_their_folder(tmp_path: Path) -> None:
+    for variant in ("a", "b"):
+        make_run(tmp_path / variant / "n64-seed0", 64, 0, TAU_MEM)
+        refine_rows(tmp_path / variant / "n64-seed0", 0, 1.0)
+    text = write_refined(tmp_path).read_text()
+    assert table_row(text, "a/n64-seed0")[0] == "a/n64-seed0" and table_row(text, "b/n64-seed0")
+
+
 def test_no_refined_run_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make_run(tmp_path / "n64", 64, 0, TAU_MEM)
     assert main([str(tmp_path)]) == 2

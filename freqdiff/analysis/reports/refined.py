@@ -39,15 +39,15 @@ class Refined:
     samples: tuple[float, float]  # samples per checkpoint: the run's own eval, the refinement's
 
 
-def read_refined(run_dir: Path, **options: Any) -> Refined:
-    """Both readings of one refined run, with the same window options."""
+def read_refined(run_dir: Path, name: str | None = None, **options: Any) -> Refined:
+    """Both readings of one refined run, with the same window options; `name` labels it (default: its folder)."""
     config, merged = load_run(run_dir)
     own = merged.own  # load_run keeps a refined run's own curve beside the merged one
     if own is None:
         raise FreqdiffError(f"{run_dir}: not refined (no {REFINED}/metrics.csv)")
     n = config.get("data", {}).get("n")
     samples = (float(np.nanmax(own["n_samples"])), float(np.nanmax(merged["n_samples"])))
-    return Refined(run_dir.name, read_window(own, n=n, **options), read_window(merged, n=n, **options), samples)
+    return Refined(name or run_dir.name, read_window(own, n=n, **options), read_window(merged, n=n, **options), samples)
 
 
 def covers(before: Onset, after: Onset) -> str:
@@ -164,7 +164,8 @@ def write_refined(root: Path, out: Path | None = None, **options: Any) -> Path:
     run_dirs = [d for d in find_runs(Path(root)) if (d / REFINED / "metrics.csv").is_file()]
     if not run_dirs:
         raise FreqdiffError(f"refined: no refined run under {root} (none holds {REFINED}/metrics.csv)")
-    runs = [read_refined(d, **options) for d in run_dirs]
+    runs = [read_refined(d, d.relative_to(root).as_posix() if d != Path(root) else None, **options)
+            for d in run_dirs]
     out = Path(out or root)
     out.mkdir(parents=True, exist_ok=True)
     rows = csv_rows(runs)
