@@ -164,9 +164,11 @@ def compare(dirs: Sequence[str | Path], reference: str | None = None, **options:
 
 
 def refinement_text(comparison: Comparison) -> str:
-    """Which n were read off refined curves (every run of every DIR refined there) and which were not ('' if none
-    was refined): like is compared with like."""
-    every, some = comparison.refined
+    """Which of the compared n were read off refined curves (every run of every DIR refined there) and which were
+    not ('' if none was refined): like is compared with like."""
+    sizes = [n for r in comparison.recipes for n in {row.group.n for row in r.rows}]
+    compared = {n for n in sizes if sizes.count(n) > 1 or len(comparison.recipes) == 1}  # the n a factor may use
+    every, some = ([n for n in ns if n in compared] for ns in comparison.refined)
     parts = ([f"refined curves (`freqdiff refine`) at n = {', '.join(map(str, every))}, where every run of every "
               "DIR is refined"] if every else [])
     parts += [f"each run's own curve at n = {', '.join(map(str, some))}, where only some runs are refined (a "
