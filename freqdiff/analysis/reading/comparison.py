@@ -172,5 +172,5 @@ def refinement_text(comparison: Comparison) -> str:
     parts = ([f"refined curves (`freqdiff refine`) at n = {', '.join(map(str, every))}, where every run of every "
               "DIR is refined"] if every else [])
     parts += [f"each run's own curve at n = {', '.join(map(str, some))}, where only some runs are refined (a "
-              "refined and an unrefined reading differ: refined tau_mem reads a few % later)"] if some else []
+              "refined and an unrefined reading differ: the unrefined tau_mem errs early)"] if some else []
     return f"Read off {'; '.join(parts)}." if parts else ""
