@@ -62,7 +62,7 @@ class Comparison:
     reference: str
     versus: tuple[Versus, ...]
     rule: dict[str, Any]
-    refined: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())  # refined_sizes of the DIRs, sorted
+    refined: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())  # refined_sizes of the DIRs
 
 
 def versus(mine: Recipe, ref: Recipe) -> Versus:
@@ -159,8 +159,7 @@ def compare(dirs: Sequence[str | Path], reference: str | None = None, **options:
     if reference is not None and reference not in labels:
         raise FreqdiffError(f"compare: unknown --reference {reference!r}; choices: {', '.join(labels)}")
     ref = recipes[labels.index(reference)] if reference is not None else recipes[0]
-    return Comparison(recipes, ref.label, tuple(versus(r, ref) for r in recipes if r is not ref), rule,
-                      (tuple(sorted(refined[0])), tuple(sorted(refined[1]))))
+    return Comparison(recipes, ref.label, tuple(versus(r, ref) for r in recipes if r is not ref), rule, refined)
 
 
 def refinement_text(comparison: Comparison) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AbstractSet, Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -132,10 +132,10 @@ def quality_at_gen(curves: Curves, window: Window) -> dict[str, tuple[float, flo
             if math.isfinite(curves[c][i])}
 
 
-def refined_sizes(paths: Sequence[Path]) -> tuple[frozenset[int], frozenset[int]]:
-    """(the n at which every run of every DIR is refined, the n at which only some are). A comparison reads refined
-    curves only at the first, so both sides of a factor are measured alike (the baseline's unrefined tau_mem read
-    4-11% early)."""
+def refined_sizes(paths: Sequence[Path]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(the n at which every run of every DIR is refined, the n at which only some are), each sorted. A comparison
+    reads refined curves only at the first, so both sides of a factor are measured alike (the baseline's unrefined
+    tau_mem read 4-11% early)."""
     status: dict[int, list[bool]] = {}
     for run_dir in (run for path in paths if path.is_dir() for run in find_runs(path)):
         try:
@@ -143,11 +143,11 @@ def refined_sizes(paths: Sequence[Path]) -> tuple[frozenset[int], frozenset[int]
         except (ValueError, OSError, KeyError, TypeError):
             continue  # an unreadable run is named when the DIR is read
         status.setdefault(n, []).append((run_dir / REFINED / "metrics.csv").is_file())
-    return (frozenset(n for n, refined in status.items() if all(refined)),
-            frozenset(n for n, refined in status.items() if any(refined) and not all(refined)))
+    return (tuple(sorted(n for n, refined in status.items() if all(refined))),
+            tuple(sorted(n for n, refined in status.items() if any(refined) and not all(refined))))
 
 
-def _read_dir(path: Path, options: Mapping[str, Any], refined: AbstractSet[int] = frozenset()
+def _read_dir(path: Path, options: Mapping[str, Any], refined: Collection[int] = ()
               ) -> tuple[list[Run], list[dict[str, Any]], list[str]]:
     """The readable runs of a DIR with their configs, and one line per run that could not be read; a refined run is
     read off its refined curve at the n in `refined`, off its own curve elsewhere."""
@@ -228,7 +228,7 @@ def sampling_of(config: Mapping[str, Any]) -> str:
     return f"{sampler.get('name', 'unknown')}, x0 {'clipped' if clipped else 'not clipped'}"
 
 
-def read_recipe(path: Path, label: str, options: Mapping[str, Any], refined: AbstractSet[int] = frozenset()
+def read_recipe(path: Path, label: str, options: Mapping[str, Any], refined: Collection[int] = ()
                 ) -> tuple[Recipe, list[dict[str, Any]]]:
     """Read, check and pool one DIR (refined curves at the n in `refined`); also return its runs' configs for the
     data check across DIRs."""

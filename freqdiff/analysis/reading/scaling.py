@@ -110,7 +110,8 @@ def fit_tau_mem(windows: Iterable[Window], bootstrap: int = 0) -> PowerLaw | Non
 
 
 def censored_slope(onsets: Sequence[tuple[int, Onset]]) -> Inference | None:
-    """tau ~ n^slope with the bounded onsets counted as censored (`aft_slope`, brackets by `tau_of`); None where none is a bound."""
+    """tau ~ n^slope with the bounded onsets counted as censored (`aft_slope`, brackets by `tau_of`); None where
+    none is a bound."""
     taus = [(n, tau_of(o)) for n, o in onsets if n]
     read = [(n, t) for n, t in taus if t is not None]
     if not any(t.side for _, t in read):

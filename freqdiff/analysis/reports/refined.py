@@ -47,7 +47,8 @@ def read_refined(run_dir: Path, name: str | None = None, **options: Any) -> Refi
         raise FreqdiffError(f"{run_dir}: not refined (no {REFINED}/metrics.csv)")
     n = config.get("data", {}).get("n")
     samples = (float(np.nanmax(own["n_samples"])), float(np.nanmax(merged["n_samples"])))
-    return Refined(name or run_dir.name, read_window(own, n=n, **options), read_window(merged, n=n, **options), samples)
+    return Refined(name or run_dir.name, read_window(own, n=n, **options), read_window(merged, n=n, **options),
+                   samples)
 
 
 def covers(before: Onset, after: Onset) -> str:
@@ -129,7 +130,8 @@ def markdown(runs: Sequence[Refined]) -> str:
         *markdown_table(columns, table), "", "![each tau's interval before and after](refined.png)", "",
         *(f"- {tau}: the unrefined interval covers the refined estimate in {covered[tau]} of {len(runs)} runs"
           for tau in TAUS),
-        *(line(group, tau, where) for tau in TAUS for where, group in by_n(runs) for line in (spread_line, factor_line)),
+        *(line(group, tau, where) for tau in TAUS for where, group in by_n(runs)
+          for line in (spread_line, factor_line)),
         "",
         f"Both readings use the window rule {runs[0].after.rule}: tau_gen off the fitted FD approach "
         "(freqdiff.analysis.reading.fd_plateau), tau_mem off the copy counts (copy_onset).", ""])
