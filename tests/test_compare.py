@@ -279,21 +279,25 @@ def refine_at(root, n, seeds=(0, 1), later=2.0, **run):
         make_run(root / f"n{n:05d}-seed{seed}", cfg, later * onset_of(1000, n, seed), file="refine/metrics.csv", **run)
 
 
-def test_refined_curves_are_read_only_where_every_run_of_every_dir_is_refined(two):
+def test_windows_read_refined_curves_and_a_factor_reads_both_sides_alike(two):
     plain, wide = two
+    before = [f.estimate for f in compare([plain, wide]).versus[0].tau_mem]
     refine_at(plain, 64)
     refine_at(plain, 16, seeds=(0,))
     mixed = compare([plain, wide])
     tau_mem = {(r.window.n, r.seed): r.window.tau_mem_earlier for r in mixed.recipes[0].runs}
-    assert inside(tau_mem[(64, 0)], onset_of(1000, 64, 0), 0.05)  # wide is not refined: plain's own curve is read
-    assert mixed.refined == ((), (16, 64))
-    assert "each run's own curve at n = 16, 64" in render(mixed) and "refined curves" not in render(mixed)
+    assert inside(tau_mem[(64, 0)], 2 * onset_of(1000, 64, 0), 0.05)  # every plain run at 64 refined: its windows
+    assert inside(tau_mem[(16, 0)], onset_of(1000, 16, 0), 0.05)  # only seed 0 at 16: each run's own curve
+    assert mixed.refined == (("plain", (64,), (16,)), ("wide", (), ()))
+    (v,) = mixed.versus
+    assert [f.estimate for f in v.tau_mem] == before and v.refined == ()  # wide is not refined: plain's own curve
+    assert "plain at n = 64" in render(mixed) and "refined curves on both sides" not in v.verdict
     refine_at(wide, 64, later=4.0)
-    both = compare([plain, wide])
-    tau_mem = {(r.window.n, r.seed): r.window.tau_mem_earlier for r in both.recipes[0].runs}
-    assert inside(tau_mem[(64, 0)], 2 * onset_of(1000, 64, 0), 0.05)  # refined on both sides: the refined curve
-    assert inside(tau_mem[(16, 0)], onset_of(1000, 16, 0), 0.05)  # n = 16: plain's seed 1 and wide are not refined
-    assert "refined curves (`freqdiff refine`) at n = 64" in render(both)
+    (both,) = compare([plain, wide]).versus
+    assert both.refined == (64,) and both.verdict.endswith("Read off refined curves on both sides at n = 64.")
+    factor = {f.n: f for f in both.tau_mem}
+    assert factor[64].bound == "" and abs(factor[64].estimate / 2 - 1) < 0.1  # 4x / 2x the own onset, both exact
+    assert factor[16].estimate == before[0]  # n = 16: plain's seed 1 and wide are not refined
 
 
 def test_reference_flag_reverses_direction(two):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from freqdiff.analysis.inference.base import seeds_text
 from freqdiff.analysis.reading.equivalence import COMPARABLE
@@ -52,6 +52,7 @@ class Versus:
     pooled_width: Factor | None  # only when no n has an interval of its own
     pooled_tau_mem: Factor | None
     verdict: str
+    refined: tuple[int, ...] = ()  # the common n read off refined curves on both sides
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,13 @@ class Comparison:
     reference: str
     versus: tuple[Versus, ...]
     rule: dict[str, Any]
-    refined: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())  # refined_sizes of the DIRs
+    refined: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...] = ()  # (label, *refined_sizes) per DIR
 
 
-def versus(mine: Recipe, ref: Recipe) -> Versus:
+def versus(mine: Recipe, ref: Recipe, refined: Collection[int] = ()) -> Versus:
     """Per common n: the match, then the width (scale-free, absolute) and tau_mem factors where the quality is
-    matched or better (COMPARABLE); pooled fallbacks; the verdict."""
+    matched or better (COMPARABLE); pooled fallbacks; the verdict. `refined`: the n at which both were read off
+    refined curves."""
     common = sorted({row.group.n for row in mine.rows} & {row.group.n for row in ref.rows})
     matches = tuple(match(n, mine, ref) for n in common)
     widths = [width_factors(m.n, mine, ref) if m.status in COMPARABLE else
@@ -82,8 +84,10 @@ def versus(mine: Recipe, ref: Recipe) -> Versus:
                                     for q, f in (("width", width), ("tau_mem", tau_mem)))
     sentence = verdict(mine, ref, matches, width, basis_of(width, pooled_width), basis_of(tau_mem, pooled_tau_mem),
                        absolute)
+    alike = tuple(n for n in common if n in refined)
+    notes = seeds_note(mine, ref, common) + sampling_note(mine, ref) + refined_note(alike)
     return Versus(mine.label, ref.label, tuple(common), matches, width, absolute, tau_mem, pooled_width,
-                  pooled_tau_mem, sentence + seeds_note(mine, ref, common) + sampling_note(mine, ref))
+                  pooled_tau_mem, sentence + notes, alike)
 
 
 def sampling_note(mine: Recipe, ref: Recipe) -> str:
@@ -93,6 +97,11 @@ def sampling_note(mine: Recipe, ref: Recipe) -> str:
         return ""
     return (f" Caution: sampled differently ({mine.label}: {mine.sampling}; {ref.label}: {ref.sampling}); "
             "x0 clipping changes the copy count, so the factors mix the sampler with the recipe.")
+
+
+def refined_note(alike: Sequence[int]) -> str:
+    """The common n read off refined curves on both sides ('' when none)."""
+    return f" Read off refined curves on both sides at n = {_sizes(alike)}." if alike else ""
 
 
 def seeds_note(mine: Recipe, ref: Recipe, common: Sequence[int]) -> str:
@@ -149,8 +158,8 @@ def compare(dirs: Sequence[str | Path], reference: str | None = None, **options:
     repeated = [str(p) for p, q in zip(paths, resolved) if resolved.count(q) > 1]
     if repeated:
         raise FreqdiffError(f"compare: the same DIR given twice: {', '.join(repeated)}")
-    refined = refined_sizes(paths)
-    loaded = [read_recipe(p, label, options, refined[0]) for p, label in zip(paths, _labels(paths))]
+    refined = {p: refined_sizes([p]) for p in paths}
+    loaded = [read_recipe(p, label, options, refined[p][0]) for p, label in zip(paths, _labels(paths))]
     require_same([(str(run.path), data_settings(config)) for recipe, configs in loaded
                   for run, config in zip(recipe.runs, configs)], f"compare: {DIFFERENT_DATA}")
     recipes = tuple(recipe for recipe, _ in loaded)
@@ -159,17 +168,51 @@ def compare(dirs: Sequence[str | Path], reference: str | None = None, **options:
     if reference is not None and reference not in labels:
         raise FreqdiffError(f"compare: unknown --reference {reference!r}; choices: {', '.join(labels)}")
     ref = recipes[labels.index(reference)] if reference is not None else recipes[0]
-    return Comparison(recipes, ref.label, tuple(versus(r, ref) for r in recipes if r is not ref), rule, refined)
+    alike = _AlikeReader({r.label: refined[r.path][0] for r in recipes}, options)
+    return Comparison(recipes, ref.label, tuple(versus(*alike(r, ref)) for r in recipes if r is not ref), rule,
+                      tuple((r.label, *refined[r.path]) for r in recipes))
+
+
+class _AlikeReader:
+    """Two recipes read alike for a factor: off refined curves only at the n where every run of both DIRs is
+    refined, off each run's own curve elsewhere (the unrefined tau_mem errs early, by different amounts for
+    different recipes). Each recipe's own reading, refined wherever its DIR is, serves its windows."""
+
+    def __init__(self, own: dict[str, tuple[int, ...]], options: Mapping[str, Any]) -> None:
+        self.own, self.options = own, options
+        self.cache: dict[tuple[str, tuple[int, ...]], Recipe] = {}
+
+    def read(self, recipe: Recipe, sizes: tuple[int, ...]) -> Recipe:
+        """The recipe read off refined curves at `sizes` only (its own reading when that is the same)."""
+        if sizes == self.own[recipe.label]:
+            return recipe
+        key = (recipe.label, sizes)
+        if key not in self.cache:
+            self.cache[key] = read_recipe(recipe.path, recipe.label, self.options, sizes)[0]
+        return self.cache[key]
+
+    def __call__(self, mine: Recipe, ref: Recipe) -> tuple[Recipe, Recipe, tuple[int, ...]]:
+        both = tuple(n for n in self.own[mine.label] if n in self.own[ref.label])
+        return self.read(mine, both), self.read(ref, both), both
 
 
 def refinement_text(comparison: Comparison) -> str:
-    """Which of the compared n were read off refined curves (every run of every DIR refined there) and which were
-    not ('' if none was refined): like is compared with like."""
-    sizes = [n for r in comparison.recipes for n in {row.group.n for row in r.rows}]
-    compared = {n for n in sizes if sizes.count(n) > 1 or len(comparison.recipes) == 1}  # the n a factor may use
-    every, some = ([n for n in ns if n in compared] for ns in comparison.refined)
-    parts = ([f"refined curves (`freqdiff refine`) at n = {', '.join(map(str, every))}, where every run of every "
-              "DIR is refined"] if every else [])
-    parts += [f"each run's own curve at n = {', '.join(map(str, some))}, where only some runs are refined (a "
-              "refined and an unrefined reading differ: the unrefined tau_mem errs early)"] if some else []
-    return f"Read off {'; '.join(parts)}." if parts else ""
+    """Which DIRs were read off refined curves at which n, and how factors read both sides alike ('' if no run
+    was refined)."""
+    every = [f"{label} at n = {_sizes(ns)}" for label, ns, _ in comparison.refined if ns]
+    some = [f"{label} at n = {_sizes(ns)}" for label, _, ns in comparison.refined if ns]
+    if not every and not some:
+        return ""
+    parts = [f"Windows are read off refined curves (`freqdiff refine`) where every run of a DIR at that n is refined "
+             f"({'; '.join(every) if every else 'nowhere'}), off each run's own curve elsewhere"]
+    parts += [f"only some runs are refined, so all are read off their own curves: {'; '.join(some)}"] if some else []
+    return ("; ".join(parts) + ". A factor reads both sides alike: off refined curves only at an n where both DIRs "
+            "are refined, else off their own curves (the unrefined tau_mem errs early, by different amounts for "
+            "different recipes); each verdict names which.")
+
+
+def _sizes(ns: Sequence[int]) -> str:
+    """'128, 256'."""
+    return ", ".join(map(str, ns))
+
+

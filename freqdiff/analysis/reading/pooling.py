@@ -133,9 +133,9 @@ def quality_at_gen(curves: Curves, window: Window) -> dict[str, tuple[float, flo
 
 
 def refined_sizes(paths: Sequence[Path]) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(the n at which every run of every DIR is refined, the n at which only some are), each sorted. A comparison
-    reads refined curves only at the first, so both sides of a factor are measured alike (the baseline's unrefined
-    tau_mem read 4-11% early)."""
+    """(the n at which every run of every DIR is refined, the n at which only some are), each sorted. A reading uses
+    refined curves only at the first, so the runs it pools (and both sides of a factor) are measured alike (the
+    baseline's unrefined tau_mem read 4-11% early)."""
     status: dict[int, list[bool]] = {}
     for run_dir in (run for path in paths if path.is_dir() for run in find_runs(path)):
         try:
