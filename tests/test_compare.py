@@ -23,6 +23,7 @@ from freqdiff.analysis.reading.comparison import compare
 from freqdiff.analysis.reading.onsets import tau_of
 from freqdiff.analysis.reading.window import read_window
 from freqdiff.analysis.reports.compare import compare_main, render
+from freqdiff.analysis.reports.comparison_figure import comparison_figure
 from freqdiff.core.io import write_csv, write_json
 from freqdiff.core.registry import FreqdiffError
 
@@ -292,6 +293,8 @@ def test_windows_read_refined_curves_and_a_factor_reads_both_sides_alike(two):
     (v,) = mixed.versus
     assert [f.estimate for f in v.tau_mem] == before and v.refined == ()  # wide is not refined: plain's own curve
     assert "plain at n = 64" in render(mixed) and "refined curves on both sides" not in v.verdict
+    labels = comparison_figure(mixed).axes[0].get_legend_handles_labels()[1]
+    assert "plain: seeds (refined at n = 64)" in labels and "wide: seeds" in labels
     refine_at(wide, 64, later=4.0)
     (both,) = compare([plain, wide]).versus
     assert both.refined == (64,) and both.verdict.endswith("Read off refined curves on both sides at n = 64.")

@@ -60,12 +60,13 @@ def _draw_quality(ax: Any, recipe: Recipe, color: Any, shift: float) -> None:
                     fmt="o-", color=color, label=f"{recipe.label} ({recipe.extractor or 'unknown'})")
 
 
-def _draw_width(ax: Any, recipe: Recipe, color: Any, shift: float) -> None:
+def _draw_width(ax: Any, recipe: Recipe, color: Any, shift: float, refined: Sequence[int]) -> None:
     """w = log(tau_mem / tau_gen) per seed (dots; triangles: a bound, pointing the way it may move; a seed without a
     width is not drawn) and, where every seed has an exact w and there are >= 2, their mean with its 95% t interval,
-    joined across n."""
+    joined across n. The legend names the n read off refined curves."""
     means: list[tuple[float, float, float, float]] = []
-    label: str | None = f"{recipe.label}: seeds"
+    label: str | None = f"{recipe.label}: seeds" + (f" (refined at n = {', '.join(map(str, refined))})"
+                                                    if refined else "")
     for n in sorted({run.window.n for run in recipe.runs if run.window.n is not None}):
         seeds = recipe.at(n)
         windows = [w for w in seeds if w.ratio is not None and w.ratio > 0]
@@ -94,10 +95,11 @@ def comparison_figure(comparison: Comparison) -> Figure:
     width_ax, ax, fid_ax = fig.subplots(1, 3)
     ax.set_yscale("log")
     middle = (len(comparison.recipes) - 1) / 2
+    refined = {label: sizes for label, sizes, _ in comparison.refined}
     for i, recipe in enumerate(comparison.recipes):
         shift = 1.03 ** (i - middle)  # side by side around each n
         color = f"C{i}" if len(comparison.recipes) <= 10 else colormaps["tab20"](i % 20)  # no two recipes alike
-        _draw_width(width_ax, recipe, color, shift)
+        _draw_width(width_ax, recipe, color, shift, refined.get(recipe.label, ()))
         _draw_window(ax, recipe, color, shift)
         _draw_quality(fid_ax, recipe, color, shift)
     width_ax.axhline(0, color="0.5", lw=0.8)
