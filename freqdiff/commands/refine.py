@@ -94,7 +94,7 @@ class Plan:
     name: str
     interval: Interval | None
     bracket: tuple[int, int] | None
-    reason: str  # '' when bracketed; else met, censored, undefined or at step resolution
+    reason: str  # '' when bracketed; else met, censored, undefined or its bracket's grid already measured
 
     def record(self) -> dict[str, Any]:
         """The plan as refine.json holds it."""
@@ -141,7 +141,8 @@ def plan(name: str, onset: Onset, steps: Sequence[int], options: RefineOptions) 
         return Plan(name, iv, None, f"met (±{iv.half_width:.1%} <= ±{options.target:.1%})")
     a, b = bracket(iv, steps)
     if not set(new_steps(a, b, options.points)) - set(steps):
-        return Plan(name, iv, None, f"at step resolution: no new step inside [{a}, {b}]")
+        return Plan(name, iv, None, f"every step of the {options.points}-point grid inside [{a}, {b}] is measured: "
+                    "the interval is set by the measurements there, not by the checkpoint spacing")
     return Plan(name, iv, (a, b), "")
 
 
