@@ -18,11 +18,11 @@ def gate_lookup(monkeypatch):
     use_test_gate(monkeypatch)
 
 
-def refine_rows(run_dir: Path, seed: int, stretch: float) -> None:
-    """RUN/refine/metrics.csv: the run's copies re-measured with 4x the samples (half the FD's error), its FD approach
-    `stretch` x slower."""
-    rows = metrics(STEPS, fd_curve(STEPS / stretch, seed=seed), copy_fraction(TAU_MEM, seed=seed), fid_err=ERR / 2,
-                   samples=2048)
+def refine_rows(run_dir: Path, seed: int, stretch: float, copies: bool = True) -> None:
+    """RUN/refine/metrics.csv: the run's copies (none if not `copies`) re-measured with 4x the samples (half the FD's
+    error), its FD approach `stretch` x slower."""
+    fmem = copy_fraction(TAU_MEM, seed=seed) if copies else [0.0] * len(STEPS)
+    rows = metrics(STEPS, fd_curve(STEPS / stretch, seed=seed), fmem, fid_err=ERR / 2, samples=2048)
     (run_dir / "refine").mkdir()
     write_csv(run_dir / "refine" / "metrics.csv", rows, list(rows[0]))
 
@@ -48,6 +48,17 @@ def test_a_slower_refined_fd_moves_tau_gen_out_of_the_unrefined_interval(tmp_pat
     rows = read_csv(tmp_path / "refined.csv")
     assert len(rows) == 6 and (tmp_path / "refined.png").stat().st_size > 0
     assert {r["covered"] for r in rows if r["tau"] == "tau_mem_earlier"} == {"yes"}
+
+
+def test_a_censored_run_is_left_out_of_the_coverage_count_and_named(tmp_path: Path) -> None:
+    for seed, copies in ((0, True), (1, True), (2, False)):
+        make_run(tmp_path / f"n64-seed{seed}", 64, seed, TAU_MEM if copies else None)
+        refine_rows(tmp_path / f"n64-seed{seed}", seed, 1.0, copies)
+    text = write_refined(tmp_path).read_text()
+    assert table_row(text, "n64-seed2")[7] == "—"  # never copies: no refined tau_mem to hold
+    assert ("- tau_mem_earlier: the unrefined interval covers the refined estimate in 2 of 2 runs (1 without a refined "
+            "estimate or an unrefined interval)") in text
+    assert "- tau_gen: the unrefined interval covers the refined estimate in 3 of 3 runs\n" in text
 
 
 def test_runs_of_several_n_get_their_own_factors_and_half_widths(tmp_path: Path) -> None:

@@ -59,6 +59,15 @@ def covers(before: Onset, after: Onset) -> str:
     return "yes" if low <= after.estimate <= high else "no"
 
 
+def coverage_line(tau: str, checks: Sequence[str]) -> str:
+    """How many runs' unrefined intervals hold the refined estimate, over the runs where both readings allow the
+    check (a censored refined tau has no estimate to hold)."""
+    judged = [c for c in checks if c != "—"]
+    left = len(checks) - len(judged)
+    return (f"- {tau}: the unrefined interval covers the refined estimate in {judged.count('yes')} of {len(judged)} "
+            f"runs" + (f" ({left} without a refined estimate or an unrefined interval)" if left else ""))
+
+
 def half_width(onset: Onset) -> str:
     """(high - low) / 2 over the estimate, in percent, or '—' where an end is censored."""
     if onset.estimate is None or onset.low is None or onset.high is None:
@@ -120,7 +129,7 @@ def markdown(runs: Sequence[Refined]) -> str:
              for r in runs]
     columns = ("run", "samples", "tau_gen before", "tau_gen refined", "tau_mem before", "tau_mem refined",
                "tau_gen covered", "tau_mem covered", "window")
-    covered = {tau: sum(covers(getattr(r.before, tau), getattr(r.after, tau)) == "yes" for r in runs) for tau in TAUS}
+    checks = {tau: [covers(getattr(r.before, tau), getattr(r.after, tau)) for r in runs] for tau in TAUS}
     return "\n".join([
         "# Refined windows", "",
         f"{len(runs)} refined runs, each read off its own curve (before) and off its refined curve (after: every "
@@ -128,8 +137,7 @@ def markdown(runs: Sequence[Refined]) -> str:
         "Intervals are 95%; tau_mem is the earlier copy measure; '(±x%)' is the interval's half-width over the "
         "estimate. 'covered': the unrefined interval holds the refined estimate.", "",
         *markdown_table(columns, table), "", "![each tau's interval before and after](refined.png)", "",
-        *(f"- {tau}: the unrefined interval covers the refined estimate in {covered[tau]} of {len(runs)} runs"
-          for tau in TAUS),
+        *(coverage_line(tau, checks[tau]) for tau in TAUS),
         *(line(group, tau, where) for tau in TAUS for where, group in by_n(runs)
           for line in (spread_line, factor_line)),
         "",
