@@ -60,7 +60,7 @@ def _draw_quality(ax: Any, recipe: Recipe, color: Any, shift: float) -> None:
                     fmt="o-", color=color, label=f"{recipe.label} ({recipe.extractor or 'unknown'})")
 
 
-def _draw_width(ax: Any, recipe: Recipe, color: Any, shift: float, refined: Sequence[int]) -> None:
+def _draw_width(ax: Any, recipe: Recipe, color: Any, shift: float, refined: Sequence[int] = ()) -> None:
     """w = log(tau_mem / tau_gen) per seed (dots; triangles: a bound, pointing the way it may move; a seed without a
     width is not drawn) and, where every seed has an exact w and there are >= 2, their mean with its 95% t interval,
     joined across n. The legend names the n read off refined curves."""
