@@ -214,5 +214,3 @@ def refinement_text(comparison: Comparison) -> str:
 def _sizes(ns: Sequence[int]) -> str:
     """'128, 256'."""
     return ", ".join(map(str, ns))
-
-
